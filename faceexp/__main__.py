@@ -1,0 +1,5 @@
+import sys
+
+from faceexp.cli import main
+
+sys.exit(main())
