@@ -1,0 +1,114 @@
+"""Training: the plateau schedule by hand, resume equality, torchrun/DDP on 2 CPU processes."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from faceexp import data as fdata
+from faceexp import models as fmodels
+from faceexp.train import PlateauSchedule, TrainConfig, train
+
+
+def test_plateau_schedule_steps_down_then_stops():
+    s = PlateauSchedule((0.01, 0.005, 0.001), patience=1, min_delta=0.0)
+    # improves, improves, flat, flat -> step to 0.005 after 2 bad epochs (patience 1)
+    assert s.step(1.0) and s.lr == 0.01
+    assert s.step(0.9) and s.lr == 0.01
+    assert s.step(0.95) and s.lr == 0.01 and s.bad_epochs == 1
+    assert s.step(0.95) and s.lr == 0.005 and s.bad_epochs == 0
+    assert s.step(0.8) and s.best == 0.8
+    assert s.step(0.9) and s.step(0.9) and s.lr == 0.001
+    assert s.step(0.9)            # one bad epoch at the last rate: keep going
+    assert not s.step(0.9)        # plateau at the last rate: stop
+    restored = PlateauSchedule((0.01, 0.005, 0.001), patience=1, min_delta=0.0)
+    restored.load_state_dict(s.state_dict())
+    assert restored.state_dict() == s.state_dict()
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="arch"):
+        TrainConfig(arch="vgg16")
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="unknown TrainConfig keys"):
+        TrainConfig.from_dict({"lr": 0.1})
+
+
+@pytest.fixture(scope="module")
+def tiny_faces(tmp_path_factory):
+    """6 real ORL identities x 4 images in the one-folder-per-identity layout."""
+    root = tmp_path_factory.mktemp("tiny_faces")
+    orl = fdata.orl_root()
+    for k in range(1, 7):
+        (root / f"s{k}").mkdir()
+        for i in range(1, 5):
+            shutil.copy(orl / f"s{k}" / f"{i}.pgm", root / f"s{k}" / f"{i}.pgm")
+    return root
+
+
+def _tiny_config(root, **kw):
+    base = dict(arch="mobilenetv2", data_root=str(root), test_fraction=0.34, batch_size=4,
+                learning_rates=(0.01, 0.001), patience=0, max_epochs=2, weights=None,
+                val_fraction=0.02, seed=3, channels_last=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+@pytest.mark.slow
+def test_resumed_run_ends_with_the_same_weights(tiny_faces, tmp_path):
+    config = _tiny_config(tiny_faces)
+    full = train(config, tmp_path / "full", progress=False)
+    assert (tmp_path / "full" / "final.pt").exists()
+    assert list(full.metrics["epoch"]) == list(range(1, len(full.metrics) + 1))
+    assert set(full.metrics.columns) >= {"train_loss", "train_acc", "val_loss", "val_acc", "lr"}
+    # 4 training identities (6 * (1 - 0.34) rounded), 1 validation image each
+    assert len(full.classes) == 4 and len(full.test_identities) == 2
+    assert not set(full.classes) & set(full.test_identities)
+
+    first = train(config, tmp_path / "resumed", progress=False, stop_after_epoch=1)
+    assert len(first.metrics) == 1 and not (tmp_path / "resumed" / "final.pt").exists()
+    second = train(config, tmp_path / "resumed", progress=False)
+    pd.testing.assert_frame_equal(full.metrics.drop(columns="seconds"),
+                                  second.metrics.drop(columns="seconds"))
+    a, b = _weights(tmp_path / "full" / "final.pt"), _weights(tmp_path / "resumed" / "final.pt")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+    model, meta = fmodels.load_checkpoint(tmp_path / "full" / "final.pt", arch="mobilenetv2")
+    assert meta["classes"] == full.classes
+
+
+def test_resume_with_another_config_is_refused(tiny_faces, tmp_path):
+    config = _tiny_config(tiny_faces, max_epochs=1)
+    train(config, tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        train(_tiny_config(tiny_faces, max_epochs=1, seed=4), tmp_path / "run", progress=False)
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(tiny_faces, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "faceexp", "train",
+           "--arch", "mobilenetv2", "--out", str(tmp_path / "ddp"), "--data-root", str(tiny_faces),
+           "--weights", "none", "--batch-size", "4", "--max-epochs", "1", "--test-fraction",
+           "0.34", "--device", "cpu", "--quiet"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = pd.read_csv(tmp_path / "ddp" / "metrics.csv")
+    assert len(metrics) == 1
+    # validation is sharded over the 2 ranks and summed: accuracy is a multiple of 1/4
+    assert (metrics["val_acc"].iloc[0] * 4) % 1 == pytest.approx(0)
+    fmodels.load_checkpoint(tmp_path / "ddp" / "final.pt", arch="mobilenetv2", num_classes=4)
