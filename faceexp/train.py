@@ -362,9 +362,11 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
         split.to_csv(out_dir / SPLIT_FILE, index=False)
 
     train_set = fdata.FaceDataset(train_frame, labels=class_to_index, boxes=boxes,
-                                  mode=config.mode, train=True, seed=config.seed, report=report)
+                                  mode=config.mode, train=True, seed=config.seed, report=report,
+                                  progress=progress and is_main)
     val_set = fdata.FaceDataset(val_frame, labels=class_to_index, boxes=boxes,
-                                mode=config.mode, train=False, report=report)
+                                mode=config.mode, train=False, report=report,
+                                progress=progress and is_main)
     if len(report) and is_main:
         report.write(out_dir / "skipped.csv")
 

@@ -1,0 +1,306 @@
+"""Computed once, reused: trained networks, pose labels and heatmaps on disk.
+
+The notebooks of the book (and a user's own scripts) share expensive results
+through this module. Every artifact lives under one ``artifacts`` folder in a
+sub-folder named by a key that hashes everything it depends on: its
+parameters, the content of its inputs (checkpoint bytes, image paths) and the
+source code of the faceexp modules that compute it. Changing code or
+parameters therefore recomputes; changing nothing reads from disk.
+
+Long computations keep their finished work: training resumes from its last
+epoch (see :mod:`faceexp.train`), explanations are stored one image at a time,
+and an image that cannot be explained is recorded and skipped.
+
+Layout::
+
+    artifacts/
+      train/<arch>-<key>/        a faceexp.train run (final.pt, metrics.csv, split.csv)
+      poses/<key>.csv            pose labels of a set of images
+      explain/<key>/<n>.npz      one explanation per image, plus index.json
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from faceexp import data as fdata
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def source_hash(*modules: str) -> str:
+    """Hash of the source of faceexp modules (e.g. ``"train", "models"``)."""
+    h = hashlib.sha256()
+    for name in sorted(modules):
+        h.update(name.encode())
+        h.update((_PACKAGE / f"{name}.py").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def make_key(**fields) -> str:
+    """A short stable hash of JSON-serialisable keyword fields."""
+    text = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    """Hash of a frame's image paths with their sizes and modification times."""
+    h = hashlib.sha256()
+    for path in frame["path"]:
+        st = os.stat(path)
+        h.update(f"{path}|{st.st_size}|{int(st.st_mtime)}\n".encode())
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------- networks
+
+
+def trained_network(arch: str, artifacts="artifacts", *, progress: bool = True, **config):
+    """Train ``arch`` once with these settings, or read the finished run.
+
+    Parameters
+    ----------
+    arch : {"mobilenetv2", "resnet50"}
+    artifacts : path
+        The artifacts folder.
+    progress : bool
+        Progress bars while training.
+    **config
+        :class:`faceexp.train.TrainConfig` fields (``max_epochs``,
+        ``batch_size``, ``data_root``, ...). Fields left out keep the paper's
+        defaults.
+
+    Returns
+    -------
+    faceexp.train.TrainResult
+        With ``final_checkpoint``, ``metrics`` (one row per epoch),
+        ``classes`` and ``test_identities``. An interrupted run is resumed.
+    """
+    from faceexp import train as ftrain
+
+    cfg = ftrain.TrainConfig(arch=arch, **config)
+    key = make_key(config=cfg.to_dict(), code=source_hash("train", "data", "models"))
+    out = Path(artifacts) / "train" / f"{arch}-{key}"
+    if (out / "final.pt").exists():
+        return load_run(out)
+    return ftrain.train(cfg, out, progress=progress)
+
+
+def load_run(out_dir) -> "object":
+    """The :class:`faceexp.train.TrainResult` of a finished run folder."""
+    from faceexp import train as ftrain
+
+    out = Path(out_dir)
+    if not (out / "final.pt").exists():
+        raise FileNotFoundError(f"{out} holds no finished training run (no final.pt)")
+    split = pd.read_csv(out / ftrain.SPLIT_FILE)
+    return ftrain.TrainResult(
+        out_dir=out, final_checkpoint=out / "final.pt", best_checkpoint=out / "best.pt",
+        metrics=pd.read_csv(out / ftrain.METRICS_FILE),
+        classes=sorted(split.loc[split["split"] != "test", "identity"].unique(),
+                       key=fdata.natural_sort_key),
+        test_identities=sorted(split.loc[split["split"] == "test", "identity"].unique(),
+                               key=fdata.natural_sort_key))
+
+
+def run_split(run) -> pd.DataFrame:
+    """The images of a training run with a ``split`` column (train/val/test)."""
+    from faceexp import train as ftrain
+
+    return pd.read_csv(Path(run.out_dir) / ftrain.SPLIT_FILE)
+
+
+def load_embedder(checkpoint, layers=("gap",), *, pooling="flatten", compile=False,
+                  device=None, batch_size=None):
+    """A :class:`faceexp.models.Embedder` for a checkpoint file."""
+    from faceexp import models as fmodels
+
+    model, _ = fmodels.load_checkpoint(checkpoint, device=device or "cpu")
+    return fmodels.Embedder(model, layers, pooling=pooling, compile=compile,
+                            batch_size=batch_size)
+
+
+# --------------------------------------------------------------------- poses
+
+
+def pose_labels(frame: pd.DataFrame, artifacts="artifacts", *, progress: bool = True,
+                **options) -> pd.DataFrame:
+    """``frame`` with ``pose``, ``looks`` and ``yaw_proxy`` columns (MTCNN), cached.
+
+    Options go to :func:`faceexp.pose.estimate_pose`.
+    """
+    from faceexp import pose as fpose
+
+    key = make_key(images=frame_fingerprint(frame), options=options,
+                   code=source_hash("pose"))
+    path = Path(artifacts) / "poses" / f"{key}.csv"
+    if path.exists():
+        poses = pd.read_csv(path)
+    else:
+        poses = fpose.estimate_pose(frame, progress=progress, **options)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        poses.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    poses = poses.set_index("path")
+    out = frame.copy()
+    for column in ("pose", "looks", "yaw_proxy", "detected"):
+        out[column] = out["path"].map(poses[column]).to_numpy()
+    return out
+
+
+# ----------------------------------------------------------------- heatmaps
+
+
+@dataclass
+class HeatmapSet:
+    """Explanations of many images.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        The explained images (rows of the input frame that succeeded).
+    layers : list of str
+    heatmaps : numpy.ndarray, shape (N, L, H, W), float32 in [0, 1]
+    segments : numpy.ndarray, shape (N, H, W), int
+    coefficients : list of numpy.ndarray, each (L, S_i)
+    r2 : numpy.ndarray, shape (N, L)
+    images : numpy.ndarray, shape (N, H, W, 3), float32 in [0, 1]
+        The preprocessed images that were explained.
+    failed : pandas.DataFrame
+        Images that could not be explained, with the reason.
+    options : dict
+    """
+
+    frame: pd.DataFrame
+    layers: list
+    heatmaps: np.ndarray
+    segments: np.ndarray
+    coefficients: list
+    r2: np.ndarray
+    images: np.ndarray
+    failed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason"]))
+    options: dict = field(default_factory=dict)
+
+    def layer(self, name: str) -> np.ndarray:
+        """Heatmaps of one layer, (N, H, W)."""
+        if name not in self.layers:
+            raise ValueError(f"layer {name!r} was not explained; have {self.layers}")
+        return self.heatmaps[:, self.layers.index(name)]
+
+
+def preprocessed_images(frame: pd.DataFrame, *, mode="resize-crop", boxes=None) -> np.ndarray:
+    """The frame's images as the networks see them: (N, 113, 113, 3) float32 in [0, 1]."""
+    ds = fdata.FaceDataset(frame, mode=mode, boxes=boxes, train=False, progress=False)
+    if len(ds) != len(frame):
+        bad = ds.report.to_frame()
+        raise ValueError(f"{len(frame) - len(ds)} image(s) could not be read: "
+                         f"{bad.to_dict('records')}")
+    return np.stack([ds[i][0].numpy().transpose(1, 2, 0) for i in range(len(ds))])
+
+
+def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
+                   layers=("gap",), pooling="flatten", target="cosine", class_indices=None,
+                   seed=0, compile=False, device=None, progress=True, **options) -> HeatmapSet:
+    """Explain every image of ``frame`` with the network in ``checkpoint``, cached.
+
+    Parameters
+    ----------
+    checkpoint : path
+        A faceexp checkpoint (:func:`faceexp.models.save_checkpoint`).
+    frame : pandas.DataFrame
+        Images (``path``, ``identity`` columns), in the order to explain.
+    artifacts : path
+        Cache folder; one ``.npz`` per image under ``explain/<key>/``, so an
+        interrupted run keeps what it finished.
+    layers : sequence of str
+        Layers explained together in one pass per batch (e.g. the block ends,
+        "gap" and "softmax" of :func:`faceexp.models.layer_catalogue`).
+    pooling : {"flatten", "mean"}
+        Descriptor of intermediate layers.
+    target : {"cosine", "softmax"}
+        ``"softmax"`` explains the probability of ``class_indices[i]`` (the
+        image's training identity) in layer "softmax".
+    class_indices : sequence of int, optional
+        Per-image class for ``target="softmax"``; default the top class.
+    seed : int
+        Image ``i`` is explained with seed ``seed + i``.
+    compile : bool
+        ``torch.compile`` the network (worth it from a few dozen images on).
+    **options
+        :class:`faceexp.explain.Explainer` options (``n_samples``,
+        ``n_segments``, ``p_off``, ``sampling``, ``batch_size``, ...).
+
+    Returns
+    -------
+    HeatmapSet
+    """
+    from faceexp import explain as fexplain
+    from faceexp import models as fmodels
+
+    layers = list(layers)
+    images = preprocessed_images(frame)
+    key = make_key(model=fmodels.checkpoint_hash(checkpoint), layers=layers, pooling=pooling,
+                   target=target, options=options,
+                   code=source_hash("explain", "models", "data"))
+    folder = Path(artifacts) / "explain" / key
+    folder.mkdir(parents=True, exist_ok=True)
+    image_keys = [hashlib.sha256(f"{p}|{seed + i}|{None if class_indices is None else class_indices[i]}"
+                                 .encode()).hexdigest()[:16]
+                  for i, p in enumerate(frame["path"])]
+    todo = [i for i, k in enumerate(image_keys) if not (folder / f"{k}.npz").exists()]
+    failed = []
+    if todo:
+        embed_layers = list(dict.fromkeys(layers + (["softmax"] if target == "softmax" else [])))
+        embedder = load_embedder(checkpoint, embed_layers, pooling=pooling, compile=compile,
+                                 device=device)
+        from tqdm.auto import tqdm
+
+        explainers = {}
+        for i in tqdm(todo, desc=f"explain ({len(layers)} layer(s))", unit="image",
+                      disable=not progress):
+            cls = None if class_indices is None else int(class_indices[i])
+            if cls not in explainers:
+                explainers[cls] = fexplain.Explainer(
+                    embedder, layers=layers if target == "cosine" else ["softmax"],
+                    target=target, class_index=cls, **options)
+            try:
+                result = explainers[cls].explain(images[i], seed=seed + i)
+            except (ValueError, RuntimeError) as exc:
+                warnings.warn(f"could not explain {frame['path'].iloc[i]}: {exc}", stacklevel=2)
+                failed.append({"path": frame["path"].iloc[i], "reason": str(exc)})
+                continue
+            tmp = folder / f"{image_keys[i]}.tmp.npz"
+            np.savez_compressed(tmp, heatmaps=result.heatmaps.astype(np.float32),
+                                segments=result.segments.astype(np.int32),
+                                coefficients=result.coefficients.astype(np.float32),
+                                r2=np.asarray(result.r2, dtype=np.float32),
+                                layers=np.array(result.layers))
+            os.replace(tmp, folder / f"{image_keys[i]}.npz")
+    keep, heat, segs, coefs, r2 = [], [], [], [], []
+    for i, k in enumerate(image_keys):
+        path = folder / f"{k}.npz"
+        if not path.exists():
+            continue
+        with np.load(path) as z:
+            heat.append(z["heatmaps"])
+            segs.append(z["segments"])
+            coefs.append(z["coefficients"])
+            r2.append(z["r2"])
+            names = [str(x) for x in z["layers"]]
+        keep.append(i)
+    if not keep:
+        raise ValueError("no image of the frame could be explained; see the warnings")
+    return HeatmapSet(
+        frame=frame.iloc[keep].reset_index(drop=True), layers=names,
+        heatmaps=np.stack(heat), segments=np.stack(segs), coefficients=coefs,
+        r2=np.stack(r2), images=images[keep],
+        failed=pd.DataFrame(failed, columns=["path", "reason"]),
+        options=dict(options, layers=layers, pooling=pooling, target=target, seed=seed))

@@ -1,0 +1,394 @@
+"""Figures of the paper and beyond; the only faceexp module that draws.
+
+Every ``plot_*`` function takes the arrays/DataFrames that the compute modules
+return, draws with matplotlib/seaborn, and returns the figure (or the axes it
+was given). ``source=`` adds a caption line saying what data and model
+produced the figure, which the book prints under every figure.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+POSE_PAIR_ORDER = ("F-F", "3/4-3/4", "P-P", "F-3/4", "F-P", "3/4-P", "overall")
+METHOD_STYLE = {
+    "significant": dict(color="C3", ls="-", marker="o"),
+    "random-pixels": dict(color="C0", ls="--", marker="s"),
+    "random-superpixels": dict(color="C2", ls=":", marker="^"),
+}
+
+
+def _caption(fig, source: str | None):
+    if source:
+        fig.text(0.01, 0.005, source, fontsize=7, color="0.35", ha="left", va="bottom",
+                 wrap=True)
+    return fig
+
+
+def _hwc(image) -> np.ndarray:
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
+        image = image.transpose(1, 2, 0)
+    return np.clip(image, 0, 1)
+
+
+def overlay(image, heatmap, *, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """Blend a [0, 1] heatmap (H, W) over an image (H, W, 3) -> (H, W, 3)."""
+    import matplotlib
+
+    colours = matplotlib.colormaps[cmap](np.clip(np.asarray(heatmap), 0, 1))[..., :3]
+    return np.clip((1 - alpha) * _hwc(image) + alpha * colours, 0, 1)
+
+
+def _off(ax):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+# ----------------------------------------------------------------- method
+
+
+def plot_method_overview(image, explanation, *, n_perturbations: int = 4, layer=None,
+                         source: str | None = None):
+    """Figure 1: image, superpixels, perturbed copies with their similarity, heatmap.
+
+    Parameters
+    ----------
+    image : (H, W, 3) float in [0, 1]
+    explanation : faceexp.explain.Explanation
+    n_perturbations : int
+        Perturbed samples shown (samples 1..n; sample 0 is the image itself).
+    layer : str, optional
+        Layer whose targets and heatmap are shown (default the first).
+    """
+    from skimage.segmentation import mark_boundaries
+
+    image = _hwc(image)
+    li = 0 if layer is None else explanation.layers.index(layer)
+    seg = explanation.segments
+    n = min(n_perturbations, explanation.samples.shape[0] - 1)
+    fig, axes = plt.subplots(1, n + 3, figsize=(2.0 * (n + 3), 2.6))
+    axes[0].imshow(image)
+    axes[0].set_title("input")
+    axes[1].imshow(mark_boundaries(image, seg, color=(1, 1, 0)))
+    axes[1].set_title(f"{seg.max() + 1} superpixels")
+    for k in range(n):
+        keep = explanation.samples[k + 1][seg]
+        axes[2 + k].imshow(image * keep[..., None])
+        axes[2 + k].set_title(f"cos = {explanation.targets[li, k + 1]:.3f}")
+    axes[-1].imshow(overlay(image, explanation.heatmaps[li]))
+    axes[-1].set_title(f"heatmap ({explanation.layers[li]})")
+    for ax in axes:
+        _off(ax)
+    fig.tight_layout(rect=(0, 0.05 if source else 0, 1, 1))
+    return _caption(fig, source)
+
+
+def plot_coefficients(explanation, *, layer=None, ax=None):
+    """Bar chart of the fitted superpixel coefficients, sorted."""
+    li = 0 if layer is None else explanation.layers.index(layer)
+    coef = np.sort(np.asarray(explanation.coefficients[li]))[::-1]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 2.5))
+    ax.bar(np.arange(coef.size), coef, color=np.where(coef >= 0, "C3", "C0"))
+    ax.set_xlabel("superpixel (sorted)")
+    ax.set_ylabel("coefficient")
+    ax.set_title(f"weighted linear fit, R² = {float(explanation.r2[li]):.2f}")
+    return ax
+
+
+def plot_heatmap_row(images, heatmaps, titles=None, *, ncols=None, source=None, size=2.0):
+    """Heatmaps over their images in a grid: images (N, H, W, 3), heatmaps (N, H, W)."""
+    n = len(heatmaps)
+    ncols = ncols or n
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4),
+                             squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        _off(ax)
+        if k >= n:
+            ax.set_visible(False)
+            continue
+        img = images[k] if images is not None else np.zeros(heatmaps[k].shape + (3,))
+        ax.imshow(overlay(img, heatmaps[k]))
+        if titles is not None:
+            ax.set_title(titles[k], fontsize=8)
+    fig.tight_layout(rect=(0, 0.04 if source else 0, 1, 1))
+    return _caption(fig, source)
+
+
+# --------------------------------------------------------------- training
+
+
+def plot_training_curves(metrics: Mapping[str, pd.DataFrame], *, source=None):
+    """Loss and accuracy per epoch for each network: {name: metrics.csv frame}."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for k, (name, m) in enumerate(metrics.items()):
+        c = f"C{k}"
+        ax_loss.plot(m["epoch"], m["train_loss"], color=c, ls="--", label=f"{name} train")
+        ax_loss.plot(m["epoch"], m["val_loss"], color=c, label=f"{name} validation")
+        ax_acc.plot(m["epoch"], m["train_acc"], color=c, ls="--", label=f"{name} train")
+        ax_acc.plot(m["epoch"], m["val_acc"], color=c, label=f"{name} validation")
+        steps = m.index[m["lr"].diff().fillna(0) != 0]
+        for s in steps:
+            ax_loss.axvline(m.loc[s, "epoch"] - 0.5, color=c, lw=0.6, alpha=0.5)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss (vertical lines: LR steps)")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02), title="identification accuracy")
+    ax_acc.legend(fontsize=7)
+    fig.tight_layout(rect=(0, 0.05 if source else 0, 1, 1))
+    return _caption(fig, source)
+
+
+def plot_counts(counts: pd.Series, *, title="", xlabel="", ax=None):
+    """A labelled bar chart of counts (e.g. images per pose)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 2.6))
+    bars = ax.bar([str(i) for i in counts.index], counts.to_numpy(), color="C0")
+    ax.bar_label(bars)
+    ax.set(title=title, xlabel=xlabel, ylabel="images")
+    return ax
+
+
+# ---------------------------------------------------------- average maps
+
+
+def plot_average_heatmaps(maps: Mapping, faces: Mapping | None = None, *,
+                          rows: Sequence, cols: Sequence, annotations: Mapping | None = None,
+                          source=None, size=2.1):
+    """A grid of average heatmaps (paper Figs. 2, 3, 7).
+
+    Parameters
+    ----------
+    maps : mapping (row, col) -> (H, W) average heatmap in [0, 1]
+    faces : mapping (row, col) -> (H, W, 3) average face, optional
+        Drawn under the heatmap (as the paper overlays the average face).
+    rows, cols : sequences of the row and column labels, in order.
+    annotations : mapping (row, col) -> str, optional
+        Text under each panel (e.g. the PSNR or the image count).
+    """
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(size * len(cols) + 0.6,
+                                                           size * len(rows) + 0.5),
+                             squeeze=False)
+    for r, row in enumerate(rows):
+        for c, col in enumerate(cols):
+            ax = axes[r, c]
+            _off(ax)
+            hm = maps.get((row, col))
+            if hm is None:
+                ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
+                continue
+            face = faces.get((row, col)) if faces else None
+            ax.imshow(overlay(face, hm) if face is not None else hm,
+                      cmap=None if face is not None else "jet", vmin=0, vmax=1)
+            if annotations and (row, col) in annotations:
+                ax.set_xlabel(annotations[(row, col)], fontsize=8)
+            if r == 0:
+                ax.set_title(str(col), fontsize=9)
+            if c == 0:
+                ax.set_ylabel(str(row), fontsize=9)
+    sm = plt.cm.ScalarMappable(cmap="jet", norm=plt.Normalize(0, 1))
+    fig.colorbar(sm, ax=axes, fraction=0.025, pad=0.02, label="importance")
+    if source:
+        _caption(fig, source)
+    return fig
+
+
+# ------------------------------------------------------------------ PSNR
+
+
+def plot_psnr_histograms(psnr: pd.DataFrame, *, by="pose", value="psnr", bins=15, ax=None,
+                         source=None):
+    """Histogram per group of per-image PSNR between two networks' heatmaps (Fig. 4)."""
+    import seaborn as sns
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+    else:
+        fig = ax.figure
+    data = psnr.dropna(subset=[value])
+    sns.histplot(data=data, x=value, hue=by if by in data else None, bins=bins,
+                 element="step", stat="count", common_norm=False, ax=ax)
+    ax.set(xlabel="PSNR between MobileNetV2 and ResNet50 heatmaps (dB)", ylabel="images")
+    if source:
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        _caption(fig, source)
+    return fig
+
+
+# ----------------------------------------------------------- verification
+
+
+def plot_fusion_curves(sweep: pd.DataFrame, *, best_a=None, ax=None, source=None):
+    """EER (%) against the fusion weight a, one line per pose pair (Fig. 6).
+
+    ``sweep`` has columns ``a``, ``group``, ``eer`` (fraction), as returned by
+    :func:`faceexp.metrics.fusion_sweep`.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+    else:
+        fig = ax.figure
+    groups = [g for g in POSE_PAIR_ORDER if g in set(sweep["group"])] + \
+        [g for g in sweep["group"].unique() if g not in POSE_PAIR_ORDER]
+    for g in groups:
+        part = sweep[sweep["group"] == g].sort_values("a")
+        if part["eer"].notna().any():
+            ax.plot(part["a"], 100 * part["eer"], label=g, lw=2.2 if g == "overall" else 1.2)
+    if best_a is not None:
+        ax.axvline(best_a, color="k", ls=":", lw=1)
+        ax.text(best_a, ax.get_ylim()[1], f" a={best_a:.2f}", va="top", fontsize=8)
+    ax.set(xlabel="a  (score = a·s_MB2 + (1−a)·s_R50)", ylabel="EER (%)")
+    ax.legend(fontsize=7, ncol=2)
+    if source:
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        _caption(fig, source)
+    return fig
+
+
+def plot_eer_per_layer(per_layer: pd.DataFrame, *, source=None):
+    """EER (%) per layer for each network, block ends marked by arrows (Fig. 8).
+
+    ``per_layer`` has columns ``network``, ``index`` (layer position, e.g.
+    the Matlab layer number), ``eer`` (fraction) and ``block_end`` (bool).
+    """
+    nets = list(dict.fromkeys(per_layer["network"]))
+    fig, axes = plt.subplots(1, len(nets), figsize=(5.5 * len(nets), 3.2), squeeze=False)
+    for ax, net in zip(axes[0], nets):
+        part = per_layer[per_layer["network"] == net].sort_values("index")
+        ax.plot(part["index"], 100 * part["eer"], color="C0", lw=1)
+        ends = part[part["block_end"]]
+        top = 100 * part["eer"].max()
+        for _, r in ends.iterrows():
+            ax.annotate("", xy=(r["index"], 100 * r["eer"]),
+                        xytext=(r["index"], 100 * r["eer"] + 0.12 * top),
+                        arrowprops=dict(arrowstyle="->", color="C3", lw=1))
+        ax.set(title=net, xlabel="layer", ylabel="EER (%)")
+    fig.tight_layout(rect=(0, 0.06 if source else 0, 1, 1))
+    return _caption(fig, source)
+
+
+def style_table_one(table: pd.DataFrame, *, caption="EER (%) per pose pair"):
+    """Table I as a styled pandas table (empty cells shown as n/a)."""
+    return (table.style.format(lambda v: "n/a" if pd.isna(v) else (f"{v:.2f}" if isinstance(v, float) else str(v)))
+            .set_caption(caption)
+            .background_gradient(axis=None, cmap="RdYlGn_r")
+            .set_table_styles([{"selector": "caption", "props": "caption-side: top; font-weight: bold;"}]))
+
+
+# --------------------------------------------------------------- removal
+
+
+def plot_removal_eer(results: pd.DataFrame, *, pose_pairs=("overall",), source=None):
+    """EER against the removal threshold, significant vs random (Fig. 9).
+
+    ``results`` has columns ``network`` (optional), ``threshold``, ``method``,
+    ``pose_pair``, ``eer`` (fraction). Threshold "none"/NaN is the unmodified
+    baseline, drawn as a horizontal line.
+    """
+    nets = list(dict.fromkeys(results["network"])) if "network" in results else [None]
+    fig, axes = plt.subplots(len(pose_pairs), len(nets), figsize=(5 * len(nets), 3.0 * len(pose_pairs)),
+                             squeeze=False)
+    for r, pp in enumerate(pose_pairs):
+        for c, net in enumerate(nets):
+            ax = axes[r, c]
+            part = results[results["pose_pair"] == pp]
+            if net is not None:
+                part = part[part["network"] == net]
+            thr = pd.to_numeric(part["threshold"], errors="coerce")
+            base = part[thr.isna()]
+            part = part.assign(threshold=thr).dropna(subset=["threshold"])
+            for method, g in part.groupby("method", sort=False):
+                g = g.sort_values("threshold", ascending=False)
+                ax.plot(g["threshold"], 100 * g["eer"], label=method, **METHOD_STYLE.get(method, {}))
+            if len(base):
+                ax.axhline(100 * base["eer"].iloc[0], color="0.5", lw=1, label="no removal")
+            ax.invert_xaxis()
+            ax.set(xlabel="heatmap threshold (pixels above it removed)", ylabel="EER (%)",
+                   title=f"{net or ''} {pp}".strip())
+            ax.legend(fontsize=7)
+    fig.tight_layout(rect=(0, 0.05 if source else 0, 1, 1))
+    return _caption(fig, source)
+
+
+def plot_removed_fraction(fractions: pd.DataFrame, *, ax=None, source=None):
+    """Box plots of the share of pixels removed per threshold (Fig. 10).
+
+    ``fractions`` has columns ``threshold``, ``fraction`` (and optionally ``network``).
+    """
+    import seaborn as sns
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+    else:
+        fig = ax.figure
+    data = fractions.assign(percent=100 * fractions["fraction"])
+    order = sorted(data["threshold"].unique(), reverse=True)
+    sns.boxplot(data=data, x="threshold", y="percent", order=order,
+                hue="network" if "network" in data else None, ax=ax, fliersize=2)
+    ax.set(xlabel="heatmap threshold", ylabel="pixels removed (%)")
+    if source:
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        _caption(fig, source)
+    return fig
+
+
+def plot_removal_examples(images: Sequence, titles: Sequence[str], *, ncols=None, source=None):
+    """Images with pixels removed (Fig. 11): images (N, H, W, 3) or (N, 3, H, W)."""
+    n = len(images)
+    ncols = ncols or n
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.1 * nrows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        _off(ax)
+        if k < n:
+            ax.imshow(_hwc(images[k]))
+            ax.set_title(titles[k], fontsize=8)
+        else:
+            ax.set_visible(False)
+    fig.tight_layout(rect=(0, 0.05 if source else 0, 1, 1))
+    return _caption(fig, source)
+
+
+def plot_deletion_curves(curves: pd.DataFrame, *, hue="order", ax=None, source=None):
+    """Mean similarity to the unmodified image as pixels are deleted.
+
+    ``curves`` has columns ``fraction``, ``similarity`` and ``order`` (and
+    optionally ``network``), one row per image and step; the band is the 95% CI.
+    """
+    import seaborn as sns
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+    else:
+        fig = ax.figure
+    sns.lineplot(data=curves, x="fraction", y="similarity", hue=hue,
+                 style="network" if "network" in curves else None, ax=ax, marker="o")
+    ax.set(xlabel="fraction of pixels deleted", ylabel="cosine similarity to original")
+    if source:
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        _caption(fig, source)
+    return fig
+
+
+def plot_sampling_study(summary: pd.DataFrame, *, x="stability", y="faithfulness",
+                        label="setting", ax=None, source=None):
+    """Faithfulness against stability, one point per explainer setting (with error bars
+    where ``<x>_sd`` / ``<y>_sd`` columns exist)."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+    else:
+        fig = ax.figure
+    for k, (_, row) in enumerate(summary.iterrows()):
+        ax.errorbar(row[x], row[y], xerr=row.get(f"{x}_sd"), yerr=row.get(f"{y}_sd"),
+                    fmt="o", color=f"C{k}", capsize=3, label=str(row[label]))
+    ax.set(xlabel=x.replace("_", " "), ylabel=y.replace("_", " "))
+    ax.legend(fontsize=7)
+    if source:
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        _caption(fig, source)
+    return fig
