@@ -1,0 +1,224 @@
+"""Tests for faceexp.pose: VGGFace2's pose list, the yaw proxy, MTCNN on ORL, mirroring."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from faceexp.cli import main as cli_main
+from faceexp.data import SkipReport, load_orl
+from faceexp.pose import (
+    FRONTAL_MAX,
+    POSE_CODES,
+    POSES,
+    THREE_QUARTER_MAX,
+    estimate_pose,
+    look_left,
+    look_left_batch,
+    looks_from_yaw_proxy,
+    pose_from_yaw_proxy,
+    read_pose_template_list,
+    yaw_proxy,
+)
+
+
+def test_pose_names():
+    assert POSES == ("frontal", "three-quarter", "profile")
+    assert POSE_CODES == {"frontal": "F", "three-quarter": "3/4", "profile": "P"}
+
+
+# --------------------------------------------------------------------------- #
+# VGGFace2 pose template list
+# --------------------------------------------------------------------------- #
+def write_list(path, identities, per_identity=30):
+    lines = [f"{i}/{k:04d}_01.jpg" for i in identities for k in range(1, per_identity + 1)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_read_pose_template_list(tmp_path):
+    path = write_list(tmp_path / "test_posetemp_imglist.txt", ["n000001", "n000009"])
+    frame = read_pose_template_list(path, root=tmp_path / "test")
+    assert list(frame.columns) == ["image", "identity", "pose", "template", "path"]
+    assert len(frame) == 60
+    first = frame[frame["identity"] == "n000001"]
+    assert first["pose"].tolist() == ["frontal"] * 10 + ["three-quarter"] * 10 + ["profile"] * 10
+    assert first["template"].tolist() == [t for t in range(6) for _ in range(5)]
+    assert frame.loc[40, "image"] == "n000009/0011_01.jpg"
+    assert frame.loc[40, "pose"] == "three-quarter" and frame.loc[40, "template"] == 2
+    assert frame.loc[40, "path"] == str((tmp_path / "test" / "n000009/0011_01.jpg").absolute())
+    assert (frame.groupby(["identity", "pose"]).size() == 10).all()
+
+
+def test_read_pose_template_list_errors(tmp_path):
+    path = write_list(tmp_path / "list.txt", ["n000001"])
+    with open(path, "a") as handle:
+        handle.write("\n".join(f"n000002/{k:04d}_01.jpg" for k in range(29)) + "\n")
+    with pytest.raises(ValueError, match="n000002.*29 lines"):
+        read_pose_template_list(path)
+    path.write_text("n000001/0001_01.jpg\n\nbroken-line.jpg\n")
+    with pytest.raises(ValueError, match="line 3"):
+        read_pose_template_list(path)
+    with pytest.raises(FileNotFoundError, match="nothing.txt"):
+        read_pose_template_list(tmp_path / "nothing.txt")
+
+
+# --------------------------------------------------------------------------- #
+# yaw proxy, bins, looks
+# --------------------------------------------------------------------------- #
+def landmarks(eye_a, eye_b, nose):
+    return np.array([eye_a, eye_b, nose, (0, 0), (0, 0)], dtype=float)
+
+
+def test_yaw_proxy_by_hand():
+    # eyes 30 px apart at x = 30, 60 (midpoint 45); nose at x = 51 -> 6 / 30 = 0.2
+    assert yaw_proxy(landmarks((30, 40), (60, 40), (51, 55))) == pytest.approx(0.2)
+    # tilted eyes (30,40)-(60,80): distance 50, midpoint x 45; nose x 35 -> -10 / 50
+    batch = np.stack([landmarks((30, 40), (60, 80), (35, 70)), landmarks((30, 40), (60, 40), (45, 60))])
+    np.testing.assert_allclose(yaw_proxy(batch), [-0.2, 0.0])
+    assert np.isnan(yaw_proxy(landmarks((30, 40), (30, 40), (35, 70))))
+    with pytest.raises(ValueError, match=r"\(\.\.\., 5, 2\)"):
+        yaw_proxy(np.zeros((3, 2)))
+
+
+def test_pose_bins():
+    # 0.6 tan 22deg and 0.6 tan 55deg
+    assert FRONTAL_MAX == pytest.approx(0.2424, abs=1e-4)
+    assert THREE_QUARTER_MAX == pytest.approx(0.8569, abs=1e-4)
+    proxy = [0.0, -FRONTAL_MAX, FRONTAL_MAX + 1e-6, -0.5, THREE_QUARTER_MAX, -0.9, 3.0, np.nan]
+    assert pose_from_yaw_proxy(proxy).tolist() == [
+        "frontal", "frontal", "three-quarter", "three-quarter", "three-quarter",
+        "profile", "profile", "unknown",
+    ]
+    assert pose_from_yaw_proxy([0.15, 0.25], thresholds=(0.1, 0.2)).tolist() == ["three-quarter", "profile"]
+    for bad in [(0.3, 0.2), (0, 0.5), (0.1,), "ab"]:
+        with pytest.raises(ValueError, match="thresholds"):
+            pose_from_yaw_proxy([0.1], thresholds=bad)
+
+
+def test_looks():
+    assert looks_from_yaw_proxy([-0.3, 0.0, 0.1, np.nan]).tolist() == ["left", "left", "right", "unknown"]
+
+
+# --------------------------------------------------------------------------- #
+# mirroring
+# --------------------------------------------------------------------------- #
+def test_look_left():
+    heatmap = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(look_left(heatmap, "right"), [[2, 1, 0], [5, 4, 3]])
+    same = look_left(heatmap, "left")
+    np.testing.assert_array_equal(same, heatmap)
+    assert same is not heatmap and not np.shares_memory(same, heatmap)
+    np.testing.assert_array_equal(look_left(heatmap, None), heatmap)
+    image_hw3 = np.arange(12).reshape(2, 2, 3)
+    np.testing.assert_array_equal(look_left(image_hw3, "right", axis=-2), image_hw3[:, ::-1, :])
+    chw = torch.arange(12.0).reshape(3, 2, 2)
+    assert torch.equal(look_left(chw, "right"), chw[..., [1, 0]])
+    with pytest.raises(ValueError, match="looks"):
+        look_left(heatmap, "up")
+
+
+def test_look_left_batch():
+    maps = np.arange(12.0).reshape(3, 2, 2)
+    out = look_left_batch(maps, ["left", "right", float("nan")])
+    np.testing.assert_array_equal(out[0], maps[0])
+    np.testing.assert_array_equal(out[1], maps[1][:, ::-1])
+    np.testing.assert_array_equal(out[2], maps[2])
+    images = np.arange(24).reshape(2, 2, 2, 3)  # (N, H, W, 3)
+    out = look_left_batch(images, pd.Series(["right", "left"]), axis=1)
+    np.testing.assert_array_equal(out[0], images[0][:, ::-1])
+    tensor = torch.arange(8.0).reshape(2, 1, 2, 2)
+    out = look_left_batch(tensor, ["right", "unknown"])
+    assert torch.equal(out[0], tensor[0].flip(-1)) and torch.equal(out[1], tensor[1])
+    with pytest.raises(ValueError, match="one per image"):
+        look_left_batch(maps, ["left"])
+
+
+# --------------------------------------------------------------------------- #
+# MTCNN
+# --------------------------------------------------------------------------- #
+@pytest.fixture(scope="module")
+def orl():
+    return load_orl()
+
+
+@pytest.fixture(scope="module")
+def orl_poses(orl):
+    return estimate_pose(orl, progress=False)
+
+
+def test_orl_poses(orl, orl_poses):
+    assert list(orl_poses.columns) == ["path", "yaw_proxy", "yaw_degrees", "pose", "looks", "detected"]
+    assert orl_poses.index.equals(orl.index)
+    assert orl_poses["path"].tolist() == orl["path"].tolist()
+    assert orl_poses["detected"].all()
+    counts = orl_poses["pose"].value_counts()
+    assert counts.sum() == 400
+    # ORL is frontal to slightly turned: measured 391 frontal, 9 three-quarter here
+    assert counts.get("profile", 0) == 0 and counts.get("unknown", 0) == 0
+    assert counts["frontal"] >= 370
+    assert orl_poses["yaw_proxy"].abs().max() < 0.4
+    right = orl_poses["yaw_proxy"] > 0
+    assert (orl_poses.loc[right, "looks"] == "right").all()
+    assert (orl_poses.loc[~right, "looks"] == "left").all()
+    np.testing.assert_allclose(
+        np.tan(np.radians(orl_poses["yaw_degrees"])) * 0.6, orl_poses["yaw_proxy"], atol=1e-9
+    )
+
+
+def test_mirrored_faces_negate_the_proxy(orl_poses, tmp_path):
+    turned = orl_poses["yaw_proxy"].abs().nlargest(6).index
+    paths = []
+    for i in turned:
+        path = tmp_path / f"mirror_{i}.png"
+        ImageOps.mirror(Image.open(orl_poses.loc[i, "path"])).save(path)
+        paths.append(path)
+    mirrored = estimate_pose(paths, progress=False)
+    original = orl_poses.loc[turned, "yaw_proxy"].to_numpy()
+    assert mirrored["detected"].all() and np.abs(original).min() > 0.2
+    error = np.abs(mirrored["yaw_proxy"].to_numpy() + original)
+    assert error.mean() < 0.05 and error.max() < 0.12
+    assert (mirrored["looks"].to_numpy() != orl_poses.loc[turned, "looks"].to_numpy()).all()
+
+
+def test_undetected_and_unreadable_images_are_reported(orl, tmp_path):
+    Image.new("L", (92, 112), 128).save(tmp_path / "blank.png")
+    (tmp_path / "text.jpg").write_text("not an image")
+    paths = [orl["path"][0], tmp_path / "blank.png", tmp_path / "text.jpg"]
+    report = SkipReport(warn=False)
+    poses = estimate_pose(paths, progress=False, report=report, batch_size=2)
+    assert poses["detected"].tolist() == [True, False, False]
+    assert poses["pose"].tolist()[1:] == ["unknown", "unknown"]
+    assert poses["looks"].tolist()[1:] == ["unknown", "unknown"]
+    assert poses["yaw_proxy"].isna().tolist() == [False, True, True]
+    assert report.paths == [str(tmp_path / "text.jpg"), str(tmp_path / "blank.png")]
+    with pytest.raises(FileNotFoundError, match="gone.png"):
+        estimate_pose([tmp_path / "gone.png"], progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        estimate_pose(paths, batch_size=0)
+
+
+def test_cli_pose(orl, tmp_path, capsys):
+    root = tmp_path / "faces"
+    for identity in ("s1", "s2"):
+        (root / identity).mkdir(parents=True)
+        for k in (1, 2):
+            Image.open(orl_poses_path(orl, identity, k)).save(root / identity / f"{k}.png")
+    out = tmp_path / "poses.csv"
+    assert cli_main(["pose", str(root), "--out", str(out), "--no-progress"]) == 0
+    table = pd.read_csv(out)
+    assert table["image"].tolist() == ["s1/1.png", "s1/2.png", "s2/1.png", "s2/2.png"]
+    assert table["detected"].all()
+    printed = capsys.readouterr().out
+    assert "4 images" in printed and "frontal" in printed
+    assert math.isclose(sum(int(line.split()[-1]) for line in printed.splitlines()[1:5]), 4)
+    assert cli_main(["pose", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def orl_poses_path(orl, identity, k):
+    return orl.loc[orl["image"] == f"{identity}/{k}.pgm", "path"].iloc[0]
