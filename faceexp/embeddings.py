@@ -1,0 +1,871 @@
+"""Face descriptors with an on-disk cache, and the per-layer score sweep.
+
+Descriptors (paper, Sec. III-B): an image's descriptor is the average of the
+descriptors of the image and of its horizontal mirror (after Duong et al.,
+MobiFace). Both go through the network in one forward pass: each batch
+stacks ``x`` and ``flip(x)``. :func:`compute_embeddings` returns one
+``(N, D)`` float32 matrix per requested layer from one pass over the images.
+
+Cache: with ``cache_dir`` (e.g. ``artifacts/embeddings``) results are stored
+under ``cache_dir/<kind>-<key>/`` as one ``.npy`` file per layer plus
+``meta.json`` (the key's fields, for people). The key is the SHA-256 of
+
+* the model: ``model_id`` (the checkpoint's content hash,
+  :func:`faceexp.models.checkpoint_hash`, a name such as
+  ``"imagenet-mobilenetv2"``, or by default :func:`state_dict_hash` of the
+  embedder's weights), its architecture, pooling and input normalisation;
+* the data: every image's path, file size and modification time, in order
+  (:func:`frame_fingerprint`), or the bytes of an image array;
+* the preprocessing: mode, the boxes used, ``flip_average``, input size;
+* for pair scores, the pairs' ``(i, j)``;
+* :data:`CACHE_VERSION`.
+
+Layers are files inside the entry, so asking later for more layers computes
+only the missing ones. Every file is written to a temporary name and moved
+into place with ``os.replace``: a killed run leaves no half-written file
+that a later run could read. A changed checkpoint, file or option gives
+another key and never reads a stale entry. Large files are read back
+memory-mapped (read-only arrays).
+
+:func:`layer_sweep_scores` gives the cosine score of every verification pair
+for every layer of a network (paper, Fig. 8) within a memory budget: layers
+are grouped so that one group's descriptors fit, one pass over the images
+per group (:func:`plan_layer_groups`); a layer too big on its own is written
+to a temporary memory-mapped file and scored from it in chunks. Only the
+scores are cached.
+"""
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from faceexp import data as fdata
+
+__all__ = [
+    "CACHE_VERSION",
+    "compute_embeddings",
+    "layer_sweep_scores",
+    "plan_layer_groups",
+    "state_dict_hash",
+    "frame_fingerprint",
+]
+
+#: Bumped when the descriptor definition or the cache layout changes.
+CACHE_VERSION = 1
+
+_MB = 1 << 20
+
+
+# --------------------------------------------------------------------------- #
+# Hashing
+# --------------------------------------------------------------------------- #
+def _sha256_json(fields) -> str:
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def state_dict_hash(model: torch.nn.Module) -> str:
+    """SHA-256 of a model's weights: names, dtypes, shapes and bytes of its state_dict.
+
+    A content hash that follows the weights (a fine-tuned model gets a new
+    one), usable as ``model_id`` when there is no checkpoint file to hash.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        if not isinstance(tensor, torch.Tensor):
+            digest.update(f"{name}:{tensor!r};".encode())
+            continue
+        tensor = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        if tensor.numel():
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    """SHA-256 of a frame's images as files: path, size and mtime of each row, in order.
+
+    Cheap (no image is read). A file replaced by one of the same size and
+    modification time is not noticed.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path does not exist (the message names it).
+    """
+    if not isinstance(frame, pd.DataFrame) or "path" not in frame.columns:
+        raise ValueError("frame must be a pandas DataFrame with a 'path' column (see faceexp.data)")
+    digest = hashlib.sha256()
+    images = frame["image"].astype(str).tolist() if "image" in frame.columns \
+        else [""] * len(frame)
+    for path, image in zip(frame["path"].astype(str), images):
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"image file {path!r} (in frame['path']) does not exist") \
+                from None
+        digest.update(f"{path}\0{image}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _boxes_fingerprint(boxes, frame) -> str | None:
+    """Hash of the boxes the frame's rows use (looked up as FaceDataset does)."""
+    if boxes is None:
+        return None
+    digest = hashlib.sha256()
+    images = frame["image"].astype(str).tolist() if isinstance(frame, pd.DataFrame) \
+        and "image" in frame.columns else []
+    for image in images:
+        stem, dot, ext = image.replace("\\", "/").rpartition(".")
+        stem = stem if dot and "/" not in ext else image
+        found = boxes.get(stem, boxes.get(image))
+        digest.update(f"{image}\0{None if found is None else tuple(found)}\n".encode())
+    return digest.hexdigest()
+
+
+def _safe_name(layer: str) -> str:
+    """A file name for a layer name: readable part + short hash (aliases never collide)."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", layer)[:80]
+    return f"{readable}-{hashlib.sha1(layer.encode()).hexdigest()[:8]}"
+
+
+# --------------------------------------------------------------------------- #
+# Atomic files
+# --------------------------------------------------------------------------- #
+def _atomic_write(path: Path, write: Callable) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    _atomic_write(path, lambda file: np.save(file, array, allow_pickle=False))
+
+
+def _write_meta(entry: Path, fields: dict, layers: dict) -> None:
+    meta_path = entry / "meta.json"
+    known = {}
+    if meta_path.is_file():
+        try:
+            known = json.loads(meta_path.read_text()).get("layers", {})
+        except (OSError, ValueError):
+            known = {}
+    known.update(layers)
+    text = json.dumps({"key": fields, "layers": known}, indent=1, sort_keys=True, default=str)
+    _atomic_write(meta_path, lambda file: file.write(text.encode("utf-8")))
+
+
+def _load_npy(path: Path, *, rows: int, mmap_threshold_mb: float, ndim: int):
+    """The array at ``path``, or None when it is missing or does not fit."""
+    if not path.is_file():
+        return None
+    mmap = "r" if path.stat().st_size > mmap_threshold_mb * _MB else None
+    try:
+        array = np.load(path, mmap_mode=mmap, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if array.ndim != ndim or array.shape[0] != rows:
+        return None
+    return array
+
+
+# --------------------------------------------------------------------------- #
+# Images
+# --------------------------------------------------------------------------- #
+class _Images:
+    """Preprocessed images by row range, from a frame (decoded lazily) or an array."""
+
+    def __init__(self, frame, *, boxes, mode, progress):
+        self.boxes = boxes
+        self.mode = mode
+        self.progress = progress
+        self._dataset = None
+        if isinstance(frame, pd.DataFrame):
+            if "path" not in frame.columns:
+                raise ValueError(
+                    "frame must have a 'path' column (e.g. faceexp.data.load_orl()) or be an "
+                    "image array of shape (N, 3, H, W)"
+                )
+            if len(frame) == 0:
+                raise ValueError("frame is empty; give at least one image")
+            if boxes is not None and "image" not in frame.columns:
+                raise ValueError("boxes need an 'image' column in frame to look the boxes up")
+            self.frame = frame.reset_index(drop=True)
+            self.array = None
+            self.n = len(frame)
+            self.size = (fdata.INPUT_SIZE, fdata.INPUT_SIZE)
+            self.fields = {"images": frame_fingerprint(self.frame), "mode": mode,
+                           "boxes": _boxes_fingerprint(boxes, self.frame)}
+        elif isinstance(frame, (np.ndarray, torch.Tensor)):
+            if boxes is not None:
+                raise ValueError("boxes apply to image files; do not pass them with an image array")
+            array = frame.detach().cpu() if isinstance(frame, torch.Tensor) \
+                else torch.from_numpy(np.asarray(frame))
+            if not array.is_floating_point() or array.dim() != 4 or array.shape[1] != 3 \
+                    or array.shape[0] == 0:
+                raise ValueError(
+                    "an image array must be float in [0, 1] with shape (N, 3, H, W), N >= 1; "
+                    f"got dtype {array.dtype}, shape {tuple(array.shape)}"
+                )
+            self.frame = None
+            self.array = array.to(torch.float32).contiguous()
+            self.n = int(array.shape[0])
+            self.size = (int(array.shape[2]), int(array.shape[3]))
+            digest = hashlib.sha256(self.array.numpy().tobytes()).hexdigest()
+            self.fields = {"images": f"array:{tuple(self.array.shape)}:{digest}",
+                           "mode": None, "boxes": None}
+        else:
+            raise ValueError(
+                "frame must be a DataFrame with a 'path' column or a float image array "
+                f"(N, 3, H, W); got {type(frame).__name__}"
+            )
+        self.fields["input_size"] = list(self.size)
+
+    def dataset(self):
+        if self._dataset is None:
+            frame = self.frame
+            if "identity" not in frame.columns:
+                frame = frame.assign(identity="")
+            dataset = fdata.FaceDataset(frame, boxes=self.boxes, mode=self.mode, train=False,
+                                        progress=self.progress)
+            if len(dataset) != self.n:
+                skipped = dataset.report.paths
+                raise ValueError(
+                    f"{self.n - len(dataset)} image(s) of frame could not be read or "
+                    f"preprocessed, e.g. {skipped[:3]}: drop them from the frame so that "
+                    "descriptor rows match its rows"
+                )
+            self._dataset = dataset
+        return self._dataset
+
+    def batch(self, start: int, stop: int) -> torch.Tensor:
+        if self.array is not None:
+            return self.array[start:stop]
+        dataset = self.dataset()
+        return torch.stack([dataset[k][0] for k in range(start, stop)])
+
+
+def _check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def _embedder_fields(embedder, model_id) -> dict:
+    return {
+        "model_id": str(model_id),
+        "embedder": type(embedder).__name__,
+        "arch": getattr(embedder, "arch", None),
+        "pooling": getattr(embedder, "pooling", None),
+        "normalize": getattr(embedder, "normalize", None),
+    }
+
+
+def _default_model_id(embedder, model_id, cache_dir):
+    if model_id is not None:
+        if not isinstance(model_id, str) or not model_id:
+            raise ValueError(
+                "model_id must be a non-empty string (e.g. checkpoint_hash(path)); "
+                f"got {model_id!r}"
+            )
+        return model_id
+    if cache_dir is None:
+        return None
+    model = getattr(embedder, "model", None)
+    if isinstance(model, torch.nn.Module):
+        return "state_dict:" + state_dict_hash(model)
+    raise ValueError(
+        "cache_dir needs model_id= to tell checkpoints apart: pass "
+        "faceexp.models.checkpoint_hash(path), a name such as 'imagenet-mobilenetv2', "
+        "or an embedder with a .model attribute"
+    )
+
+
+# --------------------------------------------------------------------------- #
+# One pass over the images
+# --------------------------------------------------------------------------- #
+def _embed_pass(embedder, images: _Images, layers, *, flip_average: bool, batch_size: int,
+                progress: bool, allocate: Callable, desc: str) -> dict:
+    """Run ``embedder`` over every image once; ``allocate(layer, (n, D))`` gives the outputs."""
+    from tqdm.auto import tqdm
+
+    n = images.n
+    step = min(batch_size, n)
+    # Pad the last batch unless the embedder says it is not compiled: a
+    # compiled graph would recompile for a new batch size.
+    pad = bool(getattr(embedder, "compiled", True)) and n > step
+    outputs: dict = {}
+    bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False)
+    try:
+        for start in range(0, n, step):
+            x = images.batch(start, min(start + step, n))
+            count = len(x)
+            if pad and count < step:
+                x = torch.cat([x, x[-1:].expand(step - count, *x.shape[1:])])
+            width = len(x)
+            if flip_average:
+                x = torch.cat([x, x.flip(-1)])
+            result = embedder(x)
+            if not isinstance(result, Mapping):
+                raise ValueError(
+                    "embedder must return a dict layer -> (N, D) tensor; "
+                    f"got {type(result).__name__}"
+                )
+            for layer in layers:
+                if layer not in result:
+                    raise ValueError(
+                        f"embedder returned no layer {layer!r}; it returned {list(result)}"
+                    )
+                value = torch.as_tensor(result[layer]).detach()
+                if value.dim() != 2 or value.shape[0] != len(x):
+                    raise ValueError(
+                        f"embedder output {layer!r} must have shape ({len(x)}, D); got "
+                        f"{tuple(value.shape)}"
+                    )
+                value = value.to("cpu", torch.float32)
+                if layer not in outputs:
+                    outputs[layer] = allocate(layer, (n, int(value.shape[1])))
+                elif outputs[layer].shape[1] != value.shape[1]:
+                    raise ValueError(f"embedder output {layer!r} changed width between batches")
+                target = torch.from_numpy(np.asarray(outputs[layer][start:start + count]))
+                if flip_average:
+                    torch.add(value[:count], value[width:width + count], out=target)
+                    target.mul_(0.5)
+                else:
+                    target.copy_(value[:count])
+                del value
+            del result, x
+            bar.update(count)
+    finally:
+        bar.close()
+    return outputs
+
+
+def _in_memory(layer, shape):
+    return np.empty(shape, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- #
+# Descriptors
+# --------------------------------------------------------------------------- #
+def compute_embeddings(
+    embedder,
+    frame,
+    *,
+    model_id: str | None = None,
+    layers: Sequence[str] | None = None,
+    flip_average: bool = True,
+    batch_size: int = 50,
+    cache_dir=None,
+    boxes=None,
+    mode: str = "resize-crop",
+    progress: bool = True,
+    mmap_threshold_mb: float = 256,
+) -> dict[str, np.ndarray]:
+    """Descriptors of every image for one or more layers, cached on disk.
+
+    Parameters
+    ----------
+    embedder : callable
+        ``embedder(batch) -> {layer: (M, D) tensor}`` for a float batch
+        ``(M, 3, H, W)`` in [0, 1], e.g. :class:`faceexp.models.Embedder`.
+        Its ``layers``, ``arch``, ``pooling``, ``normalize`` and ``model``
+        attributes are used when present.
+    frame : pandas.DataFrame or array, shape (N, 3, H, W)
+        Images: a frame with a ``path`` column (and ``image`` when ``boxes``
+        is given), read and preprocessed by :class:`faceexp.data.FaceDataset`,
+        or an already preprocessed float image array (numpy or torch). Row
+        ``k`` of each result belongs to ``frame.iloc[k]``.
+    model_id : str, optional
+        Identifies the weights in the cache key:
+        ``faceexp.models.checkpoint_hash(path)`` or a name such as
+        ``"imagenet-mobilenetv2"``. Default: :func:`state_dict_hash` of
+        ``embedder.model`` (a ``ValueError`` when the embedder has none and
+        ``cache_dir`` is given). Not needed without ``cache_dir``.
+    layers : sequence of str, optional
+        Layers to return; default ``embedder.layers``. Must be among the
+        embedder's outputs.
+    flip_average : bool, default True
+        Average each image's descriptor with its mirror's (paper, Sec. III-B).
+        The forward batch then holds ``2 * batch_size`` images.
+    batch_size : int, default 50
+        Images per forward pass (before mirroring). All passes have the same
+        size: the last batch is padded with copies of its last image (unless
+        ``embedder.compiled`` is False), so a compiled embedder never
+        recompiles.
+    cache_dir : str or path-like, optional
+        Where to read and write the cache; None computes every time.
+    boxes : mapping or path-like, optional
+        Face boxes, ``NAME_ID -> (x, y, w, h)`` (from
+        :func:`faceexp.data.load_bounding_boxes`) or the CSV file itself;
+        only with ``mode="resize-crop"`` and a frame.
+    mode : {"resize-crop", "aligned"}
+        Preprocessing, see :func:`faceexp.data.preprocess` (frames only).
+    progress : bool, default True
+        A tqdm bar while computing.
+    mmap_threshold_mb : float, default 256
+        Cached layers larger than this are returned memory-mapped (read-only).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``layer -> (N, D)`` float32 descriptors (flip-averaged, not
+        re-normalised; cosine scores normalise them), in ``layers`` order.
+
+    Raises
+    ------
+    ValueError
+        Bad options, an image that cannot be read (FaceDataset drops it; the
+        rows would not match the frame), an embedder output of the wrong
+        shape, ``cache_dir`` without a way to identify the model.
+    FileNotFoundError
+        A path of the frame or the boxes file does not exist.
+    """
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    if not callable(embedder):
+        raise ValueError(
+            f"embedder must be callable (e.g. faceexp.models.Embedder); got {embedder!r}"
+        )
+    if isinstance(boxes, (str, os.PathLike)):
+        boxes = fdata.load_bounding_boxes(boxes)
+    if mode not in ("resize-crop", "aligned"):
+        raise ValueError(f"mode must be 'resize-crop' or 'aligned'; got {mode!r}")
+    available = getattr(embedder, "layers", None)
+    if layers is None:
+        if available is None:
+            raise ValueError("pass layers=[...]: the embedder has no .layers attribute")
+        layers = tuple(available)
+    if isinstance(layers, str):
+        layers = (layers,)
+    layers = tuple(layers)
+    if not layers or len(set(layers)) != len(layers) or not all(isinstance(x, str) for x in layers):
+        raise ValueError(f"layers must be distinct layer names, at least one; got {list(layers)}")
+    if available is not None:
+        unknown = [x for x in layers if x not in tuple(available)]
+        if unknown:
+            raise ValueError(
+                f"layers {unknown} are not outputs of the embedder (it gives {list(available)}); "
+                "build the Embedder with those layers"
+            )
+    model_id = _default_model_id(embedder, model_id, cache_dir)
+    images = _Images(frame, boxes=boxes, mode=mode, progress=progress)
+
+    results: dict = {}
+    entry = fields = None
+    if cache_dir is not None:
+        fields = {"kind": "embeddings", "version": CACHE_VERSION,
+                  **_embedder_fields(embedder, model_id), **images.fields,
+                  "flip_average": bool(flip_average), "n": images.n}
+        entry = Path(cache_dir) / f"emb-{_sha256_json(fields)[:24]}"
+        for layer in layers:
+            cached = _load_npy(entry / f"{_safe_name(layer)}.npy", rows=images.n,
+                               mmap_threshold_mb=mmap_threshold_mb, ndim=2)
+            if cached is not None:
+                results[layer] = cached
+    missing = [layer for layer in layers if layer not in results]
+    if missing:
+        computed = _embed_pass(embedder, images, missing, flip_average=flip_average,
+                               batch_size=batch_size, progress=progress, allocate=_in_memory,
+                               desc=f"embedding {images.n} images")
+        results.update(computed)
+        if entry is not None:
+            for layer in missing:
+                _save_npy(entry / f"{_safe_name(layer)}.npy", computed[layer])
+            _write_meta(entry, fields, {
+                layer: {"file": f"{_safe_name(layer)}.npy", "shape": list(computed[layer].shape)}
+                for layer in missing})
+    return {layer: results[layer] for layer in layers}
+
+
+# --------------------------------------------------------------------------- #
+# Pair scores
+# --------------------------------------------------------------------------- #
+def _pair_indices(pairs, n: int) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    if isinstance(pairs, pd.DataFrame):
+        missing = [c for c in ("i", "j") if c not in pairs.columns]
+        if missing:
+            raise ValueError(
+                f"pairs lacks column(s) {missing}; use faceexp.protocol.verification_pairs"
+            )
+        i, j, index = pairs["i"].to_numpy(), pairs["j"].to_numpy(), pairs.index
+    else:
+        array = np.asarray(pairs)
+        if array.ndim != 2 or array.shape[1] != 2:
+            raise ValueError(
+                f"pairs must be a DataFrame with columns i, j or an array (P, 2); got shape "
+                f"{array.shape}"
+            )
+        i, j, index = array[:, 0], array[:, 1], pd.RangeIndex(len(array))
+    if len(i) == 0:
+        raise ValueError("pairs is empty; give at least one pair")
+    for name, values in (("i", i), ("j", j)):
+        if not np.issubdtype(np.asarray(values).dtype, np.integer):
+            raise ValueError(f"pairs column {name} must hold integer row numbers")
+        if values.min() < 0 or values.max() >= n:
+            raise ValueError(
+                f"pairs column {name} has values in [{values.min()}, {values.max()}]; "
+                f"rows of the frame are 0..{n - 1}"
+            )
+    return i.astype(np.int64), j.astype(np.int64), index
+
+
+def _row_norms(x, rows: np.ndarray, block: int) -> np.ndarray:
+    norms = np.empty(len(rows), dtype=np.float64)
+    for s in range(0, len(rows), block):
+        chunk = np.asarray(x[rows[s:s + block]], dtype=np.float64)
+        norms[s:s + block] = np.sqrt(np.einsum("ij,ij->i", chunk, chunk))
+    return np.where(norms > 0, norms, 1.0)  # a zero vector scores 0 with anything
+
+
+def _pair_cosine(x, i: np.ndarray, j: np.ndarray, *, chunk_bytes: int,
+                 method: str = "auto") -> np.ndarray:
+    """Cosine similarity of rows ``x[i]`` and ``x[j]`` reading ``x`` in bounded chunks.
+
+    ``x`` may be a memory-mapped (N, D) array. "gram" computes the Gram
+    matrix of the rows used (BLAS, |U|^2 D flops, each row read a few times),
+    "gather" the pairs' dot products (P D, but two row copies per pair: memory
+    bound); "auto" picks gram when ``|U|^2 <= 64 P``.
+    """
+    n, d = x.shape
+    used = np.unique(np.concatenate([i, j]))
+    rows = max(1, int(chunk_bytes // (8 * max(d, 1))))  # float64 norms chunk
+    norms = _row_norms(x, used, rows)
+    position = np.searchsorted(used, np.arange(n))  # only read at used rows
+    if method == "auto":
+        method = "gram" if len(used) ** 2 <= 64 * len(i) else "gather"
+    scores = np.empty(len(i), dtype=np.float64)
+    if method == "gram":
+        block = max(1, int(chunk_bytes // (2 * 4 * max(d, 1))))
+        gram = np.empty((len(used), len(used)), dtype=np.float64)
+        for a in range(0, len(used), block):
+            xa = np.asarray(x[used[a:a + block]], dtype=np.float32)
+            xa /= norms[a:a + block, None].astype(np.float32)
+            for b in range(a, len(used), block):
+                if b == a:
+                    xb = xa
+                else:
+                    xb = np.asarray(x[used[b:b + block]], dtype=np.float32)
+                    xb /= norms[b:b + block, None].astype(np.float32)
+                part = xa @ xb.T
+                gram[a:a + block, b:b + block] = part
+                gram[b:b + block, a:a + block] = part.T
+        scores[:] = gram[position[i], position[j]]
+    elif method == "gather":
+        block = max(1, int(chunk_bytes // (3 * 4 * max(d, 1))))
+        for s in range(0, len(i), block):
+            xi = np.asarray(x[i[s:s + block]], dtype=np.float32)
+            xj = np.asarray(x[j[s:s + block]], dtype=np.float32)
+            dots = np.multiply(xi, xj, out=xi).sum(axis=1, dtype=np.float64)
+            scores[s:s + block] = dots / (norms[position[i[s:s + block]]]
+                                          * norms[position[j[s:s + block]]])
+    else:
+        raise ValueError(f"method must be 'auto', 'gram' or 'gather'; got {method!r}")
+    return np.clip(scores, -1.0, 1.0)
+
+
+def plan_layer_groups(dims: Mapping[str, int], n_images: int, *, memory_budget_mb: float,
+                      batch_size: int = 50, flip_average: bool = True
+                      ) -> list[tuple[tuple[str, ...], bool]]:
+    """Group layers so that each group's descriptors fit a memory budget.
+
+    A layer of width D costs ``(n_images + forward batch) * D * 4`` bytes:
+    its float32 descriptors of every image, plus the network's output for
+    one forward batch (``2 * batch_size`` images with ``flip_average``).
+    Layers are taken in the given order (give them in forward order: a
+    group then stops early in the network) and added to the current group
+    while the sum fits; a layer whose descriptors alone (``n_images * D * 4``)
+    exceed the budget gets a group of its own, stored on disk. A layer whose
+    descriptors fit but whose cost with the forward batch does not also gets
+    a group of its own, in memory (a smaller ``batch_size`` avoids that).
+
+    Parameters
+    ----------
+    dims : mapping of str to int
+        Layer name -> descriptor width D, in the order to process.
+    n_images : int
+    memory_budget_mb : float
+    batch_size : int, default 50
+    flip_average : bool, default True
+
+    Returns
+    -------
+    list of (tuple of str, bool)
+        The groups in order, each with ``True`` when its one layer goes to a
+        memory-mapped file on disk.
+    """
+    n_images = _check_positive_int(n_images, "n_images")
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    if not isinstance(memory_budget_mb, (int, float, np.number)) or isinstance(
+            memory_budget_mb, bool) or not memory_budget_mb > 0:
+        raise ValueError(f"memory_budget_mb must be a positive number; got {memory_budget_mb!r}")
+    budget = float(memory_budget_mb) * _MB
+    forward = min(batch_size, n_images) * (2 if flip_average else 1)
+    groups, current, used = [], [], 0.0
+    for layer, d in dims.items():
+        d = _check_positive_int(d, f"dims[{layer!r}]")
+        if n_images * d * 4 > budget:
+            if current:
+                groups.append((tuple(current), False))
+                current, used = [], 0.0
+            groups.append(((layer,), True))
+            continue
+        cost = (n_images + forward) * d * 4
+        if current and used + cost > budget:
+            groups.append((tuple(current), False))
+            current, used = [], 0.0
+        current.append(layer)
+        used += cost
+    if current:
+        groups.append((tuple(current), False))
+    return groups
+
+
+def _forward_order(embedder, layers: tuple) -> tuple:
+    arch = getattr(embedder, "arch", None)
+    if arch is None:
+        return layers
+    from faceexp import models as fmodels
+
+    try:
+        names = fmodels.layer_catalogue(arch)["name"].tolist()
+        where = {name: k for k, name in enumerate(names)}
+        rank = {layer: where.get(fmodels.resolve_layer(arch, layer), len(names))
+                for layer in layers}
+    except ValueError:
+        return layers
+    return tuple(sorted(layers, key=lambda layer: rank[layer]))
+
+
+def _layer_dims(embedder, images: _Images, layers: tuple) -> dict:
+    dims_of = getattr(embedder, "output_dims", None)
+    if callable(dims_of) and images.size[0] == images.size[1]:
+        dims = dims_of(input_size=images.size[0])
+        return {layer: int(dims[layer]) for layer in layers}
+    out = embedder(images.batch(0, 1))  # one image, to read the widths
+    return {layer: int(torch.as_tensor(out[layer]).reshape(1, -1).shape[1]) for layer in layers}
+
+
+def layer_sweep_scores(
+    model,
+    frame,
+    pairs,
+    *,
+    layers: Sequence[str],
+    pooling: str = "flatten",
+    flip_average: bool = True,
+    memory_budget_mb: float = 2000,
+    batch_size: int = 50,
+    cache_dir=None,
+    model_id: str | None = None,
+    boxes=None,
+    mode: str = "resize-crop",
+    device=None,
+    compile: bool = False,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Cosine score of every pair for every layer, within a memory budget (paper, Fig. 8).
+
+    Flattened early layers are huge (MobileNetV2 at 113x113 with stride 1:
+    about 1.2 M values per image for an expanded layer, about 30 M for all
+    layers together), so the layers are grouped (:func:`plan_layer_groups`)
+    and the images are embedded once per group; the group's pair scores are
+    computed (rows L2-normalised, pairs scored in chunks) and its
+    descriptors freed before the next group. A layer whose descriptors
+    alone exceed the budget is written to a float32 ``.npy`` memory map in a
+    temporary folder (``cache_dir/tmp``, or the system's temporary folder
+    without ``cache_dir``), scored from it in chunks and deleted.
+
+    The budget covers the descriptors and one forward batch of the group's
+    outputs; the network's weights, its other activations and the decoded
+    images come on top (about 1 GB for MobileNetV2 at batch 50 with flips).
+    A layer on disk still needs one forward batch of its outputs in memory.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        A network from :func:`faceexp.models.build_model` /
+        :func:`~faceexp.models.load_checkpoint` (each group gets an
+        ``Embedder(model, group, pooling=pooling, device=device,
+        compile=compile)``), or a factory ``layers_tuple -> embedder``.
+    frame : pandas.DataFrame or array (N, 3, H, W)
+        Images, as in :func:`compute_embeddings`.
+    pairs : pandas.DataFrame with int columns ``i``, ``j``, or array (P, 2)
+        Rows of ``frame`` to compare (e.g.
+        ``faceexp.protocol.verification_pairs``).
+    layers : sequence of str
+        Layer names or aliases, e.g. ``layer_catalogue("mobilenetv2")["name"]``
+        minus the input ``"x"``.
+    pooling : {"flatten", "mean"}, default "flatten"
+        How a (C, H, W) activation becomes a vector (see Embedder).
+    flip_average : bool, default True
+        As in :func:`compute_embeddings`.
+    memory_budget_mb : float, default 2000
+        Budget for one group's descriptors plus a forward batch of its outputs.
+    batch_size : int, default 50
+        Images per forward pass (before mirroring); fewer lets bigger groups fit.
+    cache_dir : path-like, optional
+        Cache of the scores: one ``(P,)`` file per layer, keyed like
+        :func:`compute_embeddings` plus the pairs. A killed sweep resumes at
+        the first layer whose scores are missing.
+    model_id : str, optional
+        As in :func:`compute_embeddings`; default :func:`state_dict_hash` of
+        ``model`` (required with a factory and ``cache_dir``).
+    boxes, mode
+        Preprocessing of a frame, as in :func:`compute_embeddings`.
+    device, compile
+        Passed to the Embedder built for each group (``model`` a module).
+    progress : bool, default True
+        tqdm bars over groups and batches.
+
+    Returns
+    -------
+    pandas.DataFrame
+        P rows (``pairs``' index) x one float64 column of cosine scores per
+        layer (in ``layers`` order); higher is more similar. A zero
+        descriptor scores 0 against anything.
+    """
+    if isinstance(layers, str):
+        layers = (layers,)
+    layers = tuple(layers)
+    if not layers or len(set(layers)) != len(layers) or not all(isinstance(x, str) for x in layers):
+        raise ValueError(f"layers must be distinct layer names, at least one; got {list(layers)}")
+    if pooling not in ("flatten", "mean"):
+        raise ValueError(f"pooling must be 'flatten' or 'mean'; got {pooling!r}")
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    if isinstance(memory_budget_mb, bool) or not isinstance(memory_budget_mb, (int, float)) \
+            or not memory_budget_mb > 0:
+        raise ValueError(f"memory_budget_mb must be a positive number; got {memory_budget_mb!r}")
+    if mode not in ("resize-crop", "aligned"):
+        raise ValueError(f"mode must be 'resize-crop' or 'aligned'; got {mode!r}")
+    if isinstance(boxes, (str, os.PathLike)):
+        boxes = fdata.load_bounding_boxes(boxes)
+
+    if isinstance(model, torch.nn.Module):
+        from faceexp.models import Embedder
+
+        module = model
+
+        def factory(group):
+            return Embedder(module, group, pooling=pooling, device=device, compile=compile)
+
+        if model_id is None and cache_dir is not None:
+            model_id = "state_dict:" + state_dict_hash(module)
+    elif callable(model):
+        factory = model
+        if model_id is None and cache_dir is not None:
+            raise ValueError(
+                "with an embedder factory and cache_dir, pass model_id= (e.g. "
+                "faceexp.models.checkpoint_hash(path)) so that the cache follows the weights"
+            )
+    else:
+        raise ValueError(
+            "model must be a torch.nn.Module or a factory layers -> embedder; "
+            f"got {type(model).__name__}"
+        )
+    if model_id is not None and (not isinstance(model_id, str) or not model_id):
+        raise ValueError(f"model_id must be a non-empty string; got {model_id!r}")
+
+    images = _Images(frame, boxes=boxes, mode=mode, progress=progress)
+    i, j, index = _pair_indices(pairs, images.n)
+    scores: dict = {}
+    entry = fields = None
+    if cache_dir is not None:
+        pair_hash = hashlib.sha256(np.stack([i, j]).tobytes()).hexdigest()
+        fields = {"kind": "pair-scores", "version": CACHE_VERSION, "model_id": model_id,
+                  "pooling": pooling, **images.fields, "flip_average": bool(flip_average),
+                  "n": images.n, "pairs": pair_hash, "n_pairs": len(i)}
+        entry = Path(cache_dir) / f"scores-{_sha256_json(fields)[:24]}"
+        for layer in layers:
+            cached = _load_npy(entry / f"{_safe_name(layer)}.npy", rows=len(i),
+                               mmap_threshold_mb=float("inf"), ndim=1)
+            if cached is not None:
+                scores[layer] = cached
+    todo = tuple(layer for layer in layers if layer not in scores)
+
+    if todo:
+        from tqdm.auto import tqdm
+
+        probe = factory(todo)
+        probe_pooling = getattr(probe, "pooling", pooling)
+        if probe_pooling != pooling:
+            raise ValueError(
+                f"the factory's embedders pool with {probe_pooling!r} but pooling={pooling!r}; "
+                "make them agree"
+            )
+        order = _forward_order(probe, todo)
+        dims = _layer_dims(probe, images, order)
+        del probe
+        groups = plan_layer_groups(dims, images.n, memory_budget_mb=memory_budget_mb,
+                                   batch_size=batch_size, flip_average=flip_average)
+        chunk_bytes = int(min(256 * _MB, max(8 * _MB, memory_budget_mb * _MB / 8)))
+        tmp_root = Path(cache_dir) / "tmp" if cache_dir is not None else None
+        bar = tqdm(groups, desc=f"layer sweep ({len(todo)} layers)", unit="group",
+                   disable=not progress)
+        for group, on_disk in bar:
+            tmp_dir = None
+            try:
+                if on_disk:
+                    if tmp_root is not None:
+                        tmp_root.mkdir(parents=True, exist_ok=True)
+                    tmp_dir = Path(tempfile.mkdtemp(prefix="sweep-", dir=tmp_root))
+
+                    def allocate(layer, shape, _dir=tmp_dir):
+                        return np.lib.format.open_memmap(
+                            _dir / f"{_safe_name(layer)}.npy", mode="w+", dtype=np.float32,
+                            shape=shape)
+                else:
+                    allocate = _in_memory
+                embedder = factory(group)
+                arrays = _embed_pass(embedder, images, group, flip_average=flip_average,
+                                     batch_size=batch_size, progress=progress,
+                                     allocate=allocate, desc=f"{group[0]} (+{len(group) - 1})")
+                del embedder
+                for layer in group:
+                    x = arrays.pop(layer)
+                    if on_disk:
+                        x.flush()
+                    scores[layer] = _pair_cosine(x, i, j, chunk_bytes=chunk_bytes)
+                    del x
+                    if entry is not None:
+                        _save_npy(entry / f"{_safe_name(layer)}.npy", scores[layer])
+                del arrays
+            finally:
+                gc.collect()
+                if tmp_dir is not None:
+                    shutil.rmtree(tmp_dir, ignore_errors=True)
+            if entry is not None:
+                _write_meta(entry, fields, {layer: {"file": f"{_safe_name(layer)}.npy"}
+                                            for layer in group})
+    return pd.DataFrame({layer: np.asarray(scores[layer], dtype=np.float64)
+                         for layer in layers}, index=index)
