@@ -9,7 +9,7 @@ importance.
 Data flows one way through the modules::
 
     data, pose -> models -> train | embeddings -> explain | protocol, metrics
-      -> heatmaps, removal -> plots -> notebooks
+      -> heatmaps, removal -> artifacts (cache), study (analyses) -> plots -> notebooks
 
 Public names are importable from the package itself (``faceexp.explain``);
 they are loaded lazily so ``import faceexp`` stays cheap.
@@ -22,25 +22,41 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     # data
-    "orl_root": "data", "load_orl": "data", "scan_identity_folders": "data",
-    "split_identities": "data", "validation_holdout": "data", "FaceDataset": "data",
-    "preprocess": "data", "load_bounding_boxes": "data", "SkipReport": "data",
-    "IMAGENET_MEAN": "data", "IMAGENET_STD": "data",
+    **dict.fromkeys(["orl_root", "load_orl", "scan_identity_folders", "split_identities",
+                     "validation_holdout", "FaceDataset", "preprocess", "load_image",
+                     "load_bounding_boxes", "SkipReport", "SkippedFileWarning",
+                     "IMAGENET_MEAN", "IMAGENET_STD", "INPUT_SIZE"], "data"),
     # pose
-    "estimate_pose": "pose", "read_pose_template_list": "pose", "look_left": "pose",
+    **dict.fromkeys(["POSES", "POSE_CODES", "estimate_pose", "read_pose_template_list",
+                     "look_left", "look_left_batch", "yaw_proxy"], "pose"),
     # models
-    "build_model": "models", "layer_catalogue": "models", "Embedder": "models",
-    "save_checkpoint": "models", "load_checkpoint": "models",
+    **dict.fromkeys(["ARCHITECTURES", "EMBEDDING_DIM", "build_model", "imagenet_state_dict",
+                     "layer_catalogue", "block_ends", "resolve_layer", "Embedder",
+                     "save_checkpoint", "load_checkpoint", "checkpoint_hash"], "models"),
     # training
-    "train": "train", "TrainConfig": "train",
+    **dict.fromkeys(["train", "TrainConfig", "TrainResult"], "train"),
     # explanation
-    "explain": "explain", "Explainer": "explain", "Explanation": "explain",
+    **dict.fromkeys(["explain", "Explainer", "Explanation"], "explain"),
+    # embeddings
+    **dict.fromkeys(["compute_embeddings", "layer_sweep_scores"], "embeddings"),
     # verification
-    "compute_embeddings": "embeddings",
-    "verification_pairs": "protocol", "score_pairs": "protocol",
-    "equal_error_rate": "metrics", "fusion_sweep": "metrics",
+    **dict.fromkeys(["verification_pairs", "verification_pairs_by_pose", "cosine_scores",
+                     "eer_table", "table_one", "format_eer_table", "POSE_PAIRS"], "protocol"),
+    **dict.fromkeys(["equal_error_rate", "EER", "det_curve", "roc_curve", "fuse_scores",
+                     "fusion_sweep", "best_fusion"], "metrics"),
     # statistics
-    "peak_signal_noise_ratio": "heatmaps", "average_heatmaps": "heatmaps",
+    **dict.fromkeys(["peak_signal_noise_ratio", "psnr_pairs", "average_heatmaps",
+                     "average_faces", "averages_by_key", "psnr_between", "psnr_histograms",
+                     "psnr_examples", "overlay"], "heatmaps"),
+    **dict.fromkeys(["remove_significant", "remove_random_pixels", "remove_random_superpixels",
+                     "removed_fraction", "removal_experiment", "deletion_curves",
+                     "deletion_auc", "faithfulness_gap", "sampling_study",
+                     "summarise_sampling_study"], "removal"),
+    # cached experiment steps shared by the notebooks
+    **dict.fromkeys(["trained_network", "explain_images", "HeatmapSet", "load_embedder",
+                     "pose_labels"], "artifacts"),
+    # the paper's analyses end to end, for the notebooks
+    **dict.fromkeys(["prepare_study", "Study", "example_triplet"], "study"),
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from faceexp import data as fdata
+from faceexp.embeddings import frame_fingerprint
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -48,15 +49,6 @@ def make_key(**fields) -> str:
     """A short stable hash of JSON-serialisable keyword fields."""
     text = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def frame_fingerprint(frame: pd.DataFrame) -> str:
-    """Hash of a frame's image paths with their sizes and modification times."""
-    h = hashlib.sha256()
-    for path in frame["path"]:
-        st = os.stat(path)
-        h.update(f"{path}|{st.st_size}|{int(st.st_mtime)}\n".encode())
-    return h.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------- networks
@@ -304,89 +296,3 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
         r2=np.stack(r2), images=images[keep],
         failed=pd.DataFrame(failed, columns=["path", "reason"]),
         options=dict(options, layers=layers, pooling=pooling, target=target, seed=seed))
-
-
-# -------------------------------------------------------------------- study
-
-
-@dataclass
-class Study:
-    """The networks and images every chapter of the book works on.
-
-    Attributes
-    ----------
-    runs : dict
-        ``arch -> faceexp.train.TrainResult`` (trained once, then read).
-    images : pandas.DataFrame
-        Every image with its ``split`` (train / val / test) and, for the test
-        identities, its ``pose``, ``looks`` and ``yaw_proxy``.
-    artifacts : Path
-    dataset : str
-        "ORL (AT&T Laboratories Cambridge)" or the data root.
-    """
-
-    runs: dict
-    images: pd.DataFrame
-    artifacts: Path
-    dataset: str
-    options: dict = field(default_factory=dict)
-
-    @property
-    def models(self) -> list:
-        return list(self.runs)
-
-    def checkpoint(self, arch: str) -> Path:
-        return Path(self.runs[arch].final_checkpoint)
-
-    def split(self, name: str) -> pd.DataFrame:
-        """Images of one split ("train", "val" or "test"), index reset."""
-        return self.images[self.images["split"] == name].reset_index(drop=True)
-
-    def source(self, arch: str | None = None, extra: str = "") -> str:
-        """A caption line saying what data and model produced a figure."""
-        nets = [arch] if arch else self.models
-        desc = []
-        for a in nets:
-            m = self.runs[a].metrics
-            init = ("ImageNet init" if a == "mobilenetv2" or self.options.get("resnet50_imagenet")
-                    else "random init (no ImageNet ResNet50 weights here)")
-            desc.append(f"{a} trained {len(m)} epochs on {len(self.runs[a].classes)} "
-                        f"{self.dataset} identities, {init}")
-        text = "Data: " + self.dataset + "; models: " + "; ".join(desc)
-        return text + (f"; {extra}" if extra else "")
-
-
-def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
-                  data_root=None, seed=0, progress=True, **train_options) -> Study:
-    """Train (or read) the networks and label the test images' poses.
-
-    Parameters
-    ----------
-    models : sequence of str or comma-separated str
-    artifacts : path
-    data_root : path, optional
-        One folder per identity; None uses ORL.
-    seed : int
-        Seed of the identity split, the hold-out and training.
-    **train_options
-        :class:`faceexp.train.TrainConfig` fields (``max_epochs``,
-        ``batch_size``, ...); None values are dropped (paper defaults).
-
-    Returns
-    -------
-    Study
-    """
-    if isinstance(models, str):
-        models = [m.strip() for m in models.split(",") if m.strip()]
-    options = {k: v for k, v in train_options.items() if v is not None}
-    runs = {arch: trained_network(arch, artifacts, progress=progress, data_root=data_root,
-                                  seed=seed, **options)
-            for arch in models}
-    first = runs[models[0]]
-    images = run_split(first)
-    test = images[images["split"] == "test"]
-    labelled = pose_labels(test, artifacts, progress=progress)
-    images = images.merge(labelled[["path", "pose", "looks", "yaw_proxy"]], on="path", how="left")
-    dataset = "ORL faces (AT&T Laboratories Cambridge)" if data_root is None else str(data_root)
-    return Study(runs=runs, images=images, artifacts=Path(artifacts), dataset=dataset,
-                 options=dict(options, seed=seed))

@@ -36,11 +36,11 @@ def _hwc(image) -> np.ndarray:
 
 
 def overlay(image, heatmap, *, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
-    """Blend a [0, 1] heatmap (H, W) over an image (H, W, 3) -> (H, W, 3)."""
-    import matplotlib
+    """:func:`faceexp.heatmaps.overlay`, clipping both inputs to [0, 1] first."""
+    from faceexp.heatmaps import overlay as _overlay
 
-    colours = matplotlib.colormaps[cmap](np.clip(np.asarray(heatmap), 0, 1))[..., :3]
-    return np.clip((1 - alpha) * _hwc(image) + alpha * colours, 0, 1)
+    return _overlay(_hwc(image), np.clip(np.asarray(heatmap, dtype=np.float32), 0, 1),
+                    alpha=alpha, cmap=cmap)
 
 
 def _off(ax):
