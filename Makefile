@@ -29,10 +29,10 @@ train: $(STAMP)
 	$(VENV)/bin/faceexp train --arch resnet50 --out runs/resnet50
 
 book: $(STAMP)
-	$(PY) -m faceexp.book --profile $(PROFILE)
+	$(PY) book/build.py --profile $(PROFILE)
 
 book-check: $(STAMP)
-	$(PY) -m faceexp.book --check
+	$(PY) book/build.py --check --skip-build
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

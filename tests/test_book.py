@@ -1,0 +1,141 @@
+"""The book built from the quick-profile notebooks: complete, figures embedded, offline.
+
+The build goes to _build/test/_build/html (so `make test` leaves the book of `make book` in
+_build/html alone); the executed notebooks are shared with tests/test_notebooks.py and
+`python book/build.py --profile quick`, and Sphinx re-renders only what changed.
+"""
+from __future__ import annotations
+
+import html.parser
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = [
+    ("01_method", "1. The method"),
+    ("02_training", "2. Training the two CNNs"),
+    ("03_gap_vs_softmax", "3. GAP embedding vs softmax heatmaps"),
+    ("04_comparing_cnns", "4. Comparing the two CNNs"),
+    ("05_complementarity", "5. Network complementarity"),
+    ("06_layers", "6. Learning across layers"),
+    ("07_pixel_removal", "7. Eliminating the most significant pixels"),
+    ("08_sampling", "8. Beyond the paper: choosing the perturbation"),
+]
+MATHJAX = "_static/mathjax/es5/tex-mml-chtml.js"
+
+
+def _load_build():
+    name = "faceexp_book_build"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "book" / "build.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+build = _load_build()
+
+
+class _Tags(html.parser.HTMLParser):
+    """Collects (tag, attributes) of every start tag."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(page: Path):
+    parser = _Tags()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser.tags
+
+
+def _resolves(page: Path, url: str) -> bool:
+    return (page.parent / unquote(url.split("?")[0])).resolve().is_file()
+
+
+@pytest.fixture(scope="module")
+def site() -> Path:
+    """The quick-profile book's HTML folder."""
+    build.execute_profile("quick", log=lambda message: None)
+    build.publish("quick")
+    output = ROOT / "_build" / "test"
+    index = build.build_book(path_output=output, log=lambda message: None)
+    assert index.is_file()
+    return index.parent
+
+
+def test_intro_results_and_all_eight_chapters_are_built(site):
+    assert (site / "book" / "intro.html").is_file()
+    assert (site / "book" / "results.html").is_file()
+    for stem, _ in CHAPTERS:
+        assert (site / "book" / "executed" / f"{stem}.html").is_file(), stem
+
+
+def test_chapters_are_numbered_in_paper_order_in_the_navigation(site):
+    text = (site / "book" / "intro.html").read_text(encoding="utf-8")
+    links = re.findall(r'<a class="reference internal" href="executed/(\d\d_\w+)\.html">([^<]+)</a>', text)
+    assert links[:8] == CHAPTERS
+
+
+@pytest.mark.parametrize("stem", [stem for stem, _ in CHAPTERS])
+def test_each_chapter_embeds_a_figure(site, stem):
+    page = site / "book" / "executed" / f"{stem}.html"
+    sources = [a.get("src", "") for tag, a in _tags(page) if tag == "img"]
+    embedded = [s for s in sources if s.startswith("data:image/")
+                or ("_images/" in s and _resolves(page, s))]
+    assert embedded, f"{stem}: no figure in {sources}"
+
+
+def test_no_page_loads_a_script_or_stylesheet_from_the_web(site):
+    external = []
+    for page in site.rglob("*.html"):
+        for tag, attrs in _tags(page):
+            url = attrs.get("src") if tag == "script" else attrs.get("href") if tag == "link" else None
+            if url and (url.startswith("//") or urlparse(url).scheme in ("http", "https")):
+                external.append(f"{page.relative_to(site)}: <{tag}> {url}")
+    assert external == []
+
+
+def test_pages_load_the_local_mathjax_once(site):
+    for name in ("intro", "results", "executed/05_complementarity"):
+        page = site / "book" / f"{name}.html"
+        scripts = [a["src"] for tag, a in _tags(page) if tag == "script" and a.get("src")]
+        mathjax = [s for s in scripts if "mathjax" in s.lower()]
+        assert len(mathjax) == 1 and mathjax[0].split("?")[0].endswith(MATHJAX), (name, mathjax)
+        assert _resolves(page, mathjax[0])
+        assert not any("require" in s.lower() for s in scripts), scripts
+    assert list((site / "_static" / "mathjax" / "es5" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+
+
+def test_the_intro_holds_math_for_mathjax(site):
+    text = (site / "book" / "intro.html").read_text(encoding="utf-8")
+    assert text.count('class="math notranslate nohighlight"') >= 3
+
+
+def test_results_page_includes_the_generated_summary_and_its_figures(site):
+    page = site / "book" / "results.html"
+    text = page.read_text(encoding="utf-8")
+    assert "<strong>quick</strong> profile" in text
+    for _, title in CHAPTERS:
+        assert title.replace("&", "&amp;") in text
+    figures = [a["src"] for tag, a in _tags(page) if tag == "img"]
+    assert len(figures) >= len(CHAPTERS) and all(_resolves(page, s) for s in figures), figures
+
+
+def test_build_py_audit_finds_nothing_wrong(site):
+    assert build.audit_book(site) == []
+
+
+@pytest.mark.skipif(build.find_chromium() is None, reason="headless Chromium is not installed (apt-get install -y chromium)")
+def test_mathjax_typesets_the_intro_offline(site):
+    assert build.rendered_formulas(site / "book" / "intro.html") >= 10
