@@ -103,7 +103,11 @@ def plot_coefficients(explanation, *, layer=None, ax=None):
 
 
 def plot_heatmap_row(images, heatmaps, titles=None, *, ncols=None, source=None, size=2.0):
-    """Heatmaps over their images in a grid: images (N, H, W, 3), heatmaps (N, H, W)."""
+    """Heatmaps over their images in a grid.
+
+    images : (N, H, W, 3); heatmaps : (N, H, W), entries may be None to show
+    the image alone.
+    """
     n = len(heatmaps)
     ncols = ncols or n
     nrows = int(np.ceil(n / ncols))
@@ -114,12 +118,32 @@ def plot_heatmap_row(images, heatmaps, titles=None, *, ncols=None, source=None, 
         if k >= n:
             ax.set_visible(False)
             continue
-        img = images[k] if images is not None else np.zeros(heatmaps[k].shape + (3,))
-        ax.imshow(overlay(img, heatmaps[k]))
+        hm = heatmaps[k]
+        img = images[k] if images is not None else np.zeros(np.shape(hm) + (3,))
+        ax.imshow(_hwc(img) if hm is None else overlay(img, hm))
         if titles is not None:
             ax.set_title(titles[k], fontsize=8)
     fig.tight_layout(rect=(0, 0.04 if source else 0, 1, 1))
     return _caption(fig, source)
+
+
+def plot_psnr_examples(examples: pd.DataFrame, heatmaps: Mapping, *, layer="gap", source=None):
+    """Figure 5: the images at the maximum, average and minimum PSNR between two
+    networks, each with both networks' heatmaps.
+
+    examples : from :func:`faceexp.heatmaps.psnr_examples` (columns ``position``,
+        ``example``, ``psnr`` and the grouping column ``pose``).
+    heatmaps : ``{arch: HeatmapSet}`` of the same images (first two are used).
+    """
+    (a, ha), (b, hb) = list(heatmaps.items())[:2]
+    imgs, maps, titles = [], [], []
+    for _, r in examples.iterrows():
+        i = int(r["position"])
+        for name, hs in ((a, ha), (b, hb)):
+            imgs.append(hs.images[i])
+            maps.append(hs.layer(layer)[i])
+            titles.append(f"{r['example']} {r.get('pose', '')}: {name}\n{r['psnr']:.1f} dB")
+    return plot_heatmap_row(imgs, maps, titles, ncols=6, source=source)
 
 
 # --------------------------------------------------------------- training
@@ -165,7 +189,10 @@ def plot_average_heatmaps(maps: Mapping, faces: Mapping | None = None, *,
     Parameters
     ----------
     maps : mapping (row, col) -> (H, W) average heatmap in [0, 1]
-    faces : mapping (row, col) -> (H, W, 3) average face, optional
+        A row label may be a tuple; its key is then ``(*row, col)``, as
+        :func:`faceexp.heatmaps.averages_by_key` makes them.
+    faces : mapping -> (H, W, 3) average face, optional
+        Looked up by the panel's key, then its column, then its row.
         Drawn under the heatmap (as the paper overlays the average face).
     rows, cols : sequences of the row and column labels, in order.
     annotations : mapping (row, col) -> str, optional
@@ -174,23 +201,29 @@ def plot_average_heatmaps(maps: Mapping, faces: Mapping | None = None, *,
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(size * len(cols) + 0.6,
                                                            size * len(rows) + 0.5),
                              squeeze=False)
+    def key(row, col):
+        return (*row, col) if isinstance(row, tuple) else (row, col)
+
     for r, row in enumerate(rows):
         for c, col in enumerate(cols):
             ax = axes[r, c]
             _off(ax)
-            hm = maps.get((row, col))
+            hm = maps.get(key(row, col))
             if hm is None:
                 ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
                 continue
-            face = faces.get((row, col)) if faces else None
+            face = None
+            if faces:
+                face = next((faces[k] for k in (key(row, col), col, row) if k in faces), None)
             ax.imshow(overlay(face, hm) if face is not None else hm,
                       cmap=None if face is not None else "jet", vmin=0, vmax=1)
-            if annotations and (row, col) in annotations:
-                ax.set_xlabel(annotations[(row, col)], fontsize=8)
+            if annotations and key(row, col) in annotations:
+                ax.set_xlabel(annotations[key(row, col)], fontsize=8)
             if r == 0:
                 ax.set_title(str(col), fontsize=9)
             if c == 0:
-                ax.set_ylabel(str(row), fontsize=9)
+                ax.set_ylabel(" ".join(map(str, row)) if isinstance(row, tuple) else str(row),
+                              fontsize=9)
     sm = plt.cm.ScalarMappable(cmap="jet", norm=plt.Normalize(0, 1))
     fig.colorbar(sm, ax=axes, fraction=0.025, pad=0.02, label="importance")
     if source:

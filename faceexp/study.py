@@ -493,11 +493,13 @@ def sampling_analysis(study: Study, frame: pd.DataFrame, arch: str = "mobilenetv
 
 
 def write_summary(output_dir, name: str, *, summary: str, values: dict | None = None,
-                  figures: list | None = None) -> Path:
-    """Write a chapter's summary for the book's results page.
+                  tables: list | None = None, figures: list | None = None) -> Path:
+    """Write a chapter's summary for the book's results page (see book/build.py).
 
-    ``figures`` is a list of ``(figure, file name, caption)``; each figure is
-    saved as PNG next to ``<name>.json`` in ``output_dir``.
+    ``values`` maps a label to a number or ``{"ours": x, "paper": y}``;
+    ``tables`` is a list of ``(DataFrame, caption)``; ``figures`` a list of
+    ``(figure, file name, caption)``, each saved as PNG next to
+    ``<name>.json`` in ``output_dir``.
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -505,11 +507,22 @@ def write_summary(output_dir, name: str, *, summary: str, values: dict | None = 
     for fig, file, caption in figures or []:
         fig.savefig(out / file, dpi=100, bbox_inches="tight")
         entries.append({"file": file, "caption": caption})
-    doc = {"summary": summary, "values": {k: _plain(v) for k, v in (values or {}).items()},
+    doc = {"summary": summary,
+           "values": {k: ({kk: _plain(vv) for kk, vv in v.items()} if isinstance(v, dict)
+                          else _plain(v)) for k, v in (values or {}).items()},
+           "tables": [dict(_plain_table(t), caption=c) for t, c in tables or []],
            "figures": entries}
     path = out / f"{name}.json"
     path.write_text(json.dumps(doc, indent=2))
     return path
+
+
+def _plain_table(table: pd.DataFrame) -> dict:
+    d = table.to_dict(orient="split")
+    d["data"] = [[_plain(x) for x in row] for row in d["data"]]
+    d["index"] = [str(i) for i in d["index"]]
+    d["columns"] = [str(c) for c in d["columns"]]
+    return d
 
 
 def _plain(v):
@@ -517,6 +530,6 @@ def _plain(v):
         return None if not np.isfinite(v) else round(float(v), 4)
     if isinstance(v, np.integer):
         return int(v)
-    if isinstance(v, pd.DataFrame):
-        return v.round(4).astype(object).where(v.notna(), None).to_dict()
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
     return v
