@@ -34,7 +34,7 @@ _EXPORTS = {
                      "layer_catalogue", "block_ends", "resolve_layer", "Embedder",
                      "save_checkpoint", "load_checkpoint", "checkpoint_hash"], "models"),
     # training
-    **dict.fromkeys(["train", "TrainConfig", "TrainResult"], "train"),
+    **dict.fromkeys(["TrainConfig", "TrainResult"], "train"),  # faceexp.train is the module
     # explanation
     **dict.fromkeys(["explain", "Explainer", "Explanation"], "explain"),
     # embeddings
