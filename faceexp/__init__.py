@@ -36,7 +36,7 @@ _EXPORTS = {
     # training
     **dict.fromkeys(["TrainConfig", "TrainResult"], "train"),  # faceexp.train is the module
     # explanation
-    **dict.fromkeys(["explain", "Explainer", "Explanation"], "explain"),
+    **dict.fromkeys(["explain", "Explainer", "Explanation"], "explainer"),
     # embeddings
     **dict.fromkeys(["compute_embeddings", "layer_sweep_scores"], "embeddings"),
     # verification

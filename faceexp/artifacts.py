@@ -227,21 +227,21 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
     compile : bool
         ``torch.compile`` the network (worth it from a few dozen images on).
     **options
-        :class:`faceexp.explain.Explainer` options (``n_samples``,
+        :class:`faceexp.explainer.Explainer` options (``n_samples``,
         ``n_segments``, ``p_off``, ``sampling``, ``batch_size``, ...).
 
     Returns
     -------
     HeatmapSet
     """
-    from faceexp import explain as fexplain
+    from faceexp import explainer as fexplain
     from faceexp import models as fmodels
 
     layers = list(layers)
     images = preprocessed_images(frame)
     key = make_key(model=fmodels.checkpoint_hash(checkpoint), layers=layers, pooling=pooling,
                    target=target, options=options,
-                   code=source_hash("explain", "models", "data"))
+                   code=source_hash("explainer", "models", "data"))
     folder = Path(artifacts) / "explain" / key
     folder.mkdir(parents=True, exist_ok=True)
     image_keys = [hashlib.sha256(f"{p}|{seed + i}|{None if class_indices is None else class_indices[i]}"

@@ -60,7 +60,7 @@ def plot_method_overview(image, explanation, *, n_perturbations: int = 4, layer=
     Parameters
     ----------
     image : (H, W, 3) float in [0, 1]
-    explanation : faceexp.explain.Explanation
+    explanation : faceexp.explainer.Explanation
     n_perturbations : int
         Perturbed samples shown (samples 1..n; sample 0 is the image itself).
     layer : str, optional
@@ -353,17 +353,28 @@ def plot_removed_fraction(fractions: pd.DataFrame, *, ax=None, source=None):
 
     ``fractions`` has columns ``threshold``, ``fraction`` (and optionally ``network``).
     """
-    import seaborn as sns
-
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 3.2))
     else:
         fig = ax.figure
-    data = fractions.assign(percent=100 * fractions["fraction"])
-    order = sorted(data["threshold"].unique(), reverse=True)
-    sns.boxplot(data=data, x="threshold", y="percent", order=order,
-                hue="network" if "network" in data else None, ax=ax, fliersize=2)
+    order = sorted(fractions["threshold"].unique(), reverse=True)
+    nets = list(dict.fromkeys(fractions["network"])) if "network" in fractions else [None]
+    width = 0.8 / len(nets)
+    for k, net in enumerate(nets):
+        part = fractions if net is None else fractions[fractions["network"] == net]
+        data = [100 * part.loc[part["threshold"] == t, "fraction"].to_numpy() for t in order]
+        pos = np.arange(len(order)) - 0.4 + width * (k + 0.5)
+        bp = ax.boxplot(data, positions=pos, widths=width * 0.9, patch_artist=True,
+                        flierprops=dict(markersize=2))
+        for box in bp["boxes"]:
+            box.set_facecolor(f"C{k}")
+            box.set_alpha(0.6)
+        if net is not None:
+            box.set_label(net)
+    ax.set_xticks(np.arange(len(order)), [f"{t:g}" for t in order])
     ax.set(xlabel="heatmap threshold", ylabel="pixels removed (%)")
+    if nets != [None]:
+        ax.legend(fontsize=7)
     if source:
         fig.tight_layout(rect=(0, 0.06, 1, 1))
         _caption(fig, source)

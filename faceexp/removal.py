@@ -51,7 +51,7 @@ import torch
 
 from faceexp import protocol
 from faceexp.data import IMAGENET_MEAN
-from faceexp.explain import Explainer
+from faceexp.explainer import Explainer
 from faceexp.metrics import OVERALL, equal_error_rate
 
 __all__ = [
@@ -1034,7 +1034,7 @@ def sampling_study(embed: Callable, images: Any, *, settings: Sequence[Mapping] 
     Parameters
     ----------
     embed : callable
-        As for :func:`faceexp.explain.explain` and :func:`deletion_curves`.
+        As for :func:`faceexp.explainer.explain` and :func:`deletion_curves`.
     images : array_like, shape (N, H, W, 3)
         Float images in [0, 1].
     settings : sequence of dict

@@ -466,7 +466,7 @@ def removal_analysis(study: Study, heatmaps: dict, *, thresholds=fremoval.DEFAUL
 
 def sampling_analysis(study: Study, frame: pd.DataFrame, arch: str = "mobilenetv2", *,
                       settings=fremoval.DEFAULT_SETTINGS, seeds=(0, 1, 2), n_samples=1000,
-                      n_segments=75, progress=True) -> tuple:
+                      n_segments=75, batch_size=50, progress=True) -> tuple:
     """The explainer's sampling compared by faithfulness and stability, cached.
 
     Returns ``(per_image, summary)`` DataFrames (see
@@ -475,7 +475,7 @@ def sampling_analysis(study: Study, frame: pd.DataFrame, arch: str = "mobilenetv
     key = fart.make_key(model=fmodels.checkpoint_hash(study.checkpoint(arch)),
                         images=list(frame["path"]), settings=list(settings), seeds=list(seeds),
                         n_samples=n_samples, n_segments=n_segments,
-                        code=fart.source_hash("removal", "explain", "models", "data"))
+                        code=fart.source_hash("removal", "explainer", "models", "data"))
     path = study.artifacts / "sampling" / f"{key}.csv"
     if path.exists():
         per_image = pd.read_csv(path)
@@ -483,7 +483,8 @@ def sampling_analysis(study: Study, frame: pd.DataFrame, arch: str = "mobilenetv
         images = fart.preprocessed_images(frame)
         per_image = fremoval.sampling_study(study.embedder(arch, ["gap"]), images,
                                             settings=settings, seeds=seeds, n_samples=n_samples,
-                                            n_segments=n_segments, progress=progress)
+                                            n_segments=n_segments, batch_size=batch_size,
+                                            progress=progress)
         path.parent.mkdir(parents=True, exist_ok=True)
         per_image.to_csv(path, index=False)
     return per_image, fremoval.summarise_sampling_study(per_image)

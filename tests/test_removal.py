@@ -442,7 +442,7 @@ def test_sampling_study_shape_and_consistency():
 
 
 def test_sampling_study_uses_the_same_segments_for_one_image(monkeypatch):
-    from faceexp import explain as fexplain
+    from faceexp import explainer as fexplain
 
     calls = []
     original = fexplain.Explainer.explain

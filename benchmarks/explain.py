@@ -1,0 +1,240 @@
+"""Cost of one LIME-for-verification explanation, against its floor and against lime.
+
+A benchmark, not a test: it prints figures. For each network at 113x113 (ImageNet
+initialised; ResNet50 random where no ImageNet weights are installed), on a real
+ORL face:
+
+- ``forward_s``: forward passes alone, ``n_samples`` images in batches of 50, on the
+  fastest model faceexp runs here (``Embedder(compile=True, channels_last=True)``):
+  the floor of an explanation;
+- ``explain_s`` (= ``single_layer_s``): one explanation of the "gap" layer on it;
+- ``sweep_s``: one explanation of all 16 block ends + gap + softmax (flattened)
+  from the same forward passes;
+- ``lime_s``: ``lime_image`` on the same network (eager PyTorch, as its users give
+  it: ``classifier_fn`` returning softmax, ``batch_size=50``), image, SLIC-75
+  segmentation and sample count;
+- ``peak_rss_mb``: peak resident memory of a fresh process that runs the sweep
+  (torch, compilation and all).
+
+Extra keys give ratios that a busy shared CPU disturbs less: process CPU time
+ratios, and each explanation's wall time over the time spent inside its own
+forward passes (the explainer's own overhead).
+
+Compilation warm-up is excluded (each compiled model explains once first).
+Timings are medians of ``--repeats``; on a shared machine compare the ratios of
+one run, not absolute times across runs. Targets: explain <= 1.15 x forward,
+sweep <= 1.25 x single layer, >= 2x faster than lime_image, peak RSS < 3 GB
+(ResNet50 sweep).
+
+    python benchmarks/explain.py [--models mobilenetv2,resnet50] [--samples 1000]
+                                 [--repeats 3] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from faceexp import data as fdata
+from faceexp import models as fmodels
+from faceexp.explainer import Explainer
+
+BATCH = 50
+N_SEGMENTS = 75
+
+
+def _face() -> np.ndarray:
+    """A real ORL face, preprocessed to (113, 113, 3) float32 in [0, 1]."""
+    path = fdata.orl_root() / "s1" / "1.pgm"
+    return fdata.preprocess(fdata.load_image(path)).transpose(1, 2, 0).copy()
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        fn(r)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _sweep_layers(arch: str) -> list[str]:
+    return fmodels.block_ends(arch) + ["gap", "softmax"]
+
+
+def _compiled_embedder(model, layers):
+    return fmodels.Embedder(model, layers, pooling="flatten", compile=True, channels_last=True)
+
+
+def _explainer(embedder, n_samples):
+    return Explainer(embedder, n_samples=n_samples, n_segments=N_SEGMENTS, batch_size=BATCH)
+
+
+def _lime_seconds(arch: str, image: np.ndarray, n_samples: int, repeats: int) -> float:
+    from lime import lime_image
+    from skimage.segmentation import slic
+
+    eager = fmodels.build_model(arch, 1000, weights="imagenet", seed=0).eval()
+    mean = torch.tensor(fdata.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(fdata.IMAGENET_STD).view(1, 3, 1, 1)
+
+    def classifier_fn(images):
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+        with torch.no_grad():
+            return torch.softmax(eager((x - mean) / std), dim=1).numpy()
+
+    def segmentation_fn(x):
+        return slic(x, n_segments=N_SEGMENTS, compactness=10, start_label=0)
+
+    def run(r):
+        lime_image.LimeImageExplainer(random_state=r).explain_instance(
+            image, classifier_fn, top_labels=1, hide_color=0, num_samples=n_samples,
+            batch_size=BATCH, segmentation_fn=segmentation_fn)
+
+    return _median_time(run, repeats)
+
+
+def _peak_rss_mb(arch: str, n_samples: int) -> float:
+    """Peak RSS (MB) of a fresh process running one sweep explanation."""
+    done = subprocess.run([sys.executable, __file__, "--peak-rss-child", arch,
+                           "--samples", str(n_samples)],
+                          capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def _peak_rss_child(arch: str, n_samples: int) -> None:
+    model = fmodels.build_model(arch, 1000, weights="imagenet", seed=0)
+    embedder = _compiled_embedder(model, _sweep_layers(arch))
+    _explainer(embedder, n_samples).explain(_face(), seed=0)
+    # Linux reports ru_maxrss in KiB
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+class _Timed:
+    """Wraps an embed callable and adds up the wall time spent inside it."""
+
+    def __init__(self, embed):
+        self.embed = embed
+        self.seconds = 0.0
+
+    def __call__(self, batch):
+        t0 = time.perf_counter()
+        out = self.embed(batch)
+        self.seconds += time.perf_counter() - t0
+        return out
+
+
+def _clock(fn) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of fn()."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def bench(arch: str, *, n_samples: int, repeats: int, log) -> dict:
+    """Time one network; forward, single-layer and sweep runs are interleaved per repeat
+    (so that a change of load on a shared machine hits all three alike)."""
+    image = _face()
+    model = fmodels.build_model(arch, 1000, weights="imagenet", seed=0)
+    single = _Timed(_compiled_embedder(model, ["gap"]))
+    sweep = _Timed(_compiled_embedder(model, _sweep_layers(arch)))
+    log(f"{arch}: compiling (gap, then the sweep over {len(sweep.embed.layers)} layers)")
+    _explainer(single, BATCH).explain(image, seed=0)             # warm-ups
+    _explainer(sweep, BATCH).explain(image, seed=0)
+    single_explainer = _explainer(single, n_samples)
+    sweep_explainer = _explainer(sweep, n_samples)
+    batch = torch.rand(BATCH, 3, 113, 113, generator=torch.Generator().manual_seed(0))
+    n_batches = math.ceil(n_samples / BATCH)
+
+    def forward():
+        for _ in range(n_batches):
+            single.embed(batch)
+
+    single.embed(batch)     # a batch made outside inference mode may trigger a recompile
+
+    runs = {"forward": [], "explain": [], "sweep": []}
+    inside = {"explain": [], "sweep": []}
+    for r in range(repeats):
+        log(f"{arch}: repeat {r + 1}/{repeats}: forward floor, gap explanation, sweep")
+        runs["forward"].append(_clock(forward))
+        for name, timed, explainer in (("explain", single, single_explainer),
+                                       ("sweep", sweep, sweep_explainer)):
+            timed.seconds = 0.0
+            runs[name].append(_clock(lambda: explainer.explain(image, seed=r)))
+            inside[name].append(runs[name][-1][0] / timed.seconds)
+    del single, sweep, single_explainer, sweep_explainer
+
+    log(f"{arch}: lime_image (eager)")
+    lime_s = _lime_seconds(arch, image, n_samples, repeats)
+    log(f"{arch}: peak RSS of a sweep process")
+    peak_rss_mb = _peak_rss_mb(arch, n_samples)
+
+    def median(name, which):
+        return statistics.median(run[which] for run in runs[name])
+
+    explain_s, forward_s, sweep_s = (median(k, 0) for k in ("explain", "forward", "sweep"))
+    explain_cpu, forward_cpu, sweep_cpu = (median(k, 1) for k in ("explain", "forward", "sweep"))
+    return {
+        "model": arch, "n_samples": n_samples, "repeats": repeats,
+        "explain_s": explain_s, "forward_s": forward_s,
+        "single_layer_s": explain_s, "sweep_s": sweep_s, "lime_s": lime_s,
+        "peak_rss_mb": peak_rss_mb,
+        "explain_over_forward": explain_s / forward_s,
+        "sweep_over_single": sweep_s / explain_s,
+        "lime_over_explain": lime_s / explain_s,
+        # less sensitive to the load of a shared machine:
+        "explain_cpu_over_forward_cpu": explain_cpu / forward_cpu,
+        "sweep_cpu_over_single_cpu": sweep_cpu / explain_cpu,
+        "explain_over_its_forwards": statistics.median(inside["explain"]),
+        "sweep_over_its_forwards": statistics.median(inside["sweep"]),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="mobilenetv2,resnet50")
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON list")
+    parser.add_argument("--peak-rss-child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.peak_rss_child:
+        _peak_rss_child(args.peak_rss_child, args.samples)
+        return 0
+
+    def log(message):
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    results = [bench(arch.strip(), n_samples=args.samples, repeats=args.repeats, log=log)
+               for arch in args.models.split(",") if arch.strip()]
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    print(f"{'model':12s} {'forward':>8s} {'explain':>8s} {'ratio':>6s} {'sweep':>8s} "
+          f"{'ratio':>6s} {'lime':>8s} {'x':>6s} {'rss MB':>8s}")
+    for r in results:
+        print(f"{r['model']:12s} {r['forward_s']:8.2f} {r['explain_s']:8.2f} "
+              f"{r['explain_over_forward']:6.3f} {r['sweep_s']:8.2f} "
+              f"{r['sweep_over_single']:6.3f} {r['lime_s']:8.2f} "
+              f"{r['lime_over_explain']:6.2f} {r['peak_rss_mb']:8.0f}")
+    for r in results:
+        print(f"{r['model']}: CPU-time ratios explain/forward "
+              f"{r['explain_cpu_over_forward_cpu']:.3f}, sweep/single "
+              f"{r['sweep_cpu_over_single_cpu']:.3f}; explanation / its own forwards "
+              f"{r['explain_over_its_forwards']:.3f} (gap), {r['sweep_over_its_forwards']:.3f} "
+              "(sweep)")
+    print("targets: explain/forward <= 1.15, sweep/single <= 1.25, lime/explain >= 2, "
+          "rss < 3000 MB (resnet50)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
