@@ -430,13 +430,14 @@ class RemovalAnalysis:
 
 def removal_analysis(study: Study, heatmaps: dict, *, thresholds=fremoval.DEFAULT_THRESHOLDS,
                      deletion_images=None, seed=0, all_impostors=False, batch_size=50,
-                     progress=True) -> RemovalAnalysis:
+                     compile=False, progress=True) -> RemovalAnalysis:
     """EER as the most significant pixels are removed, against both random baselines,
     and deletion curves (most/least relevant first, random superpixels)."""
     eers, fractions, curves, aucs = [], [], [], []
     examples = []
     for arch, hs in heatmaps.items():
-        embed = study.embedder(arch, ["gap"])
+        # the removal functions always call embed with batch_size rows: compiles once
+        embed = study.embedder(arch, ["gap"], compile=compile)
         images = hs.images.transpose(0, 3, 1, 2)
         gapmaps = hs.layer("gap")
         pairs = fprot.verification_pairs_by_pose(hs.frame, all_impostors=all_impostors)
@@ -466,7 +467,7 @@ def removal_analysis(study: Study, heatmaps: dict, *, thresholds=fremoval.DEFAUL
 
 def sampling_analysis(study: Study, frame: pd.DataFrame, arch: str = "mobilenetv2", *,
                       settings=fremoval.DEFAULT_SETTINGS, seeds=(0, 1, 2), n_samples=1000,
-                      n_segments=75, batch_size=50, progress=True) -> tuple:
+                      n_segments=75, batch_size=50, compile=False, progress=True) -> tuple:
     """The explainer's sampling compared by faithfulness and stability, cached.
 
     Returns ``(per_image, summary)`` DataFrames (see
@@ -481,7 +482,7 @@ def sampling_analysis(study: Study, frame: pd.DataFrame, arch: str = "mobilenetv
         per_image = pd.read_csv(path)
     else:
         images = fart.preprocessed_images(frame)
-        per_image = fremoval.sampling_study(study.embedder(arch, ["gap"]), images,
+        per_image = fremoval.sampling_study(study.embedder(arch, ["gap"], compile=compile), images,
                                             settings=settings, seeds=seeds, n_samples=n_samples,
                                             n_segments=n_segments, batch_size=batch_size,
                                             progress=progress)
