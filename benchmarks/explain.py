@@ -213,8 +213,10 @@ def main(argv=None) -> int:
     def log(message):
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    results = [bench(arch.strip(), n_samples=args.samples, repeats=args.repeats, log=log)
-               for arch in args.models.split(",") if arch.strip()]
+    results = []
+    for arch in (a.strip() for a in args.models.split(",") if a.strip()):
+        results.append(bench(arch, n_samples=args.samples, repeats=args.repeats, log=log))
+        log(json.dumps(results[-1]))
     if args.json:
         print(json.dumps(results, indent=1))
         return 0

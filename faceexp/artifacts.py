@@ -253,7 +253,7 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
         embed_layers = list(dict.fromkeys(layers + (["softmax"] if target == "softmax" else [])))
         embedder = load_embedder(checkpoint, embed_layers, pooling=pooling, compile=compile,
                                  device=device)
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         explainers = {}
         for i in tqdm(todo, desc=f"explain ({len(layers)} layer(s))", unit="image",

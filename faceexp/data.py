@@ -813,7 +813,7 @@ class FaceDataset(torch.utils.data.Dataset):
         self._paths = self.frame["path"].astype(str).tolist()
 
     def _preload(self, *, progress: bool) -> None:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         n = len(self._frame)
         cache = np.empty((n, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)

@@ -318,7 +318,7 @@ def _default_model_id(embedder, model_id, cache_dir):
 def _embed_pass(embedder, images: _Images, layers, *, flip_average: bool, batch_size: int,
                 progress: bool, allocate: Callable, desc: str) -> dict:
     """Run ``embedder`` over every image once; ``allocate(layer, (n, D))`` gives the outputs."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     n = images.n
     step = min(batch_size, n)
@@ -814,7 +814,7 @@ def layer_sweep_scores(
     todo = tuple(layer for layer in layers if layer not in scores)
 
     if todo:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         probe = factory(todo)
         probe_pooling = getattr(probe, "pooling", pooling)

@@ -685,7 +685,7 @@ class Explainer:
         -------
         list of Explanation
         """
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         images = list(images)
         n = len(images)
@@ -799,7 +799,7 @@ class Explainer:
         Returns the layer names, targets (L, n_samples) float64 and the resolved
         class index (softmax target) or None.
         """
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         device = self.device
         batch_size = self.batch_size

@@ -351,7 +351,7 @@ def estimate_pose(
 
 def _detect_all(mtcnn, paths, proxy, *, batch_size, progress, report) -> None:
     """Fill ``proxy[i]`` with the yaw proxy of the largest face in ``paths[i]``."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     chunk = max(int(batch_size) * 16, 512)
     with tqdm(total=len(paths), desc="estimating pose", unit="img", disable=not progress) as bar:

@@ -675,7 +675,7 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
         pixels removed over the images in that group's pairs). The no-removal
         rows come first, then thresholds in the given order, methods within.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     _check_embed(embed)
     tensor = _as_images(images)
@@ -832,7 +832,7 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
         zero; at fraction 0 the clean image's similarity with itself). Rows by
         image, then order, then fraction.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     _check_embed(embed)
     tensor = _as_images(images)
@@ -1072,7 +1072,7 @@ def sampling_study(embed: Callable, images: Any, *, settings: Sequence[Mapping] 
         (mean pairwise Pearson correlation across seeds) and
         ``stability_psnr`` (mean pairwise PSNR in dB).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     _check_embed(embed)
     pixels = _as_study_images(images)

@@ -281,7 +281,7 @@ def _run_epoch(model, loader, optimizer, device, channels_last, *, train, progre
     model.train(train)
     iterator = loader
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         iterator = tqdm(loader, desc=desc, leave=False, unit="batch")
     context = torch.enable_grad() if train else torch.inference_mode()
@@ -430,7 +430,7 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
     epochs = range(start_epoch + 1, config.max_epochs + 1)
     bar = None
     if progress and is_main:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         bar = tqdm(total=config.max_epochs, initial=start_epoch, unit="epoch",
                    desc=f"train {config.arch}")
