@@ -53,10 +53,8 @@ __all__ = [
     "format_eer_table",
 ]
 
-#: Pose labels, in Table I order.
-POSES = ("frontal", "three-quarter", "profile")
-#: Short codes used in pose-pair names.
-POSE_CODES = {"frontal": "F", "three-quarter": "3/4", "profile": "P"}
+# Pose labels (in Table I order) and their short codes, as faceexp.pose names them.
+from faceexp.pose import POSE_CODES, POSES  # noqa: E402
 #: The six pose pairs of Table I, in its column order (same-pose, then cross-pose).
 POSE_PAIRS = ("F-F", "3/4-3/4", "P-P", "F-3/4", "F-P", "3/4-P")
 #: Table I's columns: the six pose pairs and ``"overall"`` (all images, any pose).
