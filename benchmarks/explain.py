@@ -18,10 +18,12 @@ ORL face:
 
 Extra keys give ratios that a busy shared CPU disturbs less: process CPU time
 ratios, and each explanation's wall time over the time spent inside its own
-forward passes (the explainer's own overhead).
+forward passes (the explainer's own overhead; for lime, inside ``classifier_fn``).
 
 Compilation warm-up is excluded (each compiled model explains once first).
-Timings are medians of ``--repeats``; on a shared machine compare the ratios of
+Each repeat runs forward, gap explanation, sweep and lime back to back (a change
+of load on a shared machine hits all four alike). Timings are medians of
+``--repeats``; on a shared machine compare the ratios of
 one run, not absolute times across runs. Targets: explain <= 1.15 x forward,
 sweep <= 1.25 x single layer, >= 2x faster than lime_image, peak RSS < 3 GB
 (ResNet50 sweep).
@@ -57,15 +59,6 @@ def _face() -> np.ndarray:
     return fdata.preprocess(fdata.load_image(path)).transpose(1, 2, 0).copy()
 
 
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for r in range(repeats):
-        t0 = time.perf_counter()
-        fn(r)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def _sweep_layers(arch: str) -> list[str]:
     return fmodels.block_ends(arch) + ["gap", "softmax"]
 
@@ -78,7 +71,8 @@ def _explainer(embedder, n_samples):
     return Explainer(embedder, n_samples=n_samples, n_segments=N_SEGMENTS, batch_size=BATCH)
 
 
-def _lime_seconds(arch: str, image: np.ndarray, n_samples: int, repeats: int) -> float:
+def _lime_runner(arch: str, image: np.ndarray, n_samples: int):
+    """A function of a seed running lime_image as its users do (eager PyTorch model)."""
     from lime import lime_image
     from skimage.segmentation import slic
 
@@ -87,19 +81,24 @@ def _lime_seconds(arch: str, image: np.ndarray, n_samples: int, repeats: int) ->
     std = torch.tensor(fdata.IMAGENET_STD).view(1, 3, 1, 1)
 
     def classifier_fn(images):
+        t0 = time.perf_counter()
         x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
         with torch.no_grad():
-            return torch.softmax(eager((x - mean) / std), dim=1).numpy()
+            probabilities = torch.softmax(eager((x - mean) / std), dim=1).numpy()
+        run.seconds += time.perf_counter() - t0
+        return probabilities
 
     def segmentation_fn(x):
         return slic(x, n_segments=N_SEGMENTS, compactness=10, start_label=0)
 
-    def run(r):
-        lime_image.LimeImageExplainer(random_state=r).explain_instance(
+    def run(seed):
+        run.seconds = 0.0
+        lime_image.LimeImageExplainer(random_state=seed).explain_instance(
             image, classifier_fn, top_labels=1, hide_color=0, num_samples=n_samples,
             batch_size=BATCH, segmentation_fn=segmentation_fn)
 
-    return _median_time(run, repeats)
+    run.seconds = 0.0      # wall time inside classifier_fn (its forward passes)
+    return run
 
 
 def _peak_rss_mb(arch: str, n_samples: int) -> float:
@@ -140,8 +139,7 @@ def _clock(fn) -> tuple[float, float]:
 
 
 def bench(arch: str, *, n_samples: int, repeats: int, log) -> dict:
-    """Time one network; forward, single-layer and sweep runs are interleaved per repeat
-    (so that a change of load on a shared machine hits all three alike)."""
+    """Time one network (forward, gap explanation, sweep and lime interleaved per repeat)."""
     image = _face()
     model = fmodels.build_model(arch, 1000, weights="imagenet", seed=0)
     single = _Timed(_compiled_embedder(model, ["gap"]))
@@ -160,28 +158,32 @@ def bench(arch: str, *, n_samples: int, repeats: int, log) -> dict:
 
     single.embed(batch)     # a batch made outside inference mode may trigger a recompile
 
-    runs = {"forward": [], "explain": [], "sweep": []}
-    inside = {"explain": [], "sweep": []}
+    lime = _lime_runner(arch, image, n_samples)
+    runs = {"forward": [], "explain": [], "sweep": [], "lime": []}
+    inside = {"explain": [], "sweep": [], "lime": []}
     for r in range(repeats):
-        log(f"{arch}: repeat {r + 1}/{repeats}: forward floor, gap explanation, sweep")
+        log(f"{arch}: repeat {r + 1}/{repeats}: forward floor, gap explanation, sweep, "
+            "lime_image (eager)")
         runs["forward"].append(_clock(forward))
         for name, timed, explainer in (("explain", single, single_explainer),
                                        ("sweep", sweep, sweep_explainer)):
             timed.seconds = 0.0
             runs[name].append(_clock(lambda: explainer.explain(image, seed=r)))
             inside[name].append(runs[name][-1][0] / timed.seconds)
-    del single, sweep, single_explainer, sweep_explainer
+        runs["lime"].append(_clock(lambda: lime(r)))
+        inside["lime"].append(runs["lime"][-1][0] / lime.seconds)
+    del single, sweep, single_explainer, sweep_explainer, lime
 
-    log(f"{arch}: lime_image (eager)")
-    lime_s = _lime_seconds(arch, image, n_samples, repeats)
     log(f"{arch}: peak RSS of a sweep process")
     peak_rss_mb = _peak_rss_mb(arch, n_samples)
 
     def median(name, which):
         return statistics.median(run[which] for run in runs[name])
 
-    explain_s, forward_s, sweep_s = (median(k, 0) for k in ("explain", "forward", "sweep"))
-    explain_cpu, forward_cpu, sweep_cpu = (median(k, 1) for k in ("explain", "forward", "sweep"))
+    explain_s, forward_s, sweep_s, lime_s = (
+        median(k, 0) for k in ("explain", "forward", "sweep", "lime"))
+    explain_cpu, forward_cpu, sweep_cpu, lime_cpu = (
+        median(k, 1) for k in ("explain", "forward", "sweep", "lime"))
     return {
         "model": arch, "n_samples": n_samples, "repeats": repeats,
         "explain_s": explain_s, "forward_s": forward_s,
@@ -193,8 +195,10 @@ def bench(arch: str, *, n_samples: int, repeats: int, log) -> dict:
         # less sensitive to the load of a shared machine:
         "explain_cpu_over_forward_cpu": explain_cpu / forward_cpu,
         "sweep_cpu_over_single_cpu": sweep_cpu / explain_cpu,
+        "lime_cpu_over_explain_cpu": lime_cpu / explain_cpu,
         "explain_over_its_forwards": statistics.median(inside["explain"]),
         "sweep_over_its_forwards": statistics.median(inside["sweep"]),
+        "lime_over_its_forwards": statistics.median(inside["lime"]),
     }
 
 
@@ -230,9 +234,10 @@ def main(argv=None) -> int:
     for r in results:
         print(f"{r['model']}: CPU-time ratios explain/forward "
               f"{r['explain_cpu_over_forward_cpu']:.3f}, sweep/single "
-              f"{r['sweep_cpu_over_single_cpu']:.3f}; explanation / its own forwards "
+              f"{r['sweep_cpu_over_single_cpu']:.3f}, lime/explain "
+              f"{r['lime_cpu_over_explain_cpu']:.2f}; explanation / its own forwards "
               f"{r['explain_over_its_forwards']:.3f} (gap), {r['sweep_over_its_forwards']:.3f} "
-              "(sweep)")
+              f"(sweep), {r['lime_over_its_forwards']:.3f} (lime_image)")
     print("targets: explain/forward <= 1.15, sweep/single <= 1.25, lime/explain >= 2, "
           "rss < 3000 MB (resnet50)")
     return 0

@@ -556,7 +556,7 @@ def test_cli_on_an_orl_face(tmp_path, capsys):
     png = tmp_path / "exp.png"
     done = subprocess.run(
         [sys.executable, "-m", "faceexp", "explain", str(face), "--model", "mobilenetv2",
-         "--layers", "gap,softmax", "--samples", "20", "--segments", "30", "--seed", "0",
+         "--layers", "gap,softmax", "--samples", "20", "--batch-size", "10", "--segments", "30", "--seed", "0",
          "--out", str(out), "--png", str(png)],
         capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr

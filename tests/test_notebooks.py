@@ -82,7 +82,7 @@ def test_first_code_cell_is_tagged_parameters_and_holds_only_scalar_assignments(
             f"{path.name}: {node.targets[0].id} is not a string, number, bool or None"
         names.append(node.targets[0].id)
     for required in ("profile", "data_root", "artifacts_dir", "output_dir", "n_samples", "n_segments",
-                     "images_per_group", "seed", "device"):
+                     "images_per_identity", "seed", "device"):
         assert required in names, f"{path.name}: the parameters cell lacks {required}"
     assert build.parameters_cell_problems(nb) == []
 
