@@ -1,11 +1,26 @@
 """Shared test fixtures: tiny image trees written into ``tmp_path``."""
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_build_script():
+    """``book/build.py`` imported as a module (once; the same object for every test file)."""
+    name = "faceexp_book_build"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "book" / "build.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def write_identity_tree(

@@ -7,13 +7,12 @@ _build/html alone); the executed notebooks are shared with tests/test_notebooks.
 from __future__ import annotations
 
 import html.parser
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+from conftest import load_build_script
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = [
@@ -29,17 +28,7 @@ CHAPTERS = [
 MATHJAX = "_static/mathjax/es5/tex-mml-chtml.js"
 
 
-def _load_build():
-    name = "faceexp_book_build"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "book" / "build.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-build = _load_build()
+build = load_build_script()
 
 
 class _Tags(html.parser.HTMLParser):

@@ -576,5 +576,8 @@ def test_cli_on_an_orl_face(tmp_path, capsys):
 
     code = main(["explain", str(face), "--model", "mobilenetv2", "--layers", "nosuchlayer",
                  "--samples", "4", "--out", str(tmp_path / "x.npz"), "--quiet"])
-    assert code == 2 and "faceexp explain: error:" in capsys.readouterr().err
+    assert code == 2 and "unknown layer 'nosuchlayer'" in capsys.readouterr().err
+    code = main(["explain", str(tmp_path / "missing.png"), "--model", "mobilenetv2",
+                 "--out", str(tmp_path / "x.npz"), "--quiet"])
+    assert code == 2 and "missing.png' does not exist" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()

@@ -7,13 +7,12 @@ when up to date (same notebook cells, parameters and faceexp sources), so a seco
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import load_build_script
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,17 +23,7 @@ EXPECTED = [
 STRIP_HINT = "run `python book/build.py --strip` (clears outputs and execution counts)"
 
 
-def _load_build():
-    name = "faceexp_book_build"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "book" / "build.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-build = _load_build()
+build = load_build_script()
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
