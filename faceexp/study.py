@@ -462,6 +462,48 @@ def removal_analysis(study: Study, heatmaps: dict, *, thresholds=fremoval.DEFAUL
                            examples=examples, curves=curves, auc=auc_mean)
 
 
+def removal_reading(result: RemovalAnalysis, *, pose_pair: str = "overall",
+                    tolerance: float = 0.005) -> str:
+    """A Markdown paragraph saying what :func:`removal_analysis` found, per network.
+
+    For each network: the EER with nothing removed, the mean EER over the
+    thresholds after removing the significant pixels and after removing as
+    many random pixels / random superpixels, and the deletion AUCs
+    (most-relevant-first against least-relevant-first). Differences within
+    ``tolerance`` (in EER fraction, or AUC) are called "no difference".
+    """
+    eer = result.eer[result.eer["pose_pair"] == pose_pair]
+    sentences = []
+    for network, rows in eer.groupby("network", sort=False):
+        base = rows.loc[rows["method"] == "none", "eer"].mean()
+        removed = rows[rows["method"] != "none"].groupby("method")["eer"].mean()
+        sig = removed.get("significant", np.nan)
+        parts = [f"**{network}**: EER {100 * base:.1f}% with nothing removed; removing the "
+                 f"pixels above each threshold gives {100 * sig:.1f}% on average over the "
+                 "thresholds"]
+        for method, label in (("random-pixels", "as many random pixels"),
+                              ("random-superpixels", "as many pixels in random superpixels")):
+            if method in removed:
+                parts.append(f"{100 * removed[method]:.1f}% for {label}")
+        text = ", against ".join(parts[:2]) + ("" if len(parts) < 3 else f" and {parts[2]}")
+        if network in result.auc.index:
+            auc = result.auc.loc[network]
+            morf, lerf = auc.get("most-relevant-first"), auc.get("least-relevant-first")
+            if morf is not None and lerf is not None:
+                if morf < lerf - tolerance:
+                    verdict = "the similarity falls faster when the most relevant pixels go first"
+                elif morf > lerf + tolerance:
+                    verdict = ("the similarity falls *slower* when the most relevant pixels go "
+                               "first: the heatmap ranks pixels worse than its reverse")
+                else:
+                    verdict = ("no difference between most- and least-relevant-first: the "
+                               "heatmap does not rank pixels by their effect on the embedding")
+                text += (f". Deletion AUC {morf:.3f} most-relevant-first vs {lerf:.3f} "
+                         f"least-relevant-first: {verdict}")
+        sentences.append(text + ".")
+    return "\n\n".join(sentences)
+
+
 # ------------------------------------------------------------------ sampling
 
 

@@ -53,3 +53,36 @@ def test_write_summary_writes_json_tables_and_figures(tmp_path):
 def test_resolve_device():
     assert fs.resolve_device("cpu") == "cpu"
     assert fs.resolve_device("auto") in ("cpu", "cuda")
+
+
+def test_removal_reading_states_the_numbers_and_the_verdict():
+    from faceexp.study import RemovalAnalysis, removal_reading
+
+    rows = []
+    for network, sig in (("mobilenetv2", (0.20, 0.30)), ("resnet50", (0.10, 0.10))):
+        rows.append(dict(network=network, threshold="none", method="none",
+                         pose_pair="overall", eer=0.10))
+        rows.append(dict(network=network, threshold="none", method="none", pose_pair="F-F",
+                         eer=0.99))
+        for t, s in zip((0.8, 0.5), sig):
+            rows += [dict(network=network, threshold=t, method="significant",
+                          pose_pair="overall", eer=s),
+                     dict(network=network, threshold=t, method="random-pixels",
+                          pose_pair="overall", eer=0.40),
+                     dict(network=network, threshold=t, method="random-superpixels",
+                          pose_pair="overall", eer=0.12)]
+    auc = pd.DataFrame({"least-relevant-first": [0.50, 0.47], "most-relevant-first": [0.40, 0.4702],
+                        "random-superpixels": [0.45, 0.46]}, index=["mobilenetv2", "resnet50"])
+    result = RemovalAnalysis(eer=pd.DataFrame(rows), fractions=None, examples=[], curves=None,
+                             auc=auc)
+    text = removal_reading(result)
+    first, second = text.split("\n\n")
+    # mobilenetv2: base 10%, significant mean (20+30)/2 = 25%, pixels 40%, superpixels 12%
+    assert first.startswith("**mobilenetv2**: EER 10.0% with nothing removed")
+    assert "gives 25.0% on average" in first and "40.0% for as many random pixels" in first
+    assert "12.0% for as many pixels in random superpixels" in first
+    assert "0.400 most-relevant-first vs 0.500" in first and "falls faster" in first
+    # resnet50: AUCs 0.4702 vs 0.47 differ by less than the tolerance
+    assert "gives 10.0% on average" in second and "no difference" in second
+    auc.loc["resnet50", "most-relevant-first"] = 0.49
+    assert "*slower*" in removal_reading(result).split("\n\n")[1]
