@@ -469,8 +469,8 @@ def removal_reading(result: RemovalAnalysis, *, pose_pair: str = "overall",
     For each network: the EER with nothing removed, the mean EER over the
     thresholds after removing the significant pixels and after removing as
     many random pixels / random superpixels, and the deletion AUCs
-    (most-relevant-first against least-relevant-first). Differences within
-    ``tolerance`` (in EER fraction, or AUC) are called "no difference".
+    (most-relevant-first against least-relevant-first). AUCs within
+    ``tolerance`` of each other are called "no difference".
     """
     eer = result.eer[result.eer["pose_pair"] == pose_pair]
     sentences = []
@@ -478,14 +478,15 @@ def removal_reading(result: RemovalAnalysis, *, pose_pair: str = "overall",
         base = rows.loc[rows["method"] == "none", "eer"].mean()
         removed = rows[rows["method"] != "none"].groupby("method")["eer"].mean()
         sig = removed.get("significant", np.nan)
-        parts = [f"**{network}**: EER {100 * base:.1f}% with nothing removed; removing the "
-                 f"pixels above each threshold gives {100 * sig:.1f}% on average over the "
-                 "thresholds"]
-        for method, label in (("random-pixels", "as many random pixels"),
-                              ("random-superpixels", "as many pixels in random superpixels")):
-            if method in removed:
-                parts.append(f"{100 * removed[method]:.1f}% for {label}")
-        text = ", against ".join(parts[:2]) + ("" if len(parts) < 3 else f" and {parts[2]}")
+        text = (f"**{network}**: EER {100 * base:.1f}% with nothing removed; removing the "
+                f"pixels above each threshold gives {100 * sig:.1f}% on average over the "
+                "thresholds")
+        baselines = [f"{100 * removed[method]:.1f}% for {label}" for method, label in
+                     (("random-pixels", "as many random pixels"),
+                      ("random-superpixels", "as many pixels in random superpixels"))
+                     if method in removed]
+        if baselines:
+            text += ", against " + " and ".join(baselines)
         if network in result.auc.index:
             auc = result.auc.loc[network]
             morf, lerf = auc.get("most-relevant-first"), auc.get("least-relevant-first")
