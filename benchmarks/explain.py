@@ -49,7 +49,7 @@ from faceexp import data as fdata
 from faceexp import models as fmodels
 from faceexp.explainer import Explainer
 
-BATCH = 50
+LIME_BATCH = 50     # lime_image's batch_size, as its users run it
 N_SEGMENTS = 75
 
 
@@ -67,8 +67,8 @@ def _compiled_embedder(model, layers):
     return fmodels.Embedder(model, layers, pooling="flatten", compile=True, channels_last=True)
 
 
-def _explainer(embedder, n_samples):
-    return Explainer(embedder, n_samples=n_samples, n_segments=N_SEGMENTS, batch_size=BATCH)
+def _explainer(embedder, n_samples, batch):
+    return Explainer(embedder, n_samples=n_samples, n_segments=N_SEGMENTS, batch_size=batch)
 
 
 def _lime_runner(arch: str, image: np.ndarray, n_samples: int):
@@ -95,24 +95,24 @@ def _lime_runner(arch: str, image: np.ndarray, n_samples: int):
         run.seconds = 0.0
         lime_image.LimeImageExplainer(random_state=seed).explain_instance(
             image, classifier_fn, top_labels=1, hide_color=0, num_samples=n_samples,
-            batch_size=BATCH, segmentation_fn=segmentation_fn)
+            batch_size=LIME_BATCH, segmentation_fn=segmentation_fn)
 
     run.seconds = 0.0      # wall time inside classifier_fn (its forward passes)
     return run
 
 
-def _peak_rss_mb(arch: str, n_samples: int) -> float:
+def _peak_rss_mb(arch: str, n_samples: int, batch: int) -> float:
     """Peak RSS (MB) of a fresh process running one sweep explanation."""
     done = subprocess.run([sys.executable, __file__, "--peak-rss-child", arch,
-                           "--samples", str(n_samples)],
+                           "--samples", str(n_samples), "--batch", str(batch)],
                           capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def _peak_rss_child(arch: str, n_samples: int) -> None:
+def _peak_rss_child(arch: str, n_samples: int, batch: int) -> None:
     model = fmodels.build_model(arch, 1000, weights="imagenet", seed=0)
     embedder = _compiled_embedder(model, _sweep_layers(arch))
-    _explainer(embedder, n_samples).explain(_face(), seed=0)
+    _explainer(embedder, n_samples, batch).explain(_face(), seed=0)
     # Linux reports ru_maxrss in KiB
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
@@ -138,25 +138,27 @@ def _clock(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def bench(arch: str, *, n_samples: int, repeats: int, log) -> dict:
+def bench(arch: str, *, n_samples: int, repeats: int, batch: int | None, log) -> dict:
     """Time one network (forward, gap explanation, sweep and lime interleaved per repeat)."""
     image = _face()
+    if batch is None:
+        batch = fmodels.default_batch_size(arch, "cpu")
     model = fmodels.build_model(arch, 1000, weights="imagenet", seed=0)
     single = _Timed(_compiled_embedder(model, ["gap"]))
     sweep = _Timed(_compiled_embedder(model, _sweep_layers(arch)))
     log(f"{arch}: compiling (gap, then the sweep over {len(sweep.embed.layers)} layers)")
-    _explainer(single, BATCH).explain(image, seed=0)             # warm-ups
-    _explainer(sweep, BATCH).explain(image, seed=0)
-    single_explainer = _explainer(single, n_samples)
-    sweep_explainer = _explainer(sweep, n_samples)
-    batch = torch.rand(BATCH, 3, 113, 113, generator=torch.Generator().manual_seed(0))
-    n_batches = math.ceil(n_samples / BATCH)
+    _explainer(single, batch, batch).explain(image, seed=0)             # warm-ups
+    _explainer(sweep, batch, batch).explain(image, seed=0)
+    single_explainer = _explainer(single, n_samples, batch)
+    sweep_explainer = _explainer(sweep, n_samples, batch)
+    noise = torch.rand(batch, 3, 113, 113, generator=torch.Generator().manual_seed(0))
+    n_batches = math.ceil(n_samples / batch)
 
     def forward():
         for _ in range(n_batches):
-            single.embed(batch)
+            single.embed(noise)
 
-    single.embed(batch)     # a batch made outside inference mode may trigger a recompile
+    single.embed(noise)     # a batch made outside inference mode may trigger a recompile
 
     lime = _lime_runner(arch, image, n_samples)
     runs = {"forward": [], "explain": [], "sweep": [], "lime": []}
@@ -175,7 +177,7 @@ def bench(arch: str, *, n_samples: int, repeats: int, log) -> dict:
     del single, sweep, single_explainer, sweep_explainer, lime
 
     log(f"{arch}: peak RSS of a sweep process")
-    peak_rss_mb = _peak_rss_mb(arch, n_samples)
+    peak_rss_mb = _peak_rss_mb(arch, n_samples, batch)
 
     def median(name, which):
         return statistics.median(run[which] for run in runs[name])
@@ -185,7 +187,8 @@ def bench(arch: str, *, n_samples: int, repeats: int, log) -> dict:
     explain_cpu, forward_cpu, sweep_cpu, lime_cpu = (
         median(k, 1) for k in ("explain", "forward", "sweep", "lime"))
     return {
-        "model": arch, "n_samples": n_samples, "repeats": repeats,
+        "model": arch, "n_samples": n_samples, "repeats": repeats, "batch_size": batch,
+        "lime_batch_size": LIME_BATCH,
         "explain_s": explain_s, "forward_s": forward_s,
         "single_layer_s": explain_s, "sweep_s": sweep_s, "lime_s": lime_s,
         "peak_rss_mb": peak_rss_mb,
@@ -207,11 +210,15 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="mobilenetv2,resnet50")
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=None,
+                        help="faceexp's batch (explanations and the forward floor); default: "
+                             "faceexp.models.default_batch_size(model, 'cpu'). lime_image "
+                             f"always runs at batch_size={LIME_BATCH}")
     parser.add_argument("--json", action="store_true", help="print one JSON list")
     parser.add_argument("--peak-rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peak_rss_child:
-        _peak_rss_child(args.peak_rss_child, args.samples)
+        _peak_rss_child(args.peak_rss_child, args.samples, args.batch)
         return 0
 
     def log(message):
@@ -219,7 +226,8 @@ def main(argv=None) -> int:
 
     results = []
     for arch in (a.strip() for a in args.models.split(",") if a.strip()):
-        results.append(bench(arch, n_samples=args.samples, repeats=args.repeats, log=log))
+        results.append(bench(arch, n_samples=args.samples, repeats=args.repeats,
+                             batch=args.batch, log=log))
         log(json.dumps(results[-1]))
     if args.json:
         print(json.dumps(results, indent=1))

@@ -217,9 +217,11 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
         "gap" and "softmax" of :func:`faceexp.models.layer_catalogue`).
     pooling : {"flatten", "mean"}
         Descriptor of intermediate layers.
-    target : {"cosine", "softmax"}
+    target : {"cosine", "softmax"} or dict layer -> target
         ``"softmax"`` explains the probability of ``class_indices[i]`` (the
-        image's training identity) in layer "softmax".
+        image's training identity) in layer "softmax". A dict (keys = ``layers``)
+        gives each layer its own target from the same forward passes, e.g.
+        ``{"gap": "cosine", "softmax": "softmax"}``.
     class_indices : sequence of int, optional
         Per-image class for ``target="softmax"``; default the top class.
     seed : int
@@ -261,7 +263,7 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
             cls = None if class_indices is None else int(class_indices[i])
             if cls not in explainers:
                 explainers[cls] = fexplain.Explainer(
-                    embedder, layers=layers if target == "cosine" else ["softmax"],
+                    embedder, layers=["softmax"] if target == "softmax" else layers,
                     target=target, class_index=cls, **options)
             try:
                 result = explainers[cls].explain(images[i], seed=seed + i)

@@ -234,6 +234,30 @@ class _ClassProbabilityTarget:
         return activations[:, self.resolve(reference)].double()
 
 
+def _check_target(kind: Any, name: str) -> None:
+    if isinstance(kind, str):
+        if kind not in _TARGETS:
+            raise ValueError(f"{name}: unknown target {kind!r}; use one of {_TARGETS} "
+                             "or a callable(activations, reference) -> (N,)")
+    elif not callable(kind):
+        raise ValueError(f"{name}: expected one of {_TARGETS} or a callable, got {kind!r}")
+
+
+def _target_name(target: Any) -> Any:
+    """The target as recorded in ``Explanation.options`` (callables as "callable")."""
+    if isinstance(target, Mapping):
+        return {name: _target_name(kind) for name, kind in target.items()}
+    return target if isinstance(target, str) else "callable"
+
+
+def needs_class_index(target: Any) -> bool:
+    """Whether ``target`` (a string, callable or dict layer -> target) explains a
+    class probability ("softmax") for at least one layer."""
+    if isinstance(target, Mapping):
+        return any(isinstance(kind, str) and kind == "softmax" for kind in target.values())
+    return isinstance(target, str) and target == "softmax"
+
+
 # --------------------------------------------------------------------------- pieces
 
 
@@ -442,6 +466,17 @@ def _real(value: Any, name: str) -> float:
     return float(value)
 
 
+DEFAULT_BATCH_SIZE = 50
+
+
+def resolve_batch_size(embed: Callable, batch_size: int | None = None) -> int:
+    """``batch_size`` if given (checked), else ``embed.preferred_batch_size`` if the
+    callable has one (:class:`faceexp.models.Embedder` does), else 50."""
+    if batch_size is None:
+        batch_size = getattr(embed, "preferred_batch_size", None) or DEFAULT_BATCH_SIZE
+    return _positive_int(batch_size, "batch_size", 1)
+
+
 # --------------------------------------------------------------------------- explainer
 
 
@@ -462,12 +497,16 @@ class Explainer:
         Layers of a dict-returning ``embed`` to explain; default all it returns
         (``target="cosine"``) or ``[softmax_layer]`` (``target="softmax"``). A
         single-array ``embed`` has the one layer ``"embedding"``.
-    target : {"cosine", "softmax"} or callable
+    target : {"cosine", "softmax"}, callable, or dict layer -> one of those
         ``"cosine"``: cosine similarity of each perturbed sample's activations to
         the reference's (the image's own, or ``reference=`` of :meth:`explain`).
         ``"softmax"``: column ``class_index`` of the layer (original LIME).
         A callable ``target(activations (N, D), reference (D,)) -> (N,)`` gets
         the reference activations (the unperturbed image's, or ``reference=``).
+        A dict gives each layer its own target, all from the same forward
+        passes and samples, e.g. ``{"gap": "cosine", "softmax": "softmax"}``
+        (paper IV-A's two heatmaps at the cost of one); its keys are the
+        explained layers.
     class_index : int, optional
         Class whose probability is explained with ``target="softmax"``;
         default the top class of the unperturbed image (read from
@@ -504,9 +543,13 @@ class Explainer:
     positive_only : bool
         Paint ``max(coefficient, 0)`` (the MATLAB LIME) instead of the raw
         coefficients (default, the paper's text).
-    batch_size : int
+    batch_size : int, optional
         Rows per ``embed`` call; the last batch is padded by repeating a row
         (padding rows are discarded), so ``embed`` always sees this many.
+        None: ``embed.preferred_batch_size`` where ``embed`` has one (a
+        :class:`faceexp.models.Embedder`: the batch measured fastest for its
+        architecture and device, see :func:`faceexp.models.default_batch_size`),
+        else 50.
     device : str or torch.device, optional
         Where the perturbed batches are built (default CPU).
     """
@@ -518,19 +561,27 @@ class Explainer:
                  sampling: str = "bernoulli", p_off: float = 0.6,
                  fill: str | Sequence[float] = "black", kernel: str = "matlab",
                  kernel_width: float | None = None, ridge: float = 0.0, sigma: float = 4.0,
-                 positive_only: bool = False, batch_size: int = 50,
+                 positive_only: bool = False, batch_size: int | None = None,
                  device: str | torch.device | None = None):
         if not callable(embed):
             raise ValueError(f"embed: expected a callable mapping (N, 3, H, W) batches to "
                              f"embeddings, got {type(embed).__name__}")
-        if isinstance(target, str):
-            if target not in _TARGETS:
-                raise ValueError(f"target: unknown target {target!r}; use one of {_TARGETS} "
-                                 "or a callable(activations, reference) -> (N,)")
-        elif not callable(target):
-            raise ValueError(f"target: expected one of {_TARGETS} or a callable, got {target!r}")
+        if isinstance(target, Mapping):
+            if not target:
+                raise ValueError("target: an empty dict; give layer -> 'cosine', 'softmax' or "
+                                 "a callable")
+            for name, kind in target.items():
+                _check_target(kind, f"target[{name!r}]")
+            target = {str(name): kind for name, kind in target.items()}
+            if layers is None:
+                layers = list(target)
+            elif set(layers if not isinstance(layers, str) else [layers]) != set(target):
+                raise ValueError(f"target: the dict names layers {list(target)} but layers= "
+                                 f"is {layers}; they must be the same (or leave layers out)")
+        else:
+            _check_target(target, "target")
         if class_index is not None:
-            if target != "softmax":
+            if not needs_class_index(target):
                 raise ValueError("class_index: only used with target='softmax'")
             if isinstance(class_index, bool) or not isinstance(class_index, numbers.Integral):
                 raise ValueError(f"class_index: expected an int or None, got {class_index!r}")
@@ -567,7 +618,7 @@ class Explainer:
         sigma = _real(sigma, "sigma")
         if sigma < 0:
             raise ValueError(f"sigma: expected a number >= 0 (0 = no smoothing), got {sigma}")
-        batch_size = _positive_int(batch_size, "batch_size", 1)
+        batch_size = resolve_batch_size(embed, batch_size)
         if isinstance(fill, str):
             if fill not in _FILLS:
                 raise ValueError(f"fill: unknown fill {fill!r}; use 'black', 'mean' or an RGB "
@@ -714,18 +765,20 @@ class Explainer:
 
     # ----------------------------------------------------------------- internals
 
-    def _target_function(self) -> Callable:
-        if self.target == "cosine":
-            return _CosineTarget()
-        if self.target == "softmax":
-            return _ClassProbabilityTarget(self.class_index)
-        return self.target
+    def _target_functions(self, layers: list[str]) -> dict[str, Callable]:
+        """layer -> target function (one shared class-probability target)."""
+        kinds = self.target if isinstance(self.target, Mapping) else dict.fromkeys(
+            layers, self.target)
+        probability = _ClassProbabilityTarget(self.class_index)
+        return {x: _CosineTarget() if kinds[x] == "cosine" else
+                probability if kinds[x] == "softmax" else kinds[x] for x in layers}
 
     def _check_reference(self, reference: Any, image_shape: tuple):
         """-> (kind, reference image (H, W, 3) or None, {layer: (D,) tensor} or None)."""
         if reference is None:
             return "self", None, None
-        if self.target != "cosine":
+        kinds = self.target.values() if isinstance(self.target, Mapping) else [self.target]
+        if any(kind != "cosine" for kind in kinds):
             raise ValueError("reference: only used with target='cosine' (the softmax target "
                              "explains a class, not a pair)")
         if isinstance(reference, Mapping):
@@ -805,7 +858,7 @@ class Explainer:
         batch_size = self.batch_size
         height, width = segments.shape
         n_samples, n_superpixels = samples.shape
-        target_fn = self._target_function()
+        target_fns: dict[str, Callable] = {}
         extra = 0 if reference_image is None else 1        # reference image rides in row 0
         total = n_samples + extra
         n_batches = -(-total // batch_size)
@@ -849,15 +902,19 @@ class Explainer:
                                                              activations)
                     else:
                         references = {x: activations[x][0].clone() for x in layers}
-                    if isinstance(target_fn, _ClassProbabilityTarget):
+                    target_fns = self._target_functions(layers)
+                    probability = [x for x in layers
+                                   if isinstance(target_fns[x], _ClassProbabilityTarget)]
+                    if probability:
                         source = self.softmax_layer if self.softmax_layer in layers \
-                            else layers[0]
-                        class_index = target_fn.resolve(references[source])
-                        target_fn = _ClassProbabilityTarget(class_index)
+                            else probability[0]
+                        class_index = target_fns[source].resolve(references[source])
+                        resolved = _ClassProbabilityTarget(class_index)
+                        target_fns.update(dict.fromkeys(probability, resolved))
                     targets = torch.empty(len(layers), n_samples, dtype=torch.float64)
                 skip = 1 if row0 < extra else 0      # the reference image's row
                 for i, name in enumerate(layers):
-                    values = target_fn(activations[name][skip:real], references[name])
+                    values = target_fns[name](activations[name][skip:real], references[name])
                     values = torch.as_tensor(values).reshape(-1)
                     if values.shape[0] != last - first:
                         raise ValueError(f"target: returned {values.shape[0]} values for "
@@ -881,9 +938,9 @@ class Explainer:
             "kernel": self.kernel, "kernel_width": self.kernel_width, "ridge": self.ridge,
             "sigma": self.sigma, "positive_only": self.positive_only,
             "batch_size": self.batch_size, "device": str(self.device),
-            "target": self.target if isinstance(self.target, str) else "callable",
+            "target": _target_name(self.target),
             "reference": reference_kind, "class_index": class_index,
-            "softmax_layer": self.softmax_layer if self.target == "softmax" else None,
+            "softmax_layer": self.softmax_layer if needs_class_index(self.target) else None,
             "layers": self.layers,
         }
 

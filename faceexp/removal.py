@@ -51,7 +51,7 @@ import torch
 
 from faceexp import protocol
 from faceexp.data import IMAGENET_MEAN
-from faceexp.explainer import Explainer
+from faceexp.explainer import Explainer, resolve_batch_size
 from faceexp.metrics import OVERALL, equal_error_rate
 
 __all__ = [
@@ -510,6 +510,55 @@ def _embed_batch(embed: Callable, batch: torch.Tensor, layer: str, batch_size: i
     return values[:real]
 
 
+class _EmbedStream:
+    """Embeds images handed over in pieces of any size, always ``batch_size`` at a time.
+
+    ``add`` queues images and runs every full batch; ``finish`` runs the rest
+    as one padded batch (:func:`_embed_batch`). Embeddings come out in the
+    order the images went in: ``ready`` counts those not yet taken and
+    ``pop(k)`` takes the next ``k`` (k, D). At most ``batch_size - 1`` images
+    wait at any time.
+    """
+
+    def __init__(self, embed: Callable, layer: str, batch_size: int, flip_average: bool):
+        self.embed, self.layer = embed, layer
+        self.batch_size, self.flip_average = batch_size, flip_average
+        self._waiting: list[torch.Tensor] = []
+        self._n_waiting = 0
+        self._out: list[np.ndarray] = []
+        self.ready = 0
+
+    def _run(self, batch: torch.Tensor) -> None:
+        values = _embed_batch(self.embed, batch, self.layer, self.batch_size,
+                              self.flip_average)
+        self._out.append(values)
+        self.ready += len(values)
+
+    def add(self, images: torch.Tensor) -> None:
+        self._waiting.append(images)
+        self._n_waiting += len(images)
+        if self._n_waiting < self.batch_size:
+            return
+        queued = torch.cat(self._waiting)
+        full = len(queued) - len(queued) % self.batch_size
+        for start in range(0, full, self.batch_size):
+            self._run(queued[start:start + self.batch_size])
+        self._waiting = [queued[full:]] if full < len(queued) else []
+        self._n_waiting = len(queued) - full
+
+    def finish(self) -> None:
+        if self._n_waiting:
+            self._run(torch.cat(self._waiting))
+            self._waiting, self._n_waiting = [], 0
+
+    def pop(self, k: int) -> np.ndarray:
+        values = np.concatenate(self._out) if len(self._out) > 1 else self._out[0]
+        taken, rest = values[:k], values[k:]
+        self._out = [rest] if len(rest) else []
+        self.ready -= len(taken)
+        return taken
+
+
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity of (n, D) arrays; 0 where a vector is zero."""
     dots = np.einsum("ij,ij->i", a, b)
@@ -590,7 +639,8 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
                        pairs: Any = None, *, thresholds: Any = DEFAULT_THRESHOLDS,
                        methods: Sequence[str] = METHODS, segments: Any = None,
                        n_segments: int = 75, seed: int = 0, fill: Any = IMAGENET_MEAN,
-                       match: str = "closest", flip_average: bool = True, batch_size: int = 50,
+                       match: str = "closest", flip_average: bool = True,
+                       batch_size: int | None = None,
                        layer: str = "gap", progress: bool = True) -> pd.DataFrame:
     """EER after removing each image's most significant pixels, and random baselines.
 
@@ -654,13 +704,14 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
         Area rule of ``"random-superpixels"``.
     flip_average : bool
         Average each descriptor with its mirror image's (paper, default True).
-    batch_size : int
+    batch_size : int, optional
         Images per ``embed`` call.
+        None: the explainer's choice (:func:`faceexp.explainer.resolve_batch_size`).
     layer : str
         Layer of a dict-returning ``embed`` used as descriptor (ignored when
         ``embed`` returns one array).
     progress : bool
-        Show a progress bar over the batches.
+        Show a progress bar over the images.
 
     Returns
     -------
@@ -699,21 +750,32 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
     methods = _choices(methods, METHODS, "methods")
     seed = _seed(seed)
     match = _match(match)
-    batch_size = _int(batch_size, "batch_size", 1)
+    batch_size = resolve_batch_size(embed, batch_size)
     fill_t = _fill_tensor(fill, tensor)
     if "random-superpixels" in methods:
         segments = _segments_or_slic(segments, tensor, n_segments)
     groups = list(pd.unique(pairs["pose_pair"])) if "pose_pair" in pairs.columns else [OVERALL]
 
     jobs = [(NO_REMOVAL, NO_REMOVAL)] + [(t, m) for t in values for m in methods]
-    n_batches = -(-n // batch_size)
-    bar = tqdm(total=len(jobs) * n_batches, disable=not progress, desc="removal",
-               unit="batch")
+    # Images of consecutive jobs share batches: with n not a multiple of batch_size
+    # only the very last batch is padded (not the last one of every job).
+    stream = _EmbedStream(embed, layer, batch_size, flip_average)
+    bar = tqdm(total=len(jobs) * n, disable=not progress, desc="removal", unit="img")
     rows = []
+    done = 0                                  # jobs whose EERs are computed
+    fractions = {}
+
+    def score_ready():
+        nonlocal done, rows
+        while done < len(jobs) and stream.ready >= n:
+            scores = _scores(stream.pop(n), pairs)
+            threshold, method = jobs[done]
+            rows += _eer_rows(scores, pairs, groups, fractions.pop(done), threshold, method)
+            done += 1
+
     try:
-        for threshold, method in jobs:
-            embeddings = []
-            fractions = np.empty(n)
+        for j, (threshold, method) in enumerate(jobs):
+            fractions[j] = np.empty(n)
             for start in range(0, n, batch_size):
                 stop = min(n, start + batch_size)
                 batch = tensor[start:stop]
@@ -732,11 +794,12 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
                                     for k, c in enumerate(counts)]
                         mask = np.stack(flat).reshape(stop - start, height, width)
                     batch = _apply(batch, mask, fill_t)
-                fractions[start:stop] = mask.mean(axis=(1, 2))
-                embeddings.append(_embed_batch(embed, batch, layer, batch_size, flip_average))
-                bar.update(1)
-            scores = _scores(np.concatenate(embeddings), pairs)
-            rows += _eer_rows(scores, pairs, groups, fractions, threshold, method)
+                fractions[j][start:stop] = mask.mean(axis=(1, 2))
+                stream.add(batch)
+                bar.update(stop - start)
+                score_ready()
+        stream.finish()
+        score_ready()
     finally:
         bar.close()
     result = pd.DataFrame(rows, columns=["threshold", "method", "pose_pair", "eer",
@@ -770,7 +833,7 @@ def _deletion_order(heatmap: np.ndarray, segments: np.ndarray | None, order: str
 
 def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any = DEFAULT_STEPS,
                     orders: Sequence[str] = ORDERS, segments: Any = None, n_segments: int = 75,
-                    seed: int = 0, fill: Any = IMAGENET_MEAN, batch_size: int = 50,
+                    seed: int = 0, fill: Any = IMAGENET_MEAN, batch_size: int | None = None,
                     layer: str = "gap", flip_average: bool = False,
                     progress: bool = True) -> pd.DataFrame:
     """Similarity to the clean image as pixels are removed in heatmap order.
@@ -814,8 +877,9 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
         ``default_rng([seed, k])``).
     fill : 3 floats, one float, "mean" or "black"
         Pixel-space value of removed pixels; default ``IMAGENET_MEAN``.
-    batch_size : int
+    batch_size : int, optional
         Images per ``embed`` call (the last batch is padded).
+        None: the explainer's choice (:func:`faceexp.explainer.resolve_batch_size`).
     layer : str
         Layer of a dict-returning ``embed``.
     flip_average : bool
@@ -842,7 +906,7 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
     fractions = _steps(steps)
     orders = _choices(orders, ORDERS, "orders")
     seed = _seed(seed)
-    batch_size = _int(batch_size, "batch_size", 1)
+    batch_size = resolve_batch_size(embed, batch_size)
     fill_t = _fill_tensor(fill, tensor)
     if "random-superpixels" in orders:
         segments = _segments_or_slic(segments, tensor, n_segments)
@@ -1016,7 +1080,8 @@ def _pick_heatmap(explanation: Any, layer: str) -> np.ndarray:
 def sampling_study(embed: Callable, images: Any, *, settings: Sequence[Mapping] = DEFAULT_SETTINGS,
                    seeds: Sequence[int] = (0, 1, 2), n_samples: int = 1000,
                    n_segments: int = 75, deletion_steps: Any = DEFAULT_STEPS,
-                   layer: str = "gap", fill: Any = IMAGENET_MEAN, batch_size: int = 50,
+                   layer: str = "gap", fill: Any = IMAGENET_MEAN,
+                   batch_size: int | None = None,
                    explain_options: Mapping | None = None,
                    progress: bool = True) -> pd.DataFrame:
     """Compare explainer sampling settings by faithfulness and stability.
@@ -1052,8 +1117,9 @@ def sampling_study(embed: Callable, images: Any, *, settings: Sequence[Mapping] 
     fill : 3 floats, one float, "mean" or "black"
         Fill of the deletion curves (the explainer's own fill is an explainer
         option).
-    batch_size : int
+    batch_size : int, optional
         Images per ``embed`` call, in the explainer and the deletion curves.
+        None: the explainer's choice (:func:`faceexp.explainer.resolve_batch_size`).
     explain_options : dict, optional
         More explainer options shared by all settings (``sigma``, ``kernel``,
         ``fill``, ...); a setting overrides them.
@@ -1094,7 +1160,7 @@ def sampling_study(embed: Callable, images: Any, *, settings: Sequence[Mapping] 
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds: expected distinct non-negative ints, got {seeds!r}")
     steps = _steps(deletion_steps)
-    batch_size = _int(batch_size, "batch_size", 1)
+    batch_size = resolve_batch_size(embed, batch_size)
     explainers = [Explainer(embed, n_samples=n_samples, n_segments=n_segments,
                             batch_size=batch_size, **{**shared, **dict(s)}) for s in settings]
 

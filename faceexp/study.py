@@ -17,6 +17,7 @@ import pandas as pd
 
 from faceexp import artifacts as fart
 from faceexp import data as fdata
+from faceexp import explainer as fexplain
 from faceexp import heatmaps as fheat
 from faceexp import metrics as fmetrics
 from faceexp import models as fmodels
@@ -199,9 +200,10 @@ def explain_study(study: Study, frame: pd.DataFrame, *, layers=("gap",), target=
                   seed=0, progress=True, **options) -> dict:
     """Explain ``frame`` with every network of the study -> ``{arch: HeatmapSet}``.
 
-    ``target="softmax"`` explains each image's training identity.
+    ``target="softmax"`` (or a dict target with a "softmax" layer) explains each
+    image's training identity.
     """
-    classes = study.class_indices(frame) if target == "softmax" else None
+    classes = study.class_indices(frame) if fexplain.needs_class_index(target) else None
     return {arch: fart.explain_images(study.checkpoint(arch), frame, study.artifacts,
                                       layers=layers, target=target, class_indices=classes,
                                       seed=seed, device=study.device, progress=progress,
@@ -231,24 +233,22 @@ def gap_vs_softmax_analysis(study: Study, *, n_identities=None, seed=0, progress
                             **options) -> GapSoftmax:
     """GAP-embedding vs softmax heatmaps on training and validation images."""
     frame = study.one_per_identity(("train", "val"), n_identities)
-    gap = explain_study(study, frame, layers=["gap"], seed=seed, progress=progress, **options)
-    soft = explain_study(study, frame, target="softmax", seed=seed, progress=progress, **options)
+    # both heatmaps of an image come from the same perturbed samples and forward passes
+    both = explain_study(study, frame, layers=["gap", "softmax"],
+                         target={"gap": "cosine", "softmax": "softmax"}, seed=seed,
+                         progress=progress, **options)
     maps, groups, psnr = [], [], []
     for arch in study.models:
-        g, s = gap[arch], soft[arch]
-        maps += [g.heatmaps[:, 0], s.heatmaps[:, 0]]
-        groups += [g.frame.assign(network=arch, source="GAP embedding"),
-                   s.frame.assign(network=arch, source="softmax")]
-        both = g.frame[["path"]].reset_index().merge(
-            s.frame[["path"]].reset_index(), on="path", suffixes=("_g", "_s"))
-        psnr.append(fheat.psnr_between(g.heatmaps[both["index_g"], 0],
-                                       s.heatmaps[both["index_s"], 0],
-                                       g.frame.iloc[both["index_g"]].reset_index(drop=True))
-                    .assign(network=arch))
+        hs = both[arch]
+        gap, soft = hs.layer("gap"), hs.layer("softmax")
+        maps += [gap, soft]
+        groups += [hs.frame.assign(network=arch, source="GAP embedding"),
+                   hs.frame.assign(network=arch, source="softmax")]
+        psnr.append(fheat.psnr_between(gap, soft, hs.frame).assign(network=arch))
     heat = np.concatenate(maps)
     table = pd.concat(groups, ignore_index=True)
     averages = fheat.average_heatmaps(heat, table, by=["network", "split", "source"])
-    first = gap[study.models[0]]
+    first = both[study.models[0]]
     faces = fheat.average_faces(first.images, first.frame, by=["split"])
     psnr = pd.concat(psnr, ignore_index=True)
     finite = psnr.replace([np.inf], np.nan)
@@ -429,7 +429,7 @@ class RemovalAnalysis:
 
 
 def removal_analysis(study: Study, heatmaps: dict, *, thresholds=fremoval.DEFAULT_THRESHOLDS,
-                     deletion_images=None, seed=0, all_impostors=False, batch_size=50,
+                     deletion_images=None, seed=0, all_impostors=False, batch_size=None,
                      compile=False, progress=True) -> RemovalAnalysis:
     """EER as the most significant pixels are removed, against both random baselines,
     and deletion curves (most/least relevant first, random superpixels)."""
@@ -510,7 +510,7 @@ def removal_reading(result: RemovalAnalysis, *, pose_pair: str = "overall",
 
 def sampling_analysis(study: Study, frame: pd.DataFrame, arch: str = "mobilenetv2", *,
                       settings=fremoval.DEFAULT_SETTINGS, seeds=(0, 1, 2), n_samples=1000,
-                      n_segments=75, batch_size=50, compile=False, progress=True) -> tuple:
+                      n_segments=75, batch_size=None, compile=False, progress=True) -> tuple:
     """The explainer's sampling compared by faithfulness and stability, cached.
 
     Returns ``(per_image, summary)`` DataFrames (see

@@ -437,6 +437,57 @@ def test_softmax_mode_agrees_with_lime_package(lime_setup):
     assert np.corrcoef(painted_ours, painted_lime)[0, 1] > 0.85
 
 
+def test_per_layer_targets_equal_separate_runs(lime_setup):
+    """A dict target (GAP cosine + softmax probability) is one pass giving exactly the
+    two single-target explanations of the same seed."""
+    _, probabilities, image, segments = lime_setup
+    calls = []
+
+    def both(batch):
+        calls.append(len(batch))
+        return {"softmax": probabilities(batch), "gap": batch.mean(dim=(2, 3)) + 0.1}
+
+    options = dict(segments=segments, n_samples=120, batch_size=40, seed=3)
+    joint = explain(image, both, target={"gap": "cosine", "softmax": "softmax"}, **options)
+    assert calls == [40, 40, 40] and joint.layers == ["gap", "softmax"]
+    gap = explain(image, both, layers=["gap"], **options)
+    soft = explain(image, both, target="softmax", **options)
+    np.testing.assert_allclose(joint.coefficients[0], gap.coefficients[0], atol=1e-10)
+    np.testing.assert_allclose(joint.coefficients[1], soft.coefficients[0], atol=1e-10)
+    np.testing.assert_allclose(joint.heatmaps, np.concatenate([gap.heatmaps, soft.heatmaps]),
+                               atol=1e-8)
+    assert joint.options["class_index"] == soft.options["class_index"]
+    assert joint.options["target"] == {"gap": "cosine", "softmax": "softmax"}
+    # the class is read from the softmax layer, also when it is not called "softmax"
+    renamed = explain(image, lambda b: {"p": probabilities(b), "gap": b.mean(dim=(2, 3)) + 0.1},
+                      target={"gap": "cosine", "p": "softmax"}, **options)
+    assert renamed.options["class_index"] == soft.options["class_index"]
+    np.testing.assert_allclose(renamed.coefficients[1], soft.coefficients[0], atol=1e-10)
+    with pytest.raises(ValueError, match="target: the dict names layers"):
+        Explainer(both, target={"gap": "cosine"}, layers=["gap", "softmax"])
+    with pytest.raises(ValueError, match=r"target\['gap'\]: unknown target 'cos'"):
+        Explainer(both, target={"gap": "cos"})
+    with pytest.raises(ValueError, match="reference: only used with target='cosine'"):
+        explain(image, both, target={"gap": "cosine", "softmax": "softmax"},
+                reference=image, **options)
+
+
+def test_batch_size_default_comes_from_the_embed_callable():
+    image = _smooth_image(16)
+    segments = _grid(16, 4)
+    recorder = _Recorder(_square_embed_small)
+    explain(image, recorder, segments=segments, n_samples=11, seed=0)
+    assert [len(b) for b in recorder.batches] == [50]     # no preference: 50, padded
+    recorder.batches.clear()
+    recorder.preferred_batch_size = 3
+    exp = explain(image, recorder, segments=segments, n_samples=11, seed=0)
+    assert [len(b) for b in recorder.batches] == [3, 3, 3, 3]
+    assert exp.options["batch_size"] == 3
+    recorder.batches.clear()
+    explain(image, recorder, segments=segments, n_samples=11, seed=0, batch_size=6)
+    assert [len(b) for b in recorder.batches] == [6, 6]        # given: it wins
+
+
 def test_kernel_and_fit_equal_lime_on_lime_samples(lime_setup):
     """Same samples (recovered from lime's images): same coefficients, intercept, R^2."""
     _, probabilities, image, segments = lime_setup

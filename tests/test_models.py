@@ -311,6 +311,19 @@ def test_embedder_dropout_off_numpy_input_and_chunks(mobilenet):
     torch.testing.assert_close(whole, chunked, rtol=1e-5, atol=1e-5)
 
 
+def test_preferred_batch_size_by_architecture_device_and_override(mobilenet):
+    # the CPU batches benchmarks/explain.py measured fastest; 50 elsewhere
+    assert M.default_batch_size("mobilenetv2", "cpu") == 8
+    assert M.default_batch_size("resnet50", torch.device("cpu")) == 50
+    assert M.default_batch_size("mobilenetv2", "cuda") == 50
+    with pytest.raises(ValueError, match="arch must be one of"):
+        M.default_batch_size("vgg16")
+    with pytest.raises(ValueError, match="device: not a torch device"):
+        M.default_batch_size("resnet50", "gpu0")
+    assert M.Embedder(mobilenet).preferred_batch_size == 8
+    assert M.Embedder(mobilenet, batch_size=20).preferred_batch_size == 20
+
+
 def test_embedder_bad_input(mobilenet):
     with pytest.raises(ValueError, match=r"unknown layer 'nope'.*layer_catalogue"):
         M.Embedder(mobilenet, ["gap", "nope"])

@@ -350,9 +350,9 @@ def test_removal_experiment_toy_rows_and_eers():
     # genuine, 3 impostor.
     assert table["n_genuine"].tolist()[:4] == [4, 4, 16, 24]
     assert table["n_impostor"].tolist()[:4] == [12, 12, 12, 12]
-    # Every embed call saw exactly batch_size images (16 = 5 + 5 + 5 + 1 padded), twice
-    # (image and mirror) per batch: 7 jobs x 4 batches x 2.
-    assert set(embed.sizes) == {5} and len(embed.sizes) == 7 * 4 * 2
+    # Every embed call saw exactly batch_size images, twice (image and mirror) per batch;
+    # the 7 jobs x 16 images share batches: ceil(112 / 5) = 23 batches, only the last padded.
+    assert set(embed.sizes) == {5} and len(embed.sizes) == 23 * 2
 
     def row(threshold, method, pose_pair="overall"):
         hit = table[(table.threshold == threshold) & (table.method == method)
@@ -377,6 +377,17 @@ def test_removal_experiment_toy_rows_and_eers():
     again = removal_experiment(BandEmbed(), images, heat, frame, thresholds=(0.5, 0.2),
                                segments=segments, batch_size=5, progress=False)
     pd.testing.assert_frame_equal(again, table)
+
+
+def test_removal_experiment_same_table_whatever_the_batch():
+    """Batches shared across jobs (5, 7: not dividing 16) give the table of one batch per
+    job (16) and of one padded batch per job (50)."""
+    images, heat, frame, segments = _toy_identities()
+    tables = [removal_experiment(BandEmbed(), images, heat, frame, thresholds=(0.5, 0.2),
+                                 segments=segments, batch_size=b, progress=False)
+              for b in (16, 5, 7, 50)]
+    for table in tables[1:]:
+        pd.testing.assert_frame_equal(table, tables[0])
 
 
 def test_removal_experiment_without_pose_pairs_is_one_overall_group():

@@ -44,7 +44,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--sampling", default="bernoulli", choices=("bernoulli", "matlab"))
     p.add_argument("--kernel", default="matlab", choices=("matlab", "lime"))
     p.add_argument("--sigma", type=float, default=4.0, help="heatmap smoothing (default 4 px)")
-    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="perturbed images per forward pass (default: the fastest measured for "
+                        "the model and device, faceexp.models.default_batch_size)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile", action="store_true",
