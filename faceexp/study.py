@@ -155,7 +155,9 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
     device : {"auto", "cpu", "cuda", ...}
     **train_options
         :class:`faceexp.train.TrainConfig` fields (``max_epochs``,
-        ``batch_size``, ...); None values are dropped (paper defaults).
+        ``batch_size``, ...); None values are dropped (paper defaults). A
+        field may differ per network: a dict ``{arch: value}`` or a string
+        ``"mobilenetv2=6,resnet50=12"`` (for papermill parameters).
 
     Returns
     -------
@@ -168,8 +170,12 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
         raise ValueError(f"models: unknown {unknown}; use some of {fmodels.ARCHITECTURES}")
     device = resolve_device(device)
     options = {k: v for k, v in train_options.items() if v is not None}
+    per_model = {arch: {k: per_model_value(v, arch, k, models) for k, v in options.items()}
+                 for arch in models}
     runs = {arch: fart.trained_network(arch, artifacts, progress=progress, data_root=data_root,
-                                       seed=seed, device=device, **options)
+                                       seed=seed, device=device,
+                                       **{k: v for k, v in per_model[arch].items()
+                                          if v is not None})
             for arch in models}
     images = fart.run_split(runs[models[0]])
     test = images[images["split"] == "test"]
@@ -179,6 +185,43 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
                else f"images under {data_root}")
     return Study(runs=runs, images=images, artifacts=Path(artifacts), dataset=dataset,
                  device=device, options=dict(options, seed=seed))
+
+
+def per_model_value(value, arch: str, name: str, models=fmodels.ARCHITECTURES):
+    """``arch``'s value of an option given for all networks or per network.
+
+    ``value`` is used as it is, unless it is a dict ``{arch: value}`` or a
+    string ``"mobilenetv2=6,resnet50=12"`` (numbers are parsed; "none" is
+    None). Every network in ``models`` must be given a value.
+    """
+    if isinstance(value, str) and "=" in value:
+        parsed = {}
+        for item in value.split(","):
+            key, sep, text = (part.strip() for part in item.partition("="))
+            if not sep or not key:
+                raise ValueError(f"{name}: expected 'mobilenetv2=VALUE,resnet50=VALUE', got "
+                                 f"{value!r}")
+            parsed[key] = _parse_scalar(text)
+        value = parsed
+    if not isinstance(value, dict):
+        return value
+    unknown = sorted(set(value) - set(fmodels.ARCHITECTURES))
+    missing = [m for m in models if m not in value]
+    if unknown or missing:
+        raise ValueError(f"{name}: per-network values must name each of {list(models)}; "
+                         f"unknown {unknown}, missing {missing}")
+    return value[arch]
+
+
+def _parse_scalar(text: str):
+    if text.lower() in ("none", "null", ""):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def example_triplet(frame: pd.DataFrame) -> pd.DataFrame:
