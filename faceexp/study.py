@@ -157,7 +157,7 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
         :class:`faceexp.train.TrainConfig` fields (``max_epochs``,
         ``batch_size``, ...); None values are dropped (paper defaults). A
         field may differ per network: a dict ``{arch: value}`` or a string
-        ``"mobilenetv2=6,resnet50=12"`` (for papermill parameters).
+        ``"mobilenetv2:6,resnet50:12"`` (for papermill parameters).
 
     Returns
     -------
@@ -191,15 +191,17 @@ def per_model_value(value, arch: str, name: str, models=fmodels.ARCHITECTURES):
     """``arch``'s value of an option given for all networks or per network.
 
     ``value`` is used as it is, unless it is a dict ``{arch: value}`` or a
-    string ``"mobilenetv2=6,resnet50=12"`` (numbers are parsed; "none" is
-    None). Every network in ``models`` must be given a value.
+    string ``"mobilenetv2:6,resnet50:12"`` (numbers are parsed; "none" is
+    None; ":" rather than "=" so that papermill can read the parameter).
+    Every network in ``models`` must be given a value.
     """
-    if isinstance(value, str) and "=" in value:
+    if isinstance(value, str) and any(item.strip().startswith(f"{a}:") for item in
+                                      value.split(",") for a in fmodels.ARCHITECTURES):
         parsed = {}
         for item in value.split(","):
-            key, sep, text = (part.strip() for part in item.partition("="))
+            key, sep, text = (part.strip() for part in item.partition(":"))
             if not sep or not key:
-                raise ValueError(f"{name}: expected 'mobilenetv2=VALUE,resnet50=VALUE', got "
+                raise ValueError(f"{name}: expected 'mobilenetv2:VALUE,resnet50:VALUE', got "
                                  f"{value!r}")
             parsed[key] = _parse_scalar(text)
         value = parsed

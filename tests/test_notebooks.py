@@ -77,6 +77,17 @@ def test_first_code_cell_is_tagged_parameters_and_holds_only_scalar_assignments(
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter(path):
+    """papermill's own parser (`papermill --help-notebook`) sees each declared parameter
+    (a value holding "=" made it skip the line and warn of an unknown parameter)."""
+    from papermill.translators import PythonTranslator
+
+    first = next(c for c in _read(path).cells if c.cell_type == "code")
+    seen = [p.name for p in PythonTranslator.inspect(first)]
+    assert seen == build.declared_parameters(_read(path))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_follows_the_house_skeleton(path):
     cells = _read(path).cells
     assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# "), "first cell: the title"

@@ -52,21 +52,22 @@ def test_write_summary_writes_json_tables_and_figures(tmp_path):
 
 def test_per_model_value_from_dict_string_or_plain():
     assert fs.per_model_value(12, "resnet50", "max_epochs") == 12
-    text = "mobilenetv2=6, resnet50=12"
+    text = "mobilenetv2:6, resnet50:12"
     assert fs.per_model_value(text, "mobilenetv2", "max_epochs") == 6
     assert fs.per_model_value(text, "resnet50", "max_epochs") == 12
-    assert fs.per_model_value("mobilenetv2=none,resnet50=0.5", "mobilenetv2", "x") is None
-    assert fs.per_model_value("mobilenetv2=none,resnet50=0.5", "resnet50", "x") == 0.5
+    assert fs.per_model_value("mobilenetv2:none,resnet50:0.5", "mobilenetv2", "x") is None
+    assert fs.per_model_value("mobilenetv2:none,resnet50:0.5", "resnet50", "x") == 0.5
     assert fs.per_model_value({"mobilenetv2": 3}, "mobilenetv2", "x", ["mobilenetv2"]) == 3
-    assert fs.per_model_value("plain text", "resnet50", "mode") == "plain text"
+    assert fs.per_model_value("resize-crop", "resnet50", "mode") == "resize-crop"
+    assert fs.per_model_value("C:/boxes.csv", "resnet50", "boxes") == "C:/boxes.csv"
     with pytest.raises(ValueError, match=r"max_epochs: per-network values must name each of "
                                          r"\['mobilenetv2', 'resnet50'\]; unknown \[\], "
                                          r"missing \['resnet50'\]"):
-        fs.per_model_value("mobilenetv2=6", "mobilenetv2", "max_epochs")
+        fs.per_model_value("mobilenetv2:6", "mobilenetv2", "max_epochs")
     with pytest.raises(ValueError, match="unknown \\['vgg'\\]"):
         fs.per_model_value({"vgg": 1, "mobilenetv2": 1, "resnet50": 1}, "resnet50", "x")
-    with pytest.raises(ValueError, match="max_epochs: expected 'mobilenetv2=VALUE"):
-        fs.per_model_value("mobilenetv2=6,resnet50", "resnet50", "max_epochs")
+    with pytest.raises(ValueError, match="max_epochs: expected 'mobilenetv2:VALUE"):
+        fs.per_model_value("mobilenetv2:6,resnet50", "resnet50", "max_epochs")
 
 
 def test_resolve_device():
