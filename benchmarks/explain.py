@@ -4,9 +4,10 @@ A benchmark, not a test: it prints figures. For each network at 113x113 (ImageNe
 initialised; ResNet50 random where no ImageNet weights are installed), on a real
 ORL face:
 
-- ``forward_s``: forward passes alone, ``n_samples`` images in batches of 50, on the
-  fastest model faceexp runs here (``Embedder(compile=True, channels_last=True)``):
-  the floor of an explanation;
+- ``forward_s``: forward passes alone, ``n_samples`` images at faceexp's batch
+  (``--batch``, default ``faceexp.models.default_batch_size``), on the fastest model
+  faceexp runs here (``Embedder(compile=True, channels_last=True)``): the floor of
+  an explanation;
 - ``explain_s`` (= ``single_layer_s``): one explanation of the "gap" layer on it;
 - ``sweep_s``: one explanation of all 16 block ends + gap + softmax (flattened)
   from the same forward passes;
@@ -29,7 +30,7 @@ sweep <= 1.25 x single layer, >= 2x faster than lime_image, peak RSS < 3 GB
 (ResNet50 sweep).
 
     python benchmarks/explain.py [--models mobilenetv2,resnet50] [--samples 1000]
-                                 [--repeats 3] [--json]
+                                 [--repeats 3] [--batch N] [--json]
 """
 from __future__ import annotations
 

@@ -495,7 +495,8 @@ class Explainer:
         flattened). It must apply any normalisation itself.
     layers : sequence of str, optional
         Layers of a dict-returning ``embed`` to explain; default all it returns
-        (``target="cosine"``) or ``[softmax_layer]`` (``target="softmax"``). A
+        (``target="cosine"``), ``[softmax_layer]`` (``target="softmax"``) or the
+        keys of a dict ``target``. A
         single-array ``embed`` has the one layer ``"embedding"``.
     target : {"cosine", "softmax"}, callable, or dict layer -> one of those
         ``"cosine"``: cosine similarity of each perturbed sample's activations to

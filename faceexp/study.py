@@ -170,13 +170,12 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
         raise ValueError(f"models: unknown {unknown}; use some of {fmodels.ARCHITECTURES}")
     device = resolve_device(device)
     options = {k: v for k, v in train_options.items() if v is not None}
-    per_model = {arch: {k: per_model_value(v, arch, k, models) for k, v in options.items()}
-                 for arch in models}
-    runs = {arch: fart.trained_network(arch, artifacts, progress=progress, data_root=data_root,
-                                       seed=seed, device=device,
-                                       **{k: v for k, v in per_model[arch].items()
-                                          if v is not None})
-            for arch in models}
+    runs = {}
+    for arch in models:
+        own = {k: per_model_value(v, arch, k, models) for k, v in options.items()}
+        runs[arch] = fart.trained_network(arch, artifacts, progress=progress,
+                                          data_root=data_root, seed=seed, device=device,
+                                          **{k: v for k, v in own.items() if v is not None})
     images = fart.run_split(runs[models[0]])
     test = images[images["split"] == "test"]
     labelled = fart.pose_labels(test, artifacts, progress=progress)
