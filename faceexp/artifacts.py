@@ -37,11 +37,15 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def source_hash(*modules: str) -> str:
-    """Hash of the source of faceexp modules (e.g. ``"train", "models"``)."""
+    """Hash of the source of faceexp modules or packages (e.g. ``"train", "models"``):
+    a module's ``.py`` file, or every ``.py`` file of a sub-package."""
     h = hashlib.sha256()
     for name in sorted(modules):
-        h.update(name.encode())
-        h.update((_PACKAGE / f"{name}.py").read_bytes())
+        folder = _PACKAGE / name
+        files = sorted(folder.rglob("*.py")) if folder.is_dir() else [_PACKAGE / f"{name}.py"]
+        for file in files:
+            h.update(str(file.relative_to(_PACKAGE)).encode())
+            h.update(file.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -107,16 +111,6 @@ def run_split(run) -> pd.DataFrame:
     from faceexp import train as ftrain
 
     return pd.read_csv(Path(run.out_dir) / ftrain.SPLIT_FILE)
-
-
-def load_embedder(checkpoint, layers=("gap",), *, pooling="flatten", compile=False,
-                  device=None, batch_size=None):
-    """A :class:`faceexp.models.Embedder` for a checkpoint file."""
-    from faceexp import models as fmodels
-
-    model, _ = fmodels.load_checkpoint(checkpoint, device=device or "cpu")
-    return fmodels.Embedder(model, layers, pooling=pooling, compile=compile,
-                            batch_size=batch_size)
 
 
 # --------------------------------------------------------------------- poses
@@ -253,7 +247,7 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
     failed = []
     if todo:
         embed_layers = list(dict.fromkeys(layers + (["softmax"] if target == "softmax" else [])))
-        embedder = load_embedder(checkpoint, embed_layers, pooling=pooling, compile=compile,
+        embedder = fmodels.load_embedder(checkpoint, embed_layers, pooling=pooling, compile=compile,
                                  device=device)
         from tqdm import tqdm
 

@@ -38,7 +38,7 @@ def test_explain_images_caches_per_image(checkpoint, tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("recomputed instead of reading the cache")
 
-    monkeypatch.setattr(fart, "load_embedder", refuse)
+    monkeypatch.setattr(fmodels, "load_embedder", refuse)
     again = fart.explain_images(checkpoint, frame, tmp_path, layers=["gap"], progress=False,
                                 **options)
     np.testing.assert_array_equal(first.heatmaps, again.heatmaps)

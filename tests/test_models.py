@@ -132,7 +132,7 @@ def test_imagenet_mobilenet_embedding_of_real_image_is_deterministic():
 
 def test_resnet50_without_file_warns_once_and_keeps_random_init(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(M, "_warned_random_init", set())
+    monkeypatch.setattr(M.networks, "_warned_random_init", set())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert M.imagenet_state_dict("resnet50") is None
@@ -154,7 +154,7 @@ def test_resnet50_state_dict_file_by_path_and_in_torch_home(resnet_file, monkeyp
     assert torch.equal(model.conv1.weight, file["conv1.weight"])  # stride changes, not weights
     assert model.fc.weight.shape == (10, 2048)
     monkeypatch.setenv("TORCH_HOME", str(home))
-    monkeypatch.setattr(M, "_warned_random_init", set())
+    monkeypatch.setattr(M.networks, "_warned_random_init", set())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         found = M.build_model("resnet50", 10, seed=0)  # weights="imagenet"

@@ -1,0 +1,186 @@
+"""faceexp checkpoints: a network's weights with its architecture, head size and plain
+metadata, written atomically and read back with ``torch.load(weights_only=True)``."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from faceexp.models.networks import (CHECKPOINT_FORMAT, _HEAD_PREFIX, _check_arch,
+                                     _torchvision_model, _unwrap)
+
+# ----------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------
+def _plain(value, where: str):
+    """Check that ``value`` is made of str/int/float/bool/None/list/dict only."""
+    # numpy scalars (np.float64 is even a float subclass) would not load with
+    # weights_only=True: store the plain Python value.
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"meta keys must be strings; {where} has key {key!r}")
+            out[key] = _plain(item, f"{where}[{key!r}]")
+        return out
+    raise ValueError(
+        f"meta must hold only str, int, float, bool, None, lists and dicts; {where} is "
+        f"{type(value).__name__} (convert it, e.g. float(x) or str(path))"
+    )
+
+
+def save_checkpoint(path, model: nn.Module, *, arch: str, num_classes: int, meta=None) -> Path:
+    """Write a model's weights as a faceexp checkpoint (atomically).
+
+    Parameters
+    ----------
+    path : str or Path
+        Target file (parent folders are created). Written to a temporary file
+        in the same folder first, then renamed over ``path``.
+    model : torch.nn.Module
+        The network (``torch.compile`` and DataParallel wrappers are unwrapped,
+        so the keys stay torchvision's).
+    arch : {"mobilenetv2", "resnet50"}
+        Its architecture.
+    num_classes : int
+        Its head size.
+    meta : dict, optional
+        Plain data (str, int, float, bool, None, lists, dicts with str keys),
+        e.g. the training configuration and history.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Notes
+    -----
+    The file is ``torch.save`` of a plain dict ``{"format":
+    "faceexp-checkpoint-1", "arch", "num_classes", "state_dict" (an OrderedDict
+    of CPU tensors with torchvision's keys), "meta"}``, readable with
+    ``torch.load(weights_only=True)``.
+    """
+    _check_arch(arch)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
+            or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}")
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    model = _unwrap(model)
+    model_arch = getattr(model, "faceexp_arch", arch)
+    if model_arch != arch:
+        raise ValueError(f"arch={arch!r} but the model was built as {model_arch!r}")
+    meta = _plain({} if meta is None else meta, "meta")
+    if not isinstance(meta, dict):
+        raise ValueError(f"meta must be a dict; got {type(meta).__name__}")
+    state = OrderedDict(
+        (key, value.detach().to("cpu").contiguous().clone())
+        for key, value in model.state_dict().items()
+    )
+    head = state.get(_HEAD_PREFIX[arch] + "weight")
+    if head is None:
+        raise ValueError(f"model has no {_HEAD_PREFIX[arch]}weight: it is not a {arch}")
+    if head.shape[0] != num_classes:
+        raise ValueError(f"num_classes={num_classes} but the model's head has {head.shape[0]}")
+    payload = {"format": CHECKPOINT_FORMAT, "arch": arch, "num_classes": int(num_classes),
+               "state_dict": state, "meta": meta}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(payload, file)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+def load_checkpoint(path, *, arch: str | None = None, num_classes: int | None = None,
+                    device="cpu") -> tuple[nn.Module, dict]:
+    """Read a faceexp checkpoint back into a network.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by :func:`save_checkpoint`.
+    arch, num_classes : optional
+        What the caller expects; a checkpoint for anything else raises
+        ValueError saying what differs. None accepts what the file holds.
+    device : str or torch.device, default "cpu"
+        Where the model is put.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The network (as :func:`build_model` makes it), in eval mode.
+    meta : dict
+        The checkpoint's ``meta``.
+    """
+    path = Path(path)
+    if arch is not None:
+        _check_arch(arch)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        payload = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as error:
+        raise ValueError(
+            f"{str(path)!r} is not a faceexp checkpoint (torch.load failed: {error})"
+        ) from error
+    if not isinstance(payload, Mapping) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{str(path)!r} is not a faceexp checkpoint (no format {CHECKPOINT_FORMAT!r}); "
+            "write checkpoints with faceexp.models.save_checkpoint"
+        )
+    have_arch, have_classes = payload["arch"], int(payload["num_classes"])
+    want_arch = have_arch if arch is None else arch
+    want_classes = have_classes if num_classes is None else int(num_classes)
+    if (want_arch, want_classes) != (have_arch, have_classes):
+        raise ValueError(
+            f"checkpoint {path} is for {have_arch} with {have_classes} classes, "
+            f"not {want_arch} with {want_classes} classes"
+        )
+    _check_arch(have_arch)
+    with torch.device("meta"):
+        model = _torchvision_model(have_arch, have_classes)
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True, assign=True)
+    except RuntimeError as error:
+        raise ValueError(f"checkpoint {path} does not fit {have_arch}: {error}") from error
+    model.to(device)
+    model.eval()
+    return model, dict(payload.get("meta") or {})
+
+
+def checkpoint_hash(path) -> str:
+    """SHA-256 hex digest of a file's content (a cache key for a checkpoint)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
