@@ -9,7 +9,7 @@ importance.
 Data flows one way through the modules::
 
     data, pose -> models -> train | embeddings -> explain | protocol, metrics
-      -> heatmaps, removal -> artifacts (cache), study (analyses) -> plots -> notebooks
+      -> heatmaps, removal -> artifacts (cache), study (analyses) -> plots, report (captions, summaries) -> notebooks
 
 Public names are importable from the package itself (``faceexp.explain``);
 they are loaded lazily so ``import faceexp`` stays cheap.
@@ -25,18 +25,25 @@ _EXPORTS = {
     **dict.fromkeys(["orl_root", "load_orl", "scan_identity_folders", "split_identities",
                      "validation_holdout", "FaceDataset", "preprocess", "load_image",
                      "load_bounding_boxes", "SkipReport", "SkippedFileWarning",
-                     "IMAGENET_MEAN", "IMAGENET_STD", "INPUT_SIZE"], "data"),
+                     "IMAGENET_MEAN", "IMAGENET_STD", "INPUT_SIZE", "preprocessed_images"],
+                    "data"),
     # pose
     **dict.fromkeys(["POSES", "POSE_CODES", "estimate_pose", "read_pose_template_list",
                      "look_left", "look_left_batch", "yaw_proxy"], "pose"),
     # models
     **dict.fromkeys(["ARCHITECTURES", "EMBEDDING_DIM", "build_model", "imagenet_state_dict",
                      "layer_catalogue", "block_ends", "resolve_layer", "Embedder",
-                     "save_checkpoint", "load_checkpoint", "checkpoint_hash"], "models"),
+                     "save_checkpoint", "load_checkpoint", "checkpoint_hash", "load_embedder",
+                     "default_batch_size"], "models"),
     # training
     **dict.fromkeys(["TrainConfig", "TrainResult"], "train"),  # faceexp.train is the module
     # explanation
-    **dict.fromkeys(["explain", "Explainer", "Explanation"], "explainer"),
+    **dict.fromkeys(["explain", "Explainer"], "explainer"),
+    **dict.fromkeys(["Explanation", "stack_heatmaps"], "explanation"),
+    **dict.fromkeys(["Cosine", "ClassProbability"], "targets"),
+    # one embedding path and one similarity
+    **dict.fromkeys(["BatchedEmbed"], "batching"),
+    **dict.fromkeys(["cosine_rows", "pair_cosine"], "similarity"),
     # embeddings
     **dict.fromkeys(["compute_embeddings", "layer_sweep_scores"], "embeddings"),
     # verification
@@ -45,18 +52,20 @@ _EXPORTS = {
     **dict.fromkeys(["equal_error_rate", "EER", "det_curve", "roc_curve", "fuse_scores",
                      "fusion_sweep", "best_fusion"], "metrics"),
     # statistics
-    **dict.fromkeys(["peak_signal_noise_ratio", "psnr_pairs", "average_heatmaps",
+    **dict.fromkeys(["heatmap_psnr", "psnr_pairs", "average_heatmaps",
                      "average_faces", "averages_by_key", "psnr_between", "psnr_histograms",
                      "psnr_examples", "overlay"], "heatmaps"),
     **dict.fromkeys(["remove_significant", "remove_random_pixels", "remove_random_superpixels",
-                     "removed_fraction", "removal_experiment", "deletion_curves",
-                     "deletion_auc", "faithfulness_gap", "sampling_study",
-                     "summarise_sampling_study"], "removal"),
+                     "removed_fraction", "removal_experiment"], "removal"),
+    **dict.fromkeys(["deletion_curves", "deletion_auc", "faithfulness_gap"], "faithfulness"),
+    **dict.fromkeys(["sampling_study", "summarise_sampling_study"], "stability"),
     # cached experiment steps shared by the notebooks
-    **dict.fromkeys(["trained_network", "explain_images", "HeatmapSet", "load_embedder",
+    **dict.fromkeys(["trained_network", "explain_images", "HeatmapSet",
                      "pose_labels"], "artifacts"),
     # the paper's analyses end to end, for the notebooks
     **dict.fromkeys(["prepare_study", "Study", "example_triplet"], "study"),
+    # what the book's pages say: notebook setup, captions, results-page summaries
+    **dict.fromkeys(["setup_notebook", "caption", "write_summary"], "report"),
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -16,7 +16,7 @@ Layout::
     artifacts/
       train/<arch>-<key>/        a faceexp.train run (final.pt, metrics.csv, split.csv)
       poses/<key>.csv            pose labels of a set of images
-      explain/<key>/<n>.npz      one explanation per image, plus index.json
+      explain/<key>/<n>.npz      one Explanation.save file per image
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ import pandas as pd
 
 from faceexp import data as fdata
 from faceexp.embeddings import frame_fingerprint
+from faceexp.explanation import Explanation, stack_heatmaps
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -147,49 +148,49 @@ def pose_labels(frame: pd.DataFrame, artifacts="artifacts", *, progress: bool = 
 
 @dataclass
 class HeatmapSet:
-    """Explanations of many images.
+    """Explanations of many images: a stack of :class:`faceexp.explanation.Explanation`.
 
     Attributes
     ----------
     frame : pandas.DataFrame
         The explained images (rows of the input frame that succeeded).
-    layers : list of str
-    heatmaps : numpy.ndarray, shape (N, L, H, W), float32 in [0, 1]
-    segments : numpy.ndarray, shape (N, H, W), int
-    coefficients : list of numpy.ndarray, each (L, S_i)
-    r2 : numpy.ndarray, shape (N, L)
+    explanations : list of Explanation
+        One per row of ``frame``.
     images : numpy.ndarray, shape (N, H, W, 3), float32 in [0, 1]
         The preprocessed images that were explained.
     failed : pandas.DataFrame
         Images that could not be explained, with the reason.
     options : dict
+
+    The stacked arrays are properties: ``layers`` (list of str), ``heatmaps``
+    (N, L, H, W) float32 in [0, 1], ``segments`` (N, H, W) int32,
+    ``coefficients`` (list of (L, S_i) arrays) and ``r2`` (N, L).
     """
 
     frame: pd.DataFrame
-    layers: list
-    heatmaps: np.ndarray
-    segments: np.ndarray
-    coefficients: list
-    r2: np.ndarray
+    explanations: list
     images: np.ndarray
     failed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason"]))
     options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        stacked = stack_heatmaps(self.explanations)
+        self.heatmaps, self.segments, self.r2 = (stacked["heatmaps"], stacked["segments"],
+                                                 stacked["r2"])
+
+    @property
+    def layers(self) -> list:
+        return list(self.explanations[0].layers)
+
+    @property
+    def coefficients(self) -> list:
+        return [x.coefficients for x in self.explanations]
 
     def layer(self, name: str) -> np.ndarray:
         """Heatmaps of one layer, (N, H, W)."""
         if name not in self.layers:
             raise ValueError(f"layer {name!r} was not explained; have {self.layers}")
         return self.heatmaps[:, self.layers.index(name)]
-
-
-def preprocessed_images(frame: pd.DataFrame, *, mode="resize-crop", boxes=None) -> np.ndarray:
-    """The frame's images as the networks see them: (N, 113, 113, 3) float32 in [0, 1]."""
-    ds = fdata.FaceDataset(frame, mode=mode, boxes=boxes, train=False, progress=False)
-    if len(ds) != len(frame):
-        bad = ds.report.to_frame()
-        raise ValueError(f"{len(frame) - len(ds)} image(s) could not be read: "
-                         f"{bad.to_dict('records')}")
-    return np.stack([ds[i][0].numpy().transpose(1, 2, 0) for i in range(len(ds))])
 
 
 def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
@@ -204,20 +205,20 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
     frame : pandas.DataFrame
         Images (``path``, ``identity`` columns), in the order to explain.
     artifacts : path
-        Cache folder; one ``.npz`` per image under ``explain/<key>/``, so an
-        interrupted run keeps what it finished.
+        Cache folder; one :meth:`Explanation.save` file per image under
+        ``explain/<key>/``, so an interrupted run keeps what it finished.
     layers : sequence of str
         Layers explained together in one pass per batch (e.g. the block ends,
         "gap" and "softmax" of :func:`faceexp.models.layer_catalogue`).
     pooling : {"flatten", "mean"}
         Descriptor of intermediate layers.
-    target : {"cosine", "softmax"} or dict layer -> target
+    target : {"cosine", "softmax"}, target object, or dict layer -> target
         ``"softmax"`` explains the probability of ``class_indices[i]`` (the
         image's training identity) in layer "softmax". A dict (keys = ``layers``)
         gives each layer its own target from the same forward passes, e.g.
         ``{"gap": "cosine", "softmax": "softmax"}``.
     class_indices : sequence of int, optional
-        Per-image class for ``target="softmax"``; default the top class.
+        Per-image class for a softmax target; default the top class.
     seed : int
         Image ``i`` is explained with seed ``seed + i``.
     compile : bool
@@ -230,65 +231,51 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
     -------
     HeatmapSet
     """
+    from tqdm import tqdm
+
     from faceexp import explainer as fexplain
     from faceexp import models as fmodels
 
     layers = list(layers)
-    images = preprocessed_images(frame)
+    images = fdata.preprocessed_images(frame)
     key = make_key(model=fmodels.checkpoint_hash(checkpoint), layers=layers, pooling=pooling,
-                   target=target, options=options,
-                   code=source_hash("explainer", "models", "data"))
+                   target=fexplain.target_name(target), options=options,
+                   code=source_hash("explainer", "explanation", "targets", "batching",
+                                    "similarity", "models", "data"))
     folder = Path(artifacts) / "explain" / key
     folder.mkdir(parents=True, exist_ok=True)
-    image_keys = [hashlib.sha256(f"{p}|{seed + i}|{None if class_indices is None else class_indices[i]}"
-                                 .encode()).hexdigest()[:16]
+    classes = [None if class_indices is None else int(c) for c in
+               (class_indices if class_indices is not None else [None] * len(frame))]
+    image_keys = [hashlib.sha256(f"{p}|{seed + i}|{classes[i]}".encode()).hexdigest()[:16]
                   for i, p in enumerate(frame["path"])]
     todo = [i for i, k in enumerate(image_keys) if not (folder / f"{k}.npz").exists()]
     failed = []
     if todo:
-        embed_layers = list(dict.fromkeys(layers + (["softmax"] if target == "softmax" else [])))
-        embedder = fmodels.load_embedder(checkpoint, embed_layers, pooling=pooling, compile=compile,
-                                 device=device)
-        from tqdm import tqdm
-
-        explainers = {}
+        softmax_alone = fexplain.needs_class_index(target) and not isinstance(target, dict)
+        embed_layers = list(dict.fromkeys(layers + (["softmax"] if softmax_alone else [])))
+        embedder = fmodels.load_embedder(checkpoint, embed_layers, pooling=pooling,
+                                         compile=compile, device=device)
+        explainer = fexplain.Explainer(embedder, layers=["softmax"] if softmax_alone else layers,
+                                       target=target, **options)
         for i in tqdm(todo, desc=f"explain ({len(layers)} layer(s))", unit="image",
                       disable=not progress):
-            cls = None if class_indices is None else int(class_indices[i])
-            if cls not in explainers:
-                explainers[cls] = fexplain.Explainer(
-                    embedder, layers=["softmax"] if target == "softmax" else layers,
-                    target=target, class_index=cls, **options)
             try:
-                result = explainers[cls].explain(images[i], seed=seed + i)
+                result = explainer.explain(images[i], class_index=classes[i], seed=seed + i)
             except (ValueError, RuntimeError) as exc:
                 warnings.warn(f"could not explain {frame['path'].iloc[i]}: {exc}", stacklevel=2)
                 failed.append({"path": frame["path"].iloc[i], "reason": str(exc)})
                 continue
-            tmp = folder / f"{image_keys[i]}.tmp.npz"
-            np.savez_compressed(tmp, heatmaps=result.heatmaps.astype(np.float32),
-                                segments=result.segments.astype(np.int32),
-                                coefficients=result.coefficients.astype(np.float32),
-                                r2=np.asarray(result.r2, dtype=np.float32),
-                                layers=np.array(result.layers))
-            os.replace(tmp, folder / f"{image_keys[i]}.npz")
-    keep, heat, segs, coefs, r2 = [], [], [], [], []
+            result.save(folder / f"{image_keys[i]}.npz")
+    keep, explanations = [], []
     for i, k in enumerate(image_keys):
         path = folder / f"{k}.npz"
-        if not path.exists():
-            continue
-        with np.load(path) as z:
-            heat.append(z["heatmaps"])
-            segs.append(z["segments"])
-            coefs.append(z["coefficients"])
-            r2.append(z["r2"])
-            names = [str(x) for x in z["layers"]]
-        keep.append(i)
+        if path.exists():
+            explanations.append(Explanation.load(path))
+            keep.append(i)
     if not keep:
         raise ValueError("no image of the frame could be explained; see the warnings")
     return HeatmapSet(
-        frame=frame.iloc[keep].reset_index(drop=True), layers=names,
-        heatmaps=np.stack(heat), segments=np.stack(segs), coefficients=coefs,
-        r2=np.stack(r2), images=images[keep],
-        failed=pd.DataFrame(failed, columns=["path", "reason"]),
-        options=dict(options, layers=layers, pooling=pooling, target=target, seed=seed))
+        frame=frame.iloc[keep].reset_index(drop=True), explanations=explanations,
+        images=images[keep], failed=pd.DataFrame(failed, columns=["path", "reason"]),
+        options=dict(options, layers=layers, pooling=pooling,
+                     target=fexplain.target_name(target), seed=seed))

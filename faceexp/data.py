@@ -40,6 +40,7 @@ import torch
 from PIL import Image
 
 __all__ = [
+    "preprocessed_images",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "INPUT_SIZE",
@@ -885,3 +886,28 @@ class FaceDataset(torch.utils.data.Dataset):
             f"FaceDataset({len(self)} images, {len(self.classes)} classes, mode={self.mode!r}, "
             f"train={self.train}, preloaded={self.preloaded}, skipped={len(self.report)})"
         )
+
+
+def preprocessed_images(frame: pd.DataFrame, *, mode: str = "resize-crop", boxes=None
+                        ) -> np.ndarray:
+    """The frame's images as the networks see them, after :func:`preprocess`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Images with a ``path`` column (and ``image`` when ``boxes`` is given).
+    mode, boxes
+        As in :class:`FaceDataset`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, 113, 113, 3), float32 in [0, 1]
+        One row per row of ``frame``; ValueError naming the files when an
+        image cannot be read.
+    """
+    dataset = FaceDataset(frame, mode=mode, boxes=boxes, train=False, progress=False)
+    if len(dataset) != len(frame):
+        bad = dataset.report.to_frame()
+        raise ValueError(f"{len(frame) - len(dataset)} image(s) could not be read: "
+                         f"{bad.to_dict('records')}")
+    return np.stack([dataset[i][0].numpy().transpose(1, 2, 0) for i in range(len(dataset))])

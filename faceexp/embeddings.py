@@ -52,6 +52,8 @@ import pandas as pd
 import torch
 
 from faceexp import data as fdata
+from faceexp.batching import BatchedEmbed
+from faceexp.similarity import pair_cosine, pair_positions
 
 __all__ = [
     "CACHE_VERSION",
@@ -269,6 +271,12 @@ class _Images:
             self._dataset = dataset
         return self._dataset
 
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, rows: slice) -> torch.Tensor:
+        return self.batch(*rows.indices(self.n)[:2])
+
     def batch(self, start: int, stop: int) -> torch.Tensor:
         if self.array is not None:
             return self.array[start:stop]
@@ -317,58 +325,24 @@ def _default_model_id(embedder, model_id, cache_dir):
 # --------------------------------------------------------------------------- #
 def _embed_pass(embedder, images: _Images, layers, *, flip_average: bool, batch_size: int,
                 progress: bool, allocate: Callable, desc: str) -> dict:
-    """Run ``embedder`` over every image once; ``allocate(layer, (n, D))`` gives the outputs."""
-    from tqdm import tqdm
+    """Run ``embedder`` over every image once; ``allocate(layer, (n, D))`` gives the outputs.
 
-    n = images.n
-    step = min(batch_size, n)
-    # Pad the last batch unless the embedder says it is not compiled: a
-    # compiled graph would recompile for a new batch size.
-    pad = bool(getattr(embedder, "compiled", True)) and n > step
+    Batching, padding of the last batch and flip-averaging are
+    :class:`faceexp.batching.BatchedEmbed`'s (one batch of all images when they
+    fit, so a few images are never padded to a full batch).
+    """
+    runner = BatchedEmbed(embedder, batch_size=min(batch_size, images.n),
+                          flip_average=flip_average, layers=layers)
     outputs: dict = {}
-    bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False)
-    try:
-        for start in range(0, n, step):
-            x = images.batch(start, min(start + step, n))
-            count = len(x)
-            if pad and count < step:
-                x = torch.cat([x, x[-1:].expand(step - count, *x.shape[1:])])
-            width = len(x)
-            if flip_average:
-                x = torch.cat([x, x.flip(-1)])
-            result = embedder(x)
-            if not isinstance(result, Mapping):
-                raise ValueError(
-                    "embedder must return a dict layer -> (N, D) tensor; "
-                    f"got {type(result).__name__}"
-                )
-            for layer in layers:
-                if layer not in result:
-                    raise ValueError(
-                        f"embedder returned no layer {layer!r}; it returned {list(result)}"
-                    )
-                value = torch.as_tensor(result[layer]).detach()
-                if value.dim() != 2 or value.shape[0] != len(x):
-                    raise ValueError(
-                        f"embedder output {layer!r} must have shape ({len(x)}, D); got "
-                        f"{tuple(value.shape)}"
-                    )
-                value = value.to("cpu", torch.float32)
-                if layer not in outputs:
-                    outputs[layer] = allocate(layer, (n, int(value.shape[1])))
-                elif outputs[layer].shape[1] != value.shape[1]:
-                    raise ValueError(f"embedder output {layer!r} changed width between batches")
-                target = torch.from_numpy(np.asarray(outputs[layer][start:start + count]))
-                if flip_average:
-                    torch.add(value[:count], value[width:width + count], out=target)
-                    target.mul_(0.5)
-                else:
-                    target.copy_(value[:count])
-                del value
-            del result, x
-            bar.update(count)
-    finally:
-        bar.close()
+    for start, stop, values in runner.batches(images, progress=progress, desc=desc):
+        for layer, value in values.items():
+            value = value.to("cpu", torch.float32)
+            if layer not in outputs:
+                outputs[layer] = allocate(layer, (images.n, int(value.shape[1])))
+            elif outputs[layer].shape[1] != value.shape[1]:
+                raise ValueError(f"embedder output {layer!r} changed width between batches")
+            outputs[layer][start:stop] = value.numpy()
+        del values
     return outputs
 
 
@@ -511,89 +485,6 @@ def compute_embeddings(
 # --------------------------------------------------------------------------- #
 # Pair scores
 # --------------------------------------------------------------------------- #
-def _pair_indices(pairs, n: int) -> tuple[np.ndarray, np.ndarray, pd.Index]:
-    if isinstance(pairs, pd.DataFrame):
-        missing = [c for c in ("i", "j") if c not in pairs.columns]
-        if missing:
-            raise ValueError(
-                f"pairs lacks column(s) {missing}; use faceexp.protocol.verification_pairs"
-            )
-        i, j, index = pairs["i"].to_numpy(), pairs["j"].to_numpy(), pairs.index
-    else:
-        array = np.asarray(pairs)
-        if array.ndim != 2 or array.shape[1] != 2:
-            raise ValueError(
-                f"pairs must be a DataFrame with columns i, j or an array (P, 2); got shape "
-                f"{array.shape}"
-            )
-        i, j, index = array[:, 0], array[:, 1], pd.RangeIndex(len(array))
-    if len(i) == 0:
-        raise ValueError("pairs is empty; give at least one pair")
-    for name, values in (("i", i), ("j", j)):
-        if not np.issubdtype(np.asarray(values).dtype, np.integer):
-            raise ValueError(f"pairs column {name} must hold integer row numbers")
-        if values.min() < 0 or values.max() >= n:
-            raise ValueError(
-                f"pairs column {name} has values in [{values.min()}, {values.max()}]; "
-                f"rows of the frame are 0..{n - 1}"
-            )
-    return i.astype(np.int64), j.astype(np.int64), index
-
-
-def _row_norms(x, rows: np.ndarray, block: int) -> np.ndarray:
-    norms = np.empty(len(rows), dtype=np.float64)
-    for s in range(0, len(rows), block):
-        chunk = np.asarray(x[rows[s:s + block]], dtype=np.float64)
-        norms[s:s + block] = np.sqrt(np.einsum("ij,ij->i", chunk, chunk))
-    return np.where(norms > 0, norms, 1.0)  # a zero vector scores 0 with anything
-
-
-def _pair_cosine(x, i: np.ndarray, j: np.ndarray, *, chunk_bytes: int,
-                 method: str = "auto") -> np.ndarray:
-    """Cosine similarity of rows ``x[i]`` and ``x[j]`` reading ``x`` in bounded chunks.
-
-    ``x`` may be a memory-mapped (N, D) array. "gram" computes the Gram
-    matrix of the rows used (BLAS, |U|^2 D flops, each row read a few times),
-    "gather" the pairs' dot products (P D, but two row copies per pair: memory
-    bound); "auto" picks gram when ``|U|^2 <= 64 P``.
-    """
-    n, d = x.shape
-    used = np.unique(np.concatenate([i, j]))
-    rows = max(1, int(chunk_bytes // (8 * max(d, 1))))  # float64 norms chunk
-    norms = _row_norms(x, used, rows)
-    position = np.searchsorted(used, np.arange(n))  # only read at used rows
-    if method == "auto":
-        method = "gram" if len(used) ** 2 <= 64 * len(i) else "gather"
-    scores = np.empty(len(i), dtype=np.float64)
-    if method == "gram":
-        block = max(1, int(chunk_bytes // (2 * 4 * max(d, 1))))
-        gram = np.empty((len(used), len(used)), dtype=np.float64)
-        for a in range(0, len(used), block):
-            xa = np.asarray(x[used[a:a + block]], dtype=np.float32)
-            xa /= norms[a:a + block, None].astype(np.float32)
-            for b in range(a, len(used), block):
-                if b == a:
-                    xb = xa
-                else:
-                    xb = np.asarray(x[used[b:b + block]], dtype=np.float32)
-                    xb /= norms[b:b + block, None].astype(np.float32)
-                part = xa @ xb.T
-                gram[a:a + block, b:b + block] = part
-                gram[b:b + block, a:a + block] = part.T
-        scores[:] = gram[position[i], position[j]]
-    elif method == "gather":
-        block = max(1, int(chunk_bytes // (3 * 4 * max(d, 1))))
-        for s in range(0, len(i), block):
-            xi = np.asarray(x[i[s:s + block]], dtype=np.float32)
-            xj = np.asarray(x[j[s:s + block]], dtype=np.float32)
-            dots = np.multiply(xi, xj, out=xi).sum(axis=1, dtype=np.float64)
-            scores[s:s + block] = dots / (norms[position[i[s:s + block]]]
-                                          * norms[position[j[s:s + block]]])
-    else:
-        raise ValueError(f"method must be 'auto', 'gram' or 'gather'; got {method!r}")
-    return np.clip(scores, -1.0, 1.0)
-
-
 def plan_layer_groups(dims: Mapping[str, int], n_images: int, *, memory_budget_mb: float,
                       batch_size: int = 50, flip_average: bool = True
                       ) -> list[tuple[tuple[str, ...], bool]]:
@@ -797,7 +688,10 @@ def layer_sweep_scores(
         raise ValueError(f"model_id must be a non-empty string; got {model_id!r}")
 
     images = _Images(frame, boxes=boxes, mode=mode, progress=progress)
-    i, j, index = _pair_indices(pairs, images.n)
+    i, j = pair_positions(pairs, images.n)
+    if len(i) == 0:
+        raise ValueError("pairs is empty; give at least one pair")
+    index = pairs.index if isinstance(pairs, pd.DataFrame) else pd.RangeIndex(len(i))
     scores: dict = {}
     entry = fields = None
     if cache_dir is not None:
@@ -855,7 +749,7 @@ def layer_sweep_scores(
                     x = arrays.pop(layer)
                     if on_disk:
                         x.flush()
-                    scores[layer] = _pair_cosine(x, i, j, chunk_bytes=chunk_bytes)
+                    scores[layer] = pair_cosine(x, i, j, chunk_bytes=chunk_bytes, name=layer)
                     del x
                     if entry is not None:
                         _save_npy(entry / f"{_safe_name(layer)}.npy", scores[layer])

@@ -4,12 +4,13 @@ The image is cut into superpixels; ``n_samples`` perturbed copies are made by
 blacking out random subsets of them; every copy goes through an embedding
 function, and a *target* turns each copy's output into one number per layer:
 
-* ``target="cosine"`` (the paper): cosine similarity between the copy's
-  embedding and the unperturbed image's own embedding;
-* ``target="cosine"`` with ``reference=`` another image or an embedding: cosine
-  similarity to that reference (pair mode: what makes a *pair* match);
-* ``target="softmax"``: the probability of one class (the original LIME, for
-  identities seen in training);
+* :class:`~faceexp.targets.Cosine` (``"cosine"``, the paper): cosine
+  similarity between the copy's embedding and the unperturbed image's own
+  embedding, or, with ``explain(..., reference=)`` another image or an
+  embedding, that reference's (pair mode: what makes a *pair* match);
+* :class:`~faceexp.targets.ClassProbability` (``"softmax"``): the probability
+  of one class (the original LIME, for identities seen in training), the class
+  given per image by ``explain(..., class_index=)``;
 * or any callable ``target(activations, reference) -> (N,)``.
 
 A weighted linear model of the targets on the binary superpixel on/off vectors
@@ -18,9 +19,15 @@ image) gives one coefficient per superpixel; the coefficients are painted onto
 their superpixels, smoothed with a Gaussian and scaled to [0, 1].
 
 The target is composed into one explainer (as captum's ``Lime`` composes its
-similarity and perturbation functions), so the three modes share the sampling,
-the batched scoring and the fit. All layers of an embedding callable come from
-one forward pass per batch and are fitted by one least-squares solve.
+similarity and perturbation functions), so the modes share the sampling, the
+batched scoring and the fit; the embed callable and the options go to the
+constructor, the image, reference, class and seed to :meth:`Explainer.explain`,
+so one explainer serves every image, pair and class. All layers of an
+embedding callable come from one forward pass per batch
+(:class:`faceexp.batching.BatchedEmbed`) and are fitted by one least-squares
+solve. The steps are public functions that can be called one by one:
+:func:`superpixels`, :func:`draw_samples`, :func:`kernel_weights`,
+:func:`perturb`, :func:`fit_linear` and :func:`paint`.
 
 The explainer knows nothing about networks: ``embed`` is any callable mapping a
 float32 batch ``(N, 3, H, W)`` in [0, 1] to ``(N, D)`` (tensor or numpy array)
@@ -43,222 +50,35 @@ fill           black (``fill="black"``)           ``hide_color=0``: black
 """
 from __future__ import annotations
 
-import json
 import math
 import numbers
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["explain", "Explainer", "Explanation"]
+from faceexp.batching import SINGLE_LAYER, BatchedEmbed, resolve_batch_size
+from faceexp.explanation import Explanation
+from faceexp.targets import (ClassProbability, Cosine, as_target, check_class_index,
+                             needs_class_index, target_name)
+
+__all__ = ["explain", "Explainer", "Explanation", "Cosine", "ClassProbability",
+           "superpixels", "draw_samples", "kernel_weights", "perturb", "fit_linear", "paint",
+           "resolve_batch_size", "needs_class_index", "target_name"]
 
 #: ImageNet normalisation mean in pixel space (= ``faceexp.data.IMAGENET_MEAN``):
 #: the value that becomes 0 once the model normalises its input.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _SAMPLINGS = ("bernoulli", "matlab")
 _KERNELS = ("matlab", "lime")
-_TARGETS = ("cosine", "softmax")
 _FILLS = ("black", "mean")
 #: Default kernel widths: the MATLAB LIME's 0.35 and lime's 0.25.
 _KERNEL_WIDTHS = {"matlab": 0.35, "lime": 0.25}
 #: The MATLAB LIME draws each sample's drop probability uniformly in [0, 0.8].
 _MATLAB_MAX_P_OFF = 0.8
-#: Name of the only "layer" of an embed callable that returns one array.
-_SINGLE_LAYER = "embedding"
 
 
-# --------------------------------------------------------------------------- result
-
-
-@dataclass(eq=False, repr=False)
-class Explanation:
-    """The result of one explanation.
-
-    Attributes
-    ----------
-    heatmaps : ndarray, shape (L, H, W), float64 in [0, 1]
-        One heatmap per layer: coefficients painted on their superpixels,
-        smoothed, min-max scaled (a constant map becomes all zeros).
-    layers : list of str, length L
-        Layer names, in the order of ``heatmaps``.
-    segments : ndarray, shape (H, W), int
-        Superpixel label of every pixel, 0 .. S-1.
-    coefficients : ndarray, shape (L, S)
-        Raw coefficient of every superpixel in every layer's linear model.
-    intercepts : ndarray, shape (L,)
-        Intercept of every layer's linear model.
-    targets : ndarray, shape (L, n_samples)
-        The fitted target (e.g. cosine similarity) of every perturbed sample.
-    samples : ndarray, shape (n_samples, S), bool
-        Which superpixels each sample kept (True = kept); row 0 keeps all.
-    weights : ndarray, shape (n_samples,)
-        Kernel weight of every sample in the fit.
-    r2 : ndarray, shape (L,)
-        Weighted coefficient of determination of every layer's fit (as
-        ``sklearn.metrics.r2_score`` with ``sample_weight``).
-    options : dict
-        Every option used (JSON-serialisable).
-    seed : int
-        Seed of the sampling; ``explain(..., seed=seed)`` reproduces it.
-    """
-
-    heatmaps: np.ndarray
-    layers: list[str]
-    segments: np.ndarray
-    coefficients: np.ndarray
-    intercepts: np.ndarray
-    targets: np.ndarray
-    samples: np.ndarray
-    weights: np.ndarray
-    r2: np.ndarray
-    options: dict = field(default_factory=dict)
-    seed: int = 0
-
-    _ARRAYS = ("heatmaps", "segments", "coefficients", "intercepts", "targets", "samples",
-               "weights", "r2")
-
-    def __repr__(self) -> str:
-        return (f"Explanation(layers={self.layers}, heatmaps={self.heatmaps.shape}, "
-                f"superpixels={self.coefficients.shape[1]}, n_samples={self.samples.shape[0]}, "
-                f"r2={np.round(self.r2, 3).tolist()}, seed={self.seed})")
-
-    def heatmap(self, layer: str | int | None = None) -> np.ndarray:
-        """The (H, W) heatmap of one layer (by name or index).
-
-        ``layer=None`` is accepted only when there is a single layer.
-        """
-        if layer is None:
-            if len(self.layers) != 1:
-                raise ValueError(f"layer: this explanation has {len(self.layers)} layers "
-                                 f"{self.layers}; name one")
-            return self.heatmaps[0]
-        if isinstance(layer, numbers.Integral) and not isinstance(layer, bool):
-            if not -len(self.layers) <= layer < len(self.layers):
-                raise ValueError(f"layer: index {layer} out of range for "
-                                 f"{len(self.layers)} layers")
-            return self.heatmaps[layer]
-        if layer not in self.layers:
-            raise ValueError(f"layer: unknown layer {layer!r}; available: {self.layers}")
-        return self.heatmaps[self.layers.index(layer)]
-
-    def save(self, path: str | Path, **extra: np.ndarray) -> Path:
-        """Write the explanation to a compressed ``.npz`` file.
-
-        Parameters
-        ----------
-        path : str or Path
-            Output file (``.npz`` is appended by numpy if missing).
-        **extra : array_like
-            More arrays to store beside it (e.g. ``image=``); :meth:`load`
-            ignores them.
-        """
-        clash = set(extra) & (set(self._ARRAYS) | {"layers", "options", "seed"})
-        if clash:
-            raise ValueError(f"extra: names {sorted(clash)} are used by the explanation")
-        path = Path(path)
-        arrays = {name: getattr(self, name) for name in self._ARRAYS}
-        np.savez_compressed(
-            path, **arrays, layers=np.array(self.layers, dtype=str),
-            options=np.array(json.dumps(self.options)), seed=np.array(str(self.seed)),
-            **{k: np.asarray(v) for k, v in extra.items()})
-        return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Explanation":
-        """Read an explanation written by :meth:`save`."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"path: no such file {path}")
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in cls._ARRAYS + ("layers", "options", "seed") if k not in data]
-            if missing:
-                raise ValueError(f"path: {path} is not a saved Explanation (missing {missing})")
-            arrays = {name: data[name] for name in cls._ARRAYS}
-            return cls(**arrays, layers=[str(x) for x in data["layers"]],
-                       options=json.loads(str(data["options"])), seed=int(str(data["seed"])))
-
-
-# --------------------------------------------------------------------------- targets
-
-
-def _cosine_rows(activations: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of every row of ``activations`` (N, D) with ``reference`` (D,).
-
-    One matrix-vector product and one norm reduction: nothing of size (N, D) is
-    allocated, so huge flattened layers cost two reads. A zero vector has
-    similarity 0 with everything (as ``sklearn.metrics.pairwise.cosine_similarity``).
-    Non-finite activations give non-finite similarities (the caller rejects them).
-    """
-    if not activations.is_floating_point() or activations.dtype in (torch.float16,
-                                                                   torch.bfloat16):
-        activations = activations.float()
-    reference = reference.to(device=activations.device, dtype=activations.dtype)
-    dots = activations @ reference
-    denominators = torch.linalg.vector_norm(activations, dim=1) * torch.linalg.vector_norm(
-        reference)
-    return torch.where(denominators == 0, torch.zeros_like(dots), dots / denominators)
-
-
-class _CosineTarget:
-    """Cosine similarity to the reference activations of each layer."""
-
-    name = "cosine"
-
-    def __call__(self, activations: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        return _cosine_rows(activations, reference)
-
-
-class _ClassProbabilityTarget:
-    """Column ``class_index`` of the layer (the softmax probability, original LIME).
-
-    ``class_index=None``: the top class of the unperturbed image.
-    """
-
-    name = "softmax"
-
-    def __init__(self, class_index: int | None):
-        self.class_index = class_index
-
-    def resolve(self, reference: torch.Tensor) -> int:
-        if self.class_index is None:
-            return int(torch.argmax(reference))
-        if not -reference.shape[0] <= self.class_index < reference.shape[0]:
-            raise ValueError(f"class_index: {self.class_index} is out of range for a layer "
-                             f"with {reference.shape[0]} classes")
-        return int(self.class_index) % reference.shape[0]
-
-    def __call__(self, activations: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        return activations[:, self.resolve(reference)].double()
-
-
-def _check_target(kind: Any, name: str) -> None:
-    if isinstance(kind, str):
-        if kind not in _TARGETS:
-            raise ValueError(f"{name}: unknown target {kind!r}; use one of {_TARGETS} "
-                             "or a callable(activations, reference) -> (N,)")
-    elif not callable(kind):
-        raise ValueError(f"{name}: expected one of {_TARGETS} or a callable, got {kind!r}")
-
-
-def _target_name(target: Any) -> Any:
-    """The target as recorded in ``Explanation.options`` (callables as "callable")."""
-    if isinstance(target, Mapping):
-        return {name: _target_name(kind) for name, kind in target.items()}
-    return target if isinstance(target, str) else "callable"
-
-
-def needs_class_index(target: Any) -> bool:
-    """Whether ``target`` (a string, callable or dict layer -> target) explains a
-    class probability ("softmax") for at least one layer."""
-    if isinstance(target, Mapping):
-        return any(isinstance(kind, str) and kind == "softmax" for kind in target.values())
-    return isinstance(target, str) and target == "softmax"
-
-
-# --------------------------------------------------------------------------- pieces
+# --------------------------------------------------------------------------- steps
 
 
 def _check_image(image: Any, name: str = "image") -> np.ndarray:
@@ -296,9 +116,9 @@ def _relabel(segments: Any, shape: tuple[int, int]) -> np.ndarray:
     return labels.reshape(shape).astype(np.int64)
 
 
-def _slic_segments(image: np.ndarray, n_segments: int, compactness: float,
-                   slic_zero: bool) -> np.ndarray:
-    """SLIC superpixels (skimage) of an (H, W, 3) float image, labels 0 .. S-1.
+def superpixels(image: np.ndarray, n_segments: int = 75, *, compactness: float = 10.0,
+                slic_zero: bool = False) -> np.ndarray:
+    """SLIC superpixels (skimage) of an (H, W, 3) float image: (H, W) int labels 0 .. S-1.
 
     ``compactness=10`` in Lab space is skimage's and MATLAB ``superpixels``'
     default; ``start_label=0`` makes the labels index the coefficient vector.
@@ -310,14 +130,17 @@ def _slic_segments(image: np.ndarray, n_segments: int, compactness: float,
     return _relabel(labels, image.shape[:2])
 
 
-def _draw_samples(rng: np.random.Generator, n_samples: int, n_superpixels: int,
-                  sampling: str, p_off: float) -> np.ndarray:
+def draw_samples(n_samples: int, n_superpixels: int, *, sampling: str = "bernoulli",
+                 p_off: float = 0.6, rng: Any = None) -> np.ndarray:
     """(n_samples, S) bool on/off matrix; row 0 is the unperturbed image (all on).
+
+    ``rng`` is a seed or ``np.random.Generator`` (``np.random.default_rng(rng)``).
 
     ``"bernoulli"``: each superpixel off independently with probability ``p_off``.
     ``"matlab"``: per sample a drop probability ~ U[0, 0.8], then each superpixel
     off with that probability.
     """
+    rng = np.random.default_rng(rng)
     if sampling == "bernoulli":
         off_probability = np.full((n_samples, 1), p_off)
     else:
@@ -327,13 +150,17 @@ def _draw_samples(rng: np.random.Generator, n_samples: int, n_superpixels: int,
     return samples
 
 
-def _kernel_weights(samples: np.ndarray, kernel: str, width: float) -> np.ndarray:
-    """Sample weights from the distance of each binary vector to the all-on vector.
+def kernel_weights(samples: np.ndarray, *, kernel: str = "matlab",
+                   width: float | None = None) -> np.ndarray:
+    """(n,) sample weights from the distance of each binary vector to the all-on vector.
+
+    ``width`` None: 0.35 for ``"matlab"``, 0.25 for ``"lime"``.
 
     ``"matlab"``: d = fraction of superpixels removed, w = exp(-d^2 / width^2).
     ``"lime"``: d = cosine distance to the all-ones vector (1 for the all-off
     vector), w = sqrt(exp(-d^2 / width^2)).
     """
+    width = _KERNEL_WIDTHS[kernel] if width is None else width
     kept = samples.sum(axis=1).astype(np.float64)
     n_superpixels = samples.shape[1]
     if kernel == "matlab":
@@ -343,8 +170,8 @@ def _kernel_weights(samples: np.ndarray, kernel: str, width: float) -> np.ndarra
     return np.sqrt(np.exp(-distance ** 2 / width ** 2))
 
 
-def _weighted_least_squares(samples: np.ndarray, targets: np.ndarray, weights: np.ndarray,
-                            ridge: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fit_linear(samples: np.ndarray, targets: np.ndarray, weights: np.ndarray, *,
+               ridge: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit every column of ``targets`` with one weighted (ridge) least-squares solve.
 
     Minimises ``sum_i w_i (y_i - b0 - x_i . b)^2 + ridge * |b|^2`` (the intercept
@@ -393,8 +220,8 @@ def _weighted_least_squares(samples: np.ndarray, targets: np.ndarray, weights: n
     return beta.T.copy(), intercepts, r2
 
 
-def _paint(coefficients: np.ndarray, segments: np.ndarray, sigma: float,
-           positive_only: bool) -> np.ndarray:
+def paint(coefficients: np.ndarray, segments: np.ndarray, *, sigma: float = 4.0,
+          positive_only: bool = False) -> np.ndarray:
     """(L, S) coefficients -> (L, H, W) heatmaps in [0, 1].
 
     Paint every superpixel with its coefficient (``max(b, 0)`` if
@@ -417,33 +244,35 @@ def _paint(coefficients: np.ndarray, segments: np.ndarray, sigma: float,
     return heatmaps
 
 
-def _as_layers(output: Any, rows: int, layers: Sequence[str] | None) -> dict[str, torch.Tensor]:
-    """Normalise an embed callable's output to {layer: (rows, D) tensor}."""
-    if isinstance(output, Mapping):
-        items = dict(output)
-    elif isinstance(output, (torch.Tensor, np.ndarray)):
-        items = {_SINGLE_LAYER: output}
-    else:
-        raise ValueError("embed: must return an (N, D) tensor or array, or a dict of them by "
-                         f"layer name; got {type(output).__name__}")
-    if not items:
-        raise ValueError("embed: returned an empty dict; it must return at least one layer")
-    names = list(items) if layers is None else layers
-    result = {}
-    for name in names:
-        if name not in items:
-            continue  # reported by the caller, which knows the available names
-        value = items[name]
-        if isinstance(value, np.ndarray):
-            value = torch.from_numpy(value)
-        if not isinstance(value, torch.Tensor):
-            raise ValueError(f"embed: layer {name!r} is a {type(value).__name__}, expected a "
-                             "tensor or numpy array")
-        if value.ndim < 2 or value.shape[0] != rows:
-            raise ValueError(f"embed: layer {name!r} has shape {tuple(value.shape)} for a batch "
-                             f"of {rows} images; expected ({rows}, D), one row per image")
-        result[name] = value.reshape(rows, -1)
-    return result
+
+def perturb(image: torch.Tensor, segments: torch.Tensor, samples: torch.Tensor,
+            fill: torch.Tensor) -> torch.Tensor:
+    """Perturbed copies of one image: superpixels that a sample switches off take ``fill``.
+
+    Parameters
+    ----------
+    image : (3, H, W) float tensor in [0, 1]
+    segments : (S, H * W) float tensor, one-hot superpixel membership
+        (``one_hot[s, p] = 1`` when pixel p lies in superpixel s).
+    samples : (n, S) float tensor of 0/1 (1 = kept)
+    fill : (3, 1, 1) float tensor, the value of removed pixels
+
+    Returns
+    -------
+    (n, 3, H, W) float tensor, on the inputs' device.
+    """
+    height, width = image.shape[1:]
+    masks = (samples @ segments).view(-1, 1, height, width)
+    return image * masks + fill * (1.0 - masks)
+
+
+def _one_hot(segments: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(S, H * W) float one-hot membership of an (H, W) label map."""
+    n_superpixels = int(segments.max()) + 1
+    flat = torch.from_numpy(segments.reshape(-1)).to(device)
+    one_hot = torch.zeros(n_superpixels, flat.numel(), dtype=torch.float32, device=device)
+    one_hot[flat, torch.arange(flat.numel(), device=device)] = 1.0
+    return one_hot
 
 
 def _seed_or_fresh(seed: Any, name: str = "seed") -> int:
@@ -466,26 +295,17 @@ def _real(value: Any, name: str) -> float:
     return float(value)
 
 
-DEFAULT_BATCH_SIZE = 50
-
-
-def resolve_batch_size(embed: Callable, batch_size: int | None = None) -> int:
-    """``batch_size`` if given (checked), else ``embed.preferred_batch_size`` if the
-    callable has one (:class:`faceexp.models.Embedder` does), else 50."""
-    if batch_size is None:
-        batch_size = getattr(embed, "preferred_batch_size", None) or DEFAULT_BATCH_SIZE
-    return _positive_int(batch_size, "batch_size", 1)
-
-
 # --------------------------------------------------------------------------- explainer
 
 
 class Explainer:
     """LIME for verification: explain which superpixels an embedding depends on.
 
-    The embedding function and every option go to the constructor; images go to
-    :meth:`explain` / :meth:`explain_many`, which reuse the same ``embed`` (so a
-    compiled model is compiled once: batches always have ``batch_size`` rows).
+    The embedding function, the target and every option go to the constructor;
+    the image, the reference, the class and the seed go to :meth:`explain` /
+    :meth:`explain_many`, so one explainer serves every image, pair and class
+    (and a compiled model is compiled once: batches always have
+    ``batch_size`` rows).
 
     Parameters
     ----------
@@ -495,26 +315,20 @@ class Explainer:
         flattened). It must apply any normalisation itself.
     layers : sequence of str, optional
         Layers of a dict-returning ``embed`` to explain; default all it returns
-        (``target="cosine"``), ``[softmax_layer]`` (``target="softmax"``) or the
-        keys of a dict ``target``. A
-        single-array ``embed`` has the one layer ``"embedding"``.
-    target : {"cosine", "softmax"}, callable, or dict layer -> one of those
-        ``"cosine"``: cosine similarity of each perturbed sample's activations to
-        the reference's (the image's own, or ``reference=`` of :meth:`explain`).
-        ``"softmax"``: column ``class_index`` of the layer (original LIME).
-        A callable ``target(activations (N, D), reference (D,)) -> (N,)`` gets
-        the reference activations (the unperturbed image's, or ``reference=``).
-        A dict gives each layer its own target, all from the same forward
-        passes and samples, e.g. ``{"gap": "cosine", "softmax": "softmax"}``
-        (paper IV-A's two heatmaps at the cost of one); its keys are the
-        explained layers.
-    class_index : int, optional
-        Class whose probability is explained with ``target="softmax"``;
-        default the top class of the unperturbed image (read from
-        ``softmax_layer`` if it is explained, else from the first layer).
-    softmax_layer : str
-        Layer holding the probabilities for ``target="softmax"`` (default
-        ``"softmax"``, the name :class:`faceexp.models.Embedder` uses).
+        (cosine or callable target), the target's layer (a
+        :class:`~faceexp.targets.ClassProbability` alone) or the keys of a dict
+        ``target``. A single-array ``embed`` has the one layer ``"embedding"``.
+    target : target, str, callable, or dict layer -> one of those
+        :class:`~faceexp.targets.Cosine` (``"cosine"``, default): cosine
+        similarity of each perturbed sample's activations to the reference's
+        (the image's own, or ``reference=`` of :meth:`explain`).
+        :class:`~faceexp.targets.ClassProbability` (``"softmax"``): the
+        probability of ``class_index`` (of :meth:`explain`) in its layer
+        (default "softmax"). A callable ``target(activations (N, D),
+        reference (D,)) -> (N,)``. A dict gives each layer its own target, all
+        from the same forward passes and samples, e.g. ``{"gap": "cosine",
+        "softmax": "softmax"}`` (paper IV-A's two heatmaps at the cost of one);
+        its keys are the explained layers.
     n_samples : int
         Perturbed samples, including the unperturbed one (row 0). Paper: 1000.
     n_segments : int
@@ -545,19 +359,19 @@ class Explainer:
         Paint ``max(coefficient, 0)`` (the MATLAB LIME) instead of the raw
         coefficients (default, the paper's text).
     batch_size : int, optional
-        Rows per ``embed`` call; the last batch is padded by repeating a row
-        (padding rows are discarded), so ``embed`` always sees this many.
-        None: ``embed.preferred_batch_size`` where ``embed`` has one (a
-        :class:`faceexp.models.Embedder`: the batch measured fastest for its
-        architecture and device, see :func:`faceexp.models.default_batch_size`),
-        else 50.
+        Rows per ``embed`` call; a short last batch is padded
+        (:class:`faceexp.batching.BatchedEmbed`), so a compiled ``embed`` always
+        sees one shape. None: ``embed.preferred_batch_size`` where ``embed``
+        has one (a :class:`faceexp.models.Embedder`: the batch measured fastest
+        for its architecture and device, see
+        :func:`faceexp.models.default_batch_size`), else 50.
     device : str or torch.device, optional
-        Where the perturbed batches are built (default CPU).
+        Where the perturbed batches are built; default ``embed.device`` where
+        ``embed`` has one, else the CPU.
     """
 
     def __init__(self, embed: Callable, *, layers: Sequence[str] | None = None,
-                 target: str | Callable = "cosine", class_index: int | None = None,
-                 softmax_layer: str = "softmax", n_samples: int = 1000, n_segments: int = 75,
+                 target: Any = "cosine", n_samples: int = 1000, n_segments: int = 75,
                  compactness: float = 10.0, slic_zero: bool = False,
                  sampling: str = "bernoulli", p_off: float = 0.6,
                  fill: str | Sequence[float] = "black", kernel: str = "matlab",
@@ -567,26 +381,6 @@ class Explainer:
         if not callable(embed):
             raise ValueError(f"embed: expected a callable mapping (N, 3, H, W) batches to "
                              f"embeddings, got {type(embed).__name__}")
-        if isinstance(target, Mapping):
-            if not target:
-                raise ValueError("target: an empty dict; give layer -> 'cosine', 'softmax' or "
-                                 "a callable")
-            for name, kind in target.items():
-                _check_target(kind, f"target[{name!r}]")
-            target = {str(name): kind for name, kind in target.items()}
-            if layers is None:
-                layers = list(target)
-            elif set(layers if not isinstance(layers, str) else [layers]) != set(target):
-                raise ValueError(f"target: the dict names layers {list(target)} but layers= "
-                                 f"is {layers}; they must be the same (or leave layers out)")
-        else:
-            _check_target(target, "target")
-        if class_index is not None:
-            if not needs_class_index(target):
-                raise ValueError("class_index: only used with target='softmax'")
-            if isinstance(class_index, bool) or not isinstance(class_index, numbers.Integral):
-                raise ValueError(f"class_index: expected an int or None, got {class_index!r}")
-            class_index = int(class_index)
         if layers is not None:
             if isinstance(layers, str):
                 layers = [layers]
@@ -595,8 +389,19 @@ class Explainer:
                 raise ValueError(f"layers: expected a non-empty list of layer names, got {layers!r}")
             if len(set(layers)) != len(layers):
                 raise ValueError(f"layers: duplicate names in {layers}")
-        if not isinstance(softmax_layer, str):
-            raise ValueError(f"softmax_layer: expected a layer name, got {softmax_layer!r}")
+        if isinstance(target, Mapping):
+            if not target:
+                raise ValueError("target: an empty dict; give layer -> 'cosine', 'softmax', a "
+                                 "target object or a callable")
+            target = {str(name): as_target(kind, f"target[{name!r}]")
+                      for name, kind in target.items()}
+            if layers is None:
+                layers = list(target)
+            elif set(layers) != set(target):
+                raise ValueError(f"target: the dict names layers {list(target)} but layers= "
+                                 f"is {layers}; they must be the same (or leave layers out)")
+        else:
+            target = as_target(target)
         n_samples = _positive_int(n_samples, "n_samples", 2)
         n_segments = _positive_int(n_segments, "n_segments", 2)
         compactness = _real(compactness, "compactness")
@@ -634,16 +439,16 @@ class Explainer:
             if len(fill_value) != 3 or not all(0 <= v <= 1 for v in fill_value):
                 raise ValueError(f"fill: expected 'black', 'mean' or 3 floats in [0, 1], got "
                                  f"{fill!r}")
+        if device is None:
+            device = getattr(embed, "device", None) or "cpu"
         try:
-            device = torch.device("cpu" if device is None else device)
+            device = torch.device(device)
         except (RuntimeError, TypeError):
             raise ValueError(f"device: not a torch device: {device!r}") from None
 
         self.embed = embed
         self.layers = layers
         self.target = target
-        self.class_index = class_index
-        self.softmax_layer = softmax_layer
         self.n_samples = n_samples
         self.n_segments = n_segments
         self.compactness = compactness
@@ -659,11 +464,13 @@ class Explainer:
         self.positive_only = bool(positive_only)
         self.batch_size = batch_size
         self.device = device
+        self._runner = BatchedEmbed(embed, batch_size=batch_size)
 
     # ----------------------------------------------------------------- public
 
-    def explain(self, image: Any, *, reference: Any = None, seed: int | None = None,
-                segments: Any = None, progress: bool = False) -> Explanation:
+    def explain(self, image: Any, *, reference: Any = None, class_index: int | None = None,
+                seed: int | None = None, segments: Any = None,
+                progress: bool = False) -> Explanation:
         """Explain one image.
 
         Parameters
@@ -671,10 +478,13 @@ class Explainer:
         image : array_like, shape (H, W, 3)
             uint8 (divided by 255) or float in [0, 1].
         reference : optional
-            ``target="cosine"`` only. None: the image's own unperturbed embedding
-            (the paper). An image (H, W, 3) of the same size: its embedding, from
-            the same forward passes (pair mode). A (D,) vector (one layer) or a
-            dict ``layer -> (D,)``: used as given.
+            Cosine (or callable) targets only. None: the image's own unperturbed
+            embedding (the paper). An image (H, W, 3) of the same size: its
+            embedding, from the same forward passes (pair mode). A (D,) vector
+            (one layer) or a dict ``layer -> (D,)``: used as given.
+        class_index : int >= 0, optional
+            ClassProbability ("softmax") targets only: the class whose
+            probability is explained; None: the unperturbed image's top class.
         seed : int, optional
             Seed of the sampling (``np.random.default_rng``); None draws a fresh
             one, recorded in ``Explanation.seed``.
@@ -689,10 +499,15 @@ class Explainer:
         """
         image = _check_image(image)
         seed = _seed_or_fresh(seed)
+        class_index = check_class_index(class_index)
+        if class_index is not None and not needs_class_index(self.target):
+            raise ValueError("class_index: only used with target='softmax' "
+                             "(a ClassProbability target)")
         reference_kind, reference_image, reference_vectors = self._check_reference(
             reference, image.shape)
         if segments is None:
-            segments = _slic_segments(image, self.n_segments, self.compactness, self.slic_zero)
+            segments = superpixels(image, self.n_segments, compactness=self.compactness,
+                                   slic_zero=self.slic_zero)
             segments_source = "slic"
         else:
             segments = _relabel(segments, image.shape[:2])
@@ -702,20 +517,22 @@ class Explainer:
             raise ValueError(f"segments: found {n_superpixels} superpixel; at least 2 are "
                              "needed (raise n_segments or give a finer segments map)")
 
-        rng = np.random.default_rng(seed)
-        samples = _draw_samples(rng, self.n_samples, n_superpixels, self.sampling, self.p_off)
-        weights = _kernel_weights(samples, self.kernel, self.kernel_width)
+        samples = draw_samples(self.n_samples, n_superpixels, sampling=self.sampling,
+                               p_off=self.p_off, rng=seed)
+        weights = kernel_weights(samples, kernel=self.kernel, width=self.kernel_width)
         layers, targets, class_index = self._score(image, segments, samples, reference_image,
-                                                   reference_vectors, progress)
-        coefficients, intercepts, r2 = _weighted_least_squares(samples, targets.T, weights,
-                                                               self.ridge)
-        heatmaps = _paint(coefficients, segments, self.sigma, self.positive_only)
-        options = self._options(n_superpixels, segments_source, reference_kind, class_index)
+                                                   reference_vectors, class_index, progress)
+        coefficients, intercepts, r2 = fit_linear(samples, targets.T, weights, ridge=self.ridge)
+        heatmaps = paint(coefficients, segments, sigma=self.sigma,
+                         positive_only=self.positive_only)
+        options = self._options(n_superpixels, segments_source, reference_kind, class_index,
+                                layers)
         return Explanation(heatmaps=heatmaps, layers=layers, segments=segments,
                            coefficients=coefficients, intercepts=intercepts, targets=targets,
                            samples=samples, weights=weights, r2=r2, options=options, seed=seed)
 
     def explain_many(self, images: Sequence[Any], *, references: Sequence[Any] | None = None,
+                     class_indices: Sequence[int | None] | None = None,
                      seeds: int | Sequence[int] | None = None, segments: Any = None,
                      progress: bool = True) -> list[Explanation]:
         """Explain several images with the same ``embed`` (compiled once).
@@ -725,6 +542,8 @@ class Explainer:
         images : sequence of (H, W, 3) arrays, or an (N, H, W, 3) array
         references : sequence of length N, optional
             Per-image ``reference`` (see :meth:`explain`); entries may be None.
+        class_indices : sequence of length N, optional
+            Per-image ``class_index`` (see :meth:`explain`); entries may be None.
         seeds : int or sequence of int, optional
             An int s gives image i the seed s + i (so result i equals
             ``explain(images[i], seed=s + i)``); None draws fresh seeds.
@@ -741,45 +560,45 @@ class Explainer:
 
         images = list(images)
         n = len(images)
-        if references is None:
-            references = [None] * n
-        elif len(references) != n:
-            raise ValueError(f"references: expected {n} entries (one per image), got "
-                             f"{len(references)}")
-        if seeds is None:
-            seeds = [None] * n
-        elif isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+
+        def per_image(values, name):
+            if values is None:
+                return [None] * n
+            if len(values) != n:
+                raise ValueError(f"{name}: expected {n} entries (one per image), got "
+                                 f"{len(values)}")
+            return list(values)
+
+        references = per_image(references, "references")
+        class_indices = per_image(class_indices, "class_indices")
+        if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
             base = _seed_or_fresh(seeds, "seeds")
             seeds = [base + i for i in range(n)]
-        elif len(seeds) != n:
-            raise ValueError(f"seeds: expected an int or {n} seeds (one per image), got "
-                             f"{len(seeds)}")
+        else:
+            seeds = per_image(seeds, "seeds")
         if segments is None or (isinstance(segments, np.ndarray) and segments.ndim == 2):
             segments = [segments] * n
         elif len(segments) != n:
             raise ValueError(f"segments: expected one (H, W) map or {n} maps, got "
                              f"{len(segments)}")
-        return [self.explain(image, reference=ref, seed=s, segments=seg)
-                for image, ref, s, seg in tqdm(zip(images, references, seeds, segments),
-                                               total=n, disable=not progress,
-                                               desc="explain", unit="image")]
+        return [self.explain(image, reference=ref, class_index=cls, seed=s, segments=seg)
+                for image, ref, cls, s, seg in tqdm(
+                    zip(images, references, class_indices, seeds, segments), total=n,
+                    disable=not progress, desc="explain", unit="image")]
 
     # ----------------------------------------------------------------- internals
 
-    def _target_functions(self, layers: list[str]) -> dict[str, Callable]:
-        """layer -> target function (one shared class-probability target)."""
-        kinds = self.target if isinstance(self.target, Mapping) else dict.fromkeys(
-            layers, self.target)
-        probability = _ClassProbabilityTarget(self.class_index)
-        return {x: _CosineTarget() if kinds[x] == "cosine" else
-                probability if kinds[x] == "softmax" else kinds[x] for x in layers}
+    def _targets(self, layers: list[str]) -> dict[str, Callable]:
+        """layer -> target object."""
+        if isinstance(self.target, Mapping):
+            return {name: self.target[name] for name in layers}
+        return dict.fromkeys(layers, self.target)
 
     def _check_reference(self, reference: Any, image_shape: tuple):
         """-> (kind, reference image (H, W, 3) or None, {layer: (D,) tensor} or None)."""
         if reference is None:
             return "self", None, None
-        kinds = self.target.values() if isinstance(self.target, Mapping) else [self.target]
-        if any(kind != "cosine" for kind in kinds):
+        if needs_class_index(self.target):
             raise ValueError("reference: only used with target='cosine' (the softmax target "
                              "explains a class, not a pair)")
         if isinstance(reference, Mapping):
@@ -804,26 +623,23 @@ class Explainer:
         raise ValueError(f"reference: expected an (H, W, 3) image, a (D,) embedding or a dict "
                          f"layer -> (D,), got shape {tuple(value.shape)}")
 
-    def _resolve_layers(self, output: Any) -> list[str]:
-        if isinstance(output, Mapping):
-            available = [str(k) for k in output]
-        else:
-            available = [_SINGLE_LAYER]
+    def _resolve_layers(self, available: list[str]) -> list[str]:
         if self.layers is not None:
             missing = [x for x in self.layers if x not in available]
             if missing:
                 raise ValueError(f"layers: unknown layer(s) {missing}; the embed callable "
                                  f"returns {available}")
             return list(self.layers)
-        if self.target == "softmax" and isinstance(output, Mapping):
-            if self.softmax_layer not in available:
-                raise ValueError(f"softmax_layer: the embed callable returns no layer "
-                                 f"{self.softmax_layer!r}; available: {available} (pass "
-                                 "softmax_layer= or layers=)")
-            return [self.softmax_layer]
+        if isinstance(self.target, ClassProbability) and available != [SINGLE_LAYER]:
+            if self.target.layer not in available:
+                raise ValueError(f"target: the class probabilities are read from layer "
+                                 f"{self.target.layer!r}, which the embed callable does not "
+                                 f"return; it returns {available} (pass "
+                                 "ClassProbability(layer=...) or layers=)")
+            return [self.target.layer]
         return available
 
-    def _reference_vectors(self, given: dict | None, layers: list[str],
+    def _reference_vectors(self, given: dict, layers: list[str],
                            activations: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Check a given reference embedding against the layers' dimensions."""
         if None in given:
@@ -847,19 +663,18 @@ class Explainer:
 
     def _score(self, image: np.ndarray, segments: np.ndarray, samples: np.ndarray,
                reference_image: np.ndarray | None, reference_vectors: dict | None,
-               progress: bool) -> tuple[list[str], np.ndarray, int | None]:
+               class_index: int | None, progress: bool
+               ) -> tuple[list[str], np.ndarray, int | None]:
         """Embed every perturbed sample and reduce it to one target per layer.
 
         Returns the layer names, targets (L, n_samples) float64 and the resolved
-        class index (softmax target) or None.
+        class index (ClassProbability targets) or None.
         """
         from tqdm import tqdm
 
         device = self.device
-        batch_size = self.batch_size
-        height, width = segments.shape
-        n_samples, n_superpixels = samples.shape
-        target_fns: dict[str, Callable] = {}
+        batch_size = self._runner.batch_size
+        n_samples = samples.shape[0]
         extra = 0 if reference_image is None else 1        # reference image rides in row 0
         total = n_samples + extra
         n_batches = -(-total // batch_size)
@@ -867,10 +682,7 @@ class Explainer:
         with torch.inference_mode():
             pixels = torch.from_numpy(image).to(device).permute(2, 0, 1).contiguous()
             fill = torch.tensor(self.fill_value, dtype=torch.float32, device=device).view(3, 1, 1)
-            one_hot = torch.zeros(n_superpixels, height * width, dtype=torch.float32,
-                                  device=device)
-            flat = torch.from_numpy(segments.reshape(-1)).to(device)
-            one_hot[flat, torch.arange(height * width, device=device)] = 1.0
+            one_hot = _one_hot(segments, device)
             on_off = torch.from_numpy(samples).to(device=device, dtype=torch.float32)
             if extra:
                 reference_pixels = torch.from_numpy(reference_image).to(device).permute(
@@ -878,44 +690,35 @@ class Explainer:
 
             layers: list[str] = []
             references: dict[str, torch.Tensor] = {}
-            targets = None
-            class_index = None
+            targets = torch.empty(0)
+            target_fns: dict[str, Callable] = {}
             for b in tqdm(range(n_batches), disable=not progress, desc="explain", unit="batch"):
                 row0, row1 = b * batch_size, min(total, (b + 1) * batch_size)
                 first, last = max(row0 - extra, 0), row1 - extra     # sample indices
-                masks = (on_off[first:last] @ one_hot).view(-1, 1, height, width)
-                batch = pixels * masks + fill * (1.0 - masks)
+                batch = perturb(pixels, one_hot, on_off[first:last], fill)
                 if row0 < extra:
                     batch = torch.cat([reference_pixels, batch])
-                real = batch.shape[0]
-                if real < batch_size:
-                    batch = torch.cat([batch, batch[-1:].expand(batch_size - real, -1, -1, -1)])
-                output = self.embed(batch)
-
+                activations = self._runner.run(batch)
                 if b == 0:
-                    layers = self._resolve_layers(output)
-                activations = _as_layers(output, batch_size, layers)
-                del output
-                if b == 0:
+                    layers = self._resolve_layers(list(activations))
                     # Row 0 is the reference image (pair mode) or the unperturbed image.
                     if reference_vectors is not None:
                         references = self._reference_vectors(reference_vectors, layers,
                                                              activations)
                     else:
                         references = {x: activations[x][0].clone() for x in layers}
-                    target_fns = self._target_functions(layers)
+                    target_fns = self._targets(layers)
                     probability = [x for x in layers
-                                   if isinstance(target_fns[x], _ClassProbabilityTarget)]
+                                   if isinstance(target_fns[x], ClassProbability)]
                     if probability:
-                        source = self.softmax_layer if self.softmax_layer in layers \
-                            else probability[0]
-                        class_index = target_fns[source].resolve(references[source])
-                        resolved = _ClassProbabilityTarget(class_index)
+                        resolved = target_fns[probability[0]].for_class(
+                            class_index, references[probability[0]])
+                        class_index = resolved.class_index
                         target_fns.update(dict.fromkeys(probability, resolved))
                     targets = torch.empty(len(layers), n_samples, dtype=torch.float64)
                 skip = 1 if row0 < extra else 0      # the reference image's row
                 for i, name in enumerate(layers):
-                    values = target_fns[name](activations[name][skip:real], references[name])
+                    values = target_fns[name](activations[name][skip:], references[name])
                     values = torch.as_tensor(values).reshape(-1)
                     if values.shape[0] != last - first:
                         raise ValueError(f"target: returned {values.shape[0]} values for "
@@ -929,7 +732,9 @@ class Explainer:
         return layers, targets.numpy(), class_index
 
     def _options(self, n_superpixels: int, segments_source: str, reference_kind: str,
-                 class_index: int | None) -> dict:
+                 class_index: int | None, layers: list[str]) -> dict:
+        probability = [x for x, kind in self._targets(layers).items()
+                       if isinstance(kind, ClassProbability)]
         return {
             "n_samples": self.n_samples, "n_segments": self.n_segments,
             "n_superpixels": n_superpixels, "segments": segments_source,
@@ -939,21 +744,22 @@ class Explainer:
             "kernel": self.kernel, "kernel_width": self.kernel_width, "ridge": self.ridge,
             "sigma": self.sigma, "positive_only": self.positive_only,
             "batch_size": self.batch_size, "device": str(self.device),
-            "target": _target_name(self.target),
+            "target": target_name(self.target),
             "reference": reference_kind, "class_index": class_index,
-            "softmax_layer": self.softmax_layer if needs_class_index(self.target) else None,
+            "softmax_layer": probability[0] if probability else None,
             "layers": self.layers,
         }
 
 
-def explain(image: Any, embed: Callable, *, reference: Any = None, seed: int | None = None,
-            segments: Any = None, progress: bool = False, **options: Any) -> Explanation:
+def explain(image: Any, embed: Callable, *, reference: Any = None,
+            class_index: int | None = None, seed: int | None = None, segments: Any = None,
+            progress: bool = False, **options: Any) -> Explanation:
     """Explain one image: ``Explainer(embed, **options).explain(image, ...)``.
 
     See :class:`Explainer` for ``options`` (``layers``, ``target``, ``n_samples``,
     ``n_segments``, ``sampling``, ``p_off``, ``fill``, ``kernel``, ``ridge``,
     ``sigma``, ``batch_size``, ``device``, ...) and :meth:`Explainer.explain`
-    for ``reference``, ``seed``, ``segments`` and ``progress``.
+    for ``reference``, ``class_index``, ``seed``, ``segments`` and ``progress``.
 
     Examples
     --------
@@ -961,5 +767,6 @@ def explain(image: Any, embed: Callable, *, reference: Any = None, seed: int | N
     >>> exp.heatmap("gap").shape                                # doctest: +SKIP
     (113, 113)
     """
-    return Explainer(embed, **options).explain(image, reference=reference, seed=seed,
+    return Explainer(embed, **options).explain(image, reference=reference,
+                                               class_index=class_index, seed=seed,
                                                segments=segments, progress=progress)

@@ -55,6 +55,7 @@ __all__ = [
 
 # Pose labels (in Table I order) and their short codes, as faceexp.pose names them.
 from faceexp.pose import POSE_CODES, POSES  # noqa: E402
+from faceexp.similarity import pair_cosine, pair_positions  # noqa: E402
 #: The six pose pairs of Table I, in its column order (same-pose, then cross-pose).
 POSE_PAIRS = ("F-F", "3/4-3/4", "P-P", "F-3/4", "F-P", "3/4-P")
 #: Table I's columns: the six pose pairs and ``"overall"`` (all images, any pose).
@@ -352,28 +353,6 @@ def verification_pairs_by_pose(frame: pd.DataFrame, **kwargs) -> pd.DataFrame:
 # scores
 
 
-def _pair_indices(pairs, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(pairs, pd.DataFrame):
-        if not {"i", "j"} <= set(pairs.columns):
-            raise ValueError(f"pairs must have columns 'i' and 'j'; it has {list(pairs.columns)}")
-        i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
-    else:
-        array = np.asarray(pairs)
-        if array.ndim != 2 or array.shape[1] != 2:
-            raise ValueError(
-                f"pairs must be a DataFrame with columns i, j or an array of shape (P, 2), got shape {array.shape}"
-            )
-        i, j = array[:, 0], array[:, 1]
-    if not (np.issubdtype(i.dtype, np.integer) and np.issubdtype(j.dtype, np.integer)):
-        if i.size and j.size:
-            raise ValueError("pairs' i and j must be integer row positions")
-        i, j = i.astype(np.int64), j.astype(np.int64)
-    for name, idx in (("i", i), ("j", j)):
-        if idx.size and (idx.min() < 0 or idx.max() >= n_rows):
-            raise ValueError(f"pairs' {name} must be row positions in [0, {n_rows}) of the embeddings")
-    return i.astype(np.int64), j.astype(np.int64)
-
-
 def _as_matrix(embeddings, name: str) -> np.ndarray:
     if hasattr(embeddings, "detach"):  # torch tensor, without importing torch
         embeddings = embeddings.detach().cpu().numpy()
@@ -385,29 +364,12 @@ def _as_matrix(embeddings, name: str) -> np.ndarray:
     return array
 
 
-def _cosine(matrix: np.ndarray, i: np.ndarray, j: np.ndarray, chunk_size, name: str) -> np.ndarray:
-    norms = np.sqrt(np.einsum("nd,nd->n", matrix, matrix, dtype=np.float64))
-    if not np.all(np.isfinite(norms)):
-        row = int(np.flatnonzero(~np.isfinite(norms))[0])
-        raise ValueError(f"{name} holds NaN or infinite values (row {row})")
-    used = np.union1d(i, j)
-    zero = used[norms[used] == 0]
-    if zero.size:
-        raise ValueError(f"{name} row {int(zero[0])} is all zeros: its cosine similarity is undefined")
-    # Cosine is symmetric and the pose breakdown repeats pairs (overall holds
-    # every genuine pair again): score each unordered pair once.
-    first, second = np.minimum(i, j), np.maximum(i, j)
-    unique, inverse = np.unique(first * matrix.shape[0] + second, return_inverse=True)
-    first, second = np.divmod(unique, matrix.shape[0])
-    if chunk_size is None:  # about 64 MiB of gathered rows per chunk
-        chunk_size = max(1, (64 << 20) // (2 * matrix.itemsize * max(matrix.shape[1], 1)))
-    out = np.empty(unique.size, dtype=np.float64)
-    for start in range(0, unique.size, chunk_size):
-        a, b = first[start:start + chunk_size], second[start:start + chunk_size]
-        # products and sums in float64 (einsum casts the float32 rows exactly)
-        dots = np.einsum("pd,pd->p", matrix[a], matrix[b], dtype=np.float64)
-        out[start:start + chunk_size] = dots / (norms[a] * norms[b])
-    return np.clip(out, -1.0, 1.0)[inverse.reshape(-1)]
+def _cosine(matrix: np.ndarray, i: np.ndarray, j: np.ndarray, chunk_size, name: str
+            ) -> np.ndarray:
+    """:func:`faceexp.similarity.pair_cosine` with ``chunk_size`` pairs per chunk."""
+    chunk_bytes = (64 << 20) if chunk_size is None else \
+        chunk_size * 3 * matrix.itemsize * max(matrix.shape[1], 1)
+    return pair_cosine(matrix, i, j, chunk_bytes=chunk_bytes, name=name)
 
 
 def cosine_scores(embeddings, pairs, *, chunk_size: int | None = None):
@@ -450,10 +412,11 @@ def cosine_scores(embeddings, pairs, *, chunk_size: int | None = None):
             raise ValueError(
                 f"every layer of embeddings must have the same number of rows N, got {sorted(rows)}"
             )
-        i, j = _pair_indices(pairs, rows.pop())
-        return {layer: _cosine(m, i, j, chunk_size, f"embeddings[{layer!r}]") for layer, m in matrices.items()}
+        i, j = pair_positions(pairs, rows.pop())
+        return {layer: _cosine(m, i, j, chunk_size, f"embeddings[{layer!r}]")
+                for layer, m in matrices.items()}
     matrix = _as_matrix(embeddings, "embeddings")
-    i, j = _pair_indices(pairs, matrix.shape[0])
+    i, j = pair_positions(pairs, matrix.shape[0])
     return _cosine(matrix, i, j, chunk_size, "embeddings")
 
 

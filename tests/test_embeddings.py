@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from faceexp import embeddings as femb
+from faceexp.similarity import pair_cosine
 from faceexp.data import preprocess
 from faceexp.embeddings import (
     compute_embeddings,
@@ -234,17 +235,17 @@ def test_pair_cosine_in_small_chunks(tmp_path, method):
     j = np.array([1, 2, 8, 0, 4, 6])
     expected = _cosine(x, i, j)
     # chunk of ~2 rows: many blocks.
-    got = femb._pair_cosine(x, i, j, chunk_bytes=2 * 37 * 8, method=method)
+    got = pair_cosine(x, i, j, chunk_bytes=2 * 37 * 8, method=method)
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert got[4] == pytest.approx(1.0)
     # The same from a memory map on disk.
     mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=x.shape)
     mm[:] = x
-    np.testing.assert_allclose(femb._pair_cosine(mm, i, j, chunk_bytes=300, method=method),
+    np.testing.assert_allclose(pair_cosine(mm, i, j, chunk_bytes=300, method=method),
                                expected, atol=1e-6)
     # A zero vector scores 0.
     x[2] = 0
-    assert femb._pair_cosine(x, i, j, chunk_bytes=1 << 20, method=method)[1] == 0.0
+    assert pair_cosine(x, i, j, chunk_bytes=1 << 20, method=method)[1] == 0.0
 
 
 def test_plan_layer_groups_by_hand():
@@ -317,7 +318,7 @@ def test_layer_sweep_groups_share_passes():
     assert out.shape == (4, 3)
     with pytest.raises(ValueError, match="model_id"):
         layer_sweep_scores(factory, x, pairs, layers=["a"], cache_dir="unused", progress=False)
-    with pytest.raises(ValueError, match="rows of the frame are 0..5"):
+    with pytest.raises(ValueError, match=r"in \[0, 6\)"):
         layer_sweep_scores(factory, x, np.array([[0, 6]]), layers=["a"], progress=False)
     with pytest.raises(ValueError, match="distinct"):
         layer_sweep_scores(factory, x, pairs, layers=["a", "a"], progress=False)

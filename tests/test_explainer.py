@@ -10,8 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from faceexp.explainer import (Explainer, Explanation, _kernel_weights, _weighted_least_squares,
-                             explain)
+from faceexp.explainer import Explainer, Explanation, explain, fit_linear, kernel_weights
 
 SIZE = 64
 BLOCK = 8                       # grid superpixels of 8x8 pixels: 64 of them
@@ -162,12 +161,12 @@ def test_kernel_weights_by_hand():
     samples[2, :] = False               # all removed
     samples[3, :6] = False              # 6 of 8 removed
     removed = np.array([0, 2, 8, 6]) / 8
-    np.testing.assert_allclose(_kernel_weights(samples, "matlab", 0.35),
+    np.testing.assert_allclose(kernel_weights(samples, kernel="matlab", width=0.35),
                                np.exp(-removed ** 2 / 0.35 ** 2))
     from sklearn.metrics import pairwise_distances
 
     distance = pairwise_distances(samples.astype(float), np.ones((1, 8)), metric="cosine").ravel()
-    np.testing.assert_allclose(_kernel_weights(samples, "lime", 0.25),
+    np.testing.assert_allclose(kernel_weights(samples, kernel="lime", width=0.25),
                                np.sqrt(np.exp(-distance ** 2 / 0.25 ** 2)), atol=1e-12)
     assert distance[2] == pytest.approx(1.0)
 
@@ -293,7 +292,7 @@ def test_wls_solver_on_random_data_and_constant_target():
     targets = np.stack([samples @ rng.normal(size=7) + rng.normal(0, 0.1, 200),
                         np.full(200, 0.25)], axis=1)
     weights = rng.random(200) + 0.1
-    coefficients, intercepts, r2 = _weighted_least_squares(samples, targets, weights, 0.0)
+    coefficients, intercepts, r2 = fit_linear(samples, targets, weights, ridge=0.0)
     model = LinearRegression().fit(samples, targets[:, 0], sample_weight=weights)
     np.testing.assert_allclose(coefficients[0], model.coef_, atol=1e-10)
     np.testing.assert_allclose(coefficients[1], 0, atol=1e-12)
@@ -499,8 +498,8 @@ def test_kernel_and_fit_equal_lime_on_lime_samples(lime_setup):
     samples = np.stack([[not (im[segments == s] == 0).all() for s in range(n_superpixels)]
                         for im in images])
     targets = probabilities(torch.from_numpy(images).permute(0, 3, 1, 2)).numpy()[:, [label]]
-    weights = _kernel_weights(samples, "lime", 0.25)
-    coefficients, intercepts, r2 = _weighted_least_squares(samples, targets, weights, 1.0)
+    weights = kernel_weights(samples, kernel="lime", width=0.25)
+    coefficients, intercepts, r2 = fit_linear(samples, targets, weights, ridge=1.0)
     np.testing.assert_allclose(coefficients[0], lime_coefficients, atol=1e-6)
     assert intercepts[0] == pytest.approx(result.intercept[label], abs=1e-6)
     assert r2[0] == pytest.approx(result.score, abs=1e-6)
@@ -538,11 +537,10 @@ def test_bad_images(image, match):
     (dict(fill="white"), "fill: unknown fill 'white'"),
     (dict(fill=(0.5, 0.5)), "fill: expected 'black', 'mean' or 3 floats"),
     (dict(fill=(0.5, 0.5, 2.0)), "fill: expected 'black', 'mean' or 3 floats"),
-    (dict(batch_size=0), "batch_size: expected an int >= 1"),
+    (dict(batch_size=0), "batch_size must be a positive integer"),
     (dict(ridge=-1.0), "ridge: expected a number >= 0"),
     (dict(sigma=-1.0), "sigma: expected a number >= 0"),
     (dict(kernel_width=0.0), "kernel_width: expected a positive number"),
-    (dict(class_index=3), "class_index: only used with target='softmax'"),
     (dict(layers=["a", "a"]), "layers: duplicate"),
 ])
 def test_bad_options(options, match):
@@ -574,18 +572,23 @@ def test_bad_calls():
         explain(image, _square_embed, target="softmax", reference=np.ones(5), segments=grid)
     with pytest.raises(ValueError, match="embed: layer 'bad' returned NaN or infinite"):
         explain(image, _nan_embed, segments=grid, n_samples=10)
-    with pytest.raises(ValueError, match="embed: layer 'embedding' has shape \\(3, 4\\) for a "
-                                         "batch of 5 images"):
+    with pytest.raises(ValueError, match="embed output 'embedding' must have shape \\(5, D\\) "
+                                         "for a batch of 5 images, got \\(3, 4\\)"):
         explain(image, lambda b: torch.ones(3, 4), segments=grid, n_samples=10, batch_size=5)
-    with pytest.raises(ValueError, match="embed: must return an \\(N, D\\) tensor"):
+    with pytest.raises(ValueError, match="embed must return an \\(N, D\\) tensor"):
         explain(image, lambda b: [1, 2], segments=grid, n_samples=10)
-    with pytest.raises(ValueError, match="softmax_layer: the embed callable returns no layer "
-                                         "'softmax'"):
+    with pytest.raises(ValueError, match="target: the class probabilities are read from layer "
+                                         "'softmax', which the embed callable does not return"):
         explain(image, lambda b: {"gap": b.mean(dim=(2, 3))}, target="softmax", segments=grid,
                 n_samples=10)
-    with pytest.raises(ValueError, match="class_index: 9 is out of range"):
+    with pytest.raises(ValueError, match=r"class_index must be in \[0, 3\)"):
         explain(image, lambda b: {"softmax": torch.ones(len(b), 3) / 3}, target="softmax",
                 class_index=9, segments=grid, n_samples=10)
+    with pytest.raises(ValueError, match="class_index: only used with target='softmax'"):
+        explain(image, _square_embed, class_index=3, segments=grid, n_samples=10)
+    with pytest.raises(ValueError, match="class_index must be >= 0"):
+        explain(image, lambda b: {"softmax": torch.ones(len(b), 3) / 3}, target="softmax",
+                class_index=-1, segments=grid, n_samples=10)
     with pytest.raises(ValueError, match="seed: expected a non-negative int"):
         explain(image, _square_embed, segments=grid, n_samples=10, seed=-1)
     exp = explain(image, _nan_embed, layers=["good"], segments=grid, n_samples=10, seed=0)

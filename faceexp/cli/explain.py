@@ -120,12 +120,11 @@ def run(args) -> int:
         model = build_model(args.model, 1000, weights="imagenet")
     embedder = Embedder(model, layers, pooling=args.pooling, device=args.device,
                         compile=args.compile)
-    explainer = Explainer(embedder, target=args.target, class_index=args.class_index,
-                          n_samples=args.samples, n_segments=args.segments, p_off=args.p_off,
+    explainer = Explainer(embedder, target=args.target, n_samples=args.samples, n_segments=args.segments, p_off=args.p_off,
                           sampling=args.sampling, kernel=args.kernel, sigma=args.sigma,
                           batch_size=args.batch_size, device=args.device)
-    explanation = explainer.explain(image, reference=reference, seed=args.seed,
-                                    progress=not args.quiet)
+    explanation = explainer.explain(image, reference=reference, class_index=args.class_index,
+                                    seed=args.seed, progress=not args.quiet)
     extra = {"image": image}
     if reference is not None:
         extra["reference_image"] = reference

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
+from faceexp.batching import BatchedEmbed
 from faceexp.data import IMAGENET_MEAN, IMAGENET_STD
 from faceexp.models.catalogue import _trace, layer_catalogue, resolve_layer
 from faceexp.models.networks import _LOGITS_NODE, _arch_of, _check_arch, _unwrap
@@ -124,7 +125,8 @@ class Embedder:
         compiled ResNet50 about 2.5x faster on CPU).
     batch_size : int, optional
         Run the input in chunks of this many images (bounds memory); with
-        ``compile`` on, the last chunk is padded to this size so the compiled
+        ``compile`` on, the last chunk is padded to this size (repeating its
+        last image; see :class:`faceexp.batching.BatchedEmbed`) so the compiled
         graph sees a single shape. None: one pass over the whole input.
 
     Attributes
@@ -300,40 +302,26 @@ class Embedder:
             float32 tensor on ``self.device`` (an inference-mode tensor).
         """
         batch = self._as_batch(batch)
+        # Chunking and last-batch padding are the shared path's (faceexp.batching);
+        # padding only when compiled, so that the graph sees one shape.
+        size = self.batch_size if self.batch_size is not None else len(batch)
+        runner = BatchedEmbed(self._forward, batch_size=size,
+                              pad=self.compiled and self.batch_size is not None)
         training = [module for module in self._extractor.modules() if module.training]
         for module in training:
             module.training = False
         try:
-            with torch.inference_mode():
-                parts = []
-                for chunk, count in self._chunks(batch):
-                    values = self._run(chunk)
-                    parts.append(values if count == len(chunk)
-                                 else tuple(value[:count] for value in values))
+            return runner(batch)
         finally:
             for module in training:
                 module.training = True
-        if len(parts) == 1:
-            values = parts[0]
-        else:
-            values = tuple(torch.cat([part[i] for part in parts]) for i in range(len(parts[0])))
-        return {layer: values[self._positions[layer]] for layer in self.layers}
 
-    def _chunks(self, batch):
-        """(chunk, number of real images) pairs; the last is zero-padded when compiled."""
-        if self.batch_size is None or (len(batch) <= self.batch_size and not self.compiled):
-            return [(batch, len(batch))]
-        chunks = []
-        for start in range(0, len(batch), self.batch_size):
-            chunk = batch[start:start + self.batch_size]
-            count = len(chunk)
-            if self.compiled and count < self.batch_size:
-                pad = chunk.new_zeros((self.batch_size - count,) + tuple(chunk.shape[1:]))
-                chunk = torch.cat([chunk, pad])
-                if self.channels_last:
-                    chunk = chunk.contiguous(memory_format=torch.channels_last)
-            chunks.append((chunk, count))
-        return chunks
+    def _forward(self, chunk: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One forward pass of the pruned graph: ``{layer: (n, D)}``."""
+        if self.channels_last:
+            chunk = chunk.contiguous(memory_format=torch.channels_last)
+        values = self._run(chunk)
+        return {layer: values[self._positions[layer]] for layer in self.layers}
 
     def __repr__(self) -> str:
         return (f"Embedder(arch={self.arch!r}, layers={self.layers!r}, pooling={self.pooling!r}, "
