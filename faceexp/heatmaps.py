@@ -12,9 +12,9 @@ heatmaps scaled to ``[0, 1]``:
   images at the maximum, average and minimum PSNR (Fig. 5,
   :func:`psnr_examples`).
 
-PSNR follows scikit-image's ``peak_signal_noise_ratio``:
-``10 log10(data_range**2 / MSE)`` with ``data_range = 1`` for heatmaps in
-``[0, 1]``; identical maps give ``inf``.
+PSNR is scikit-image's ``peak_signal_noise_ratio``, called after the inputs
+are checked: ``10 log10(data_range**2 / MSE)`` with ``data_range = 1`` for
+heatmaps in ``[0, 1]``; identical maps give ``inf``.
 
 Grouped results are DataFrames with one row per group: the grouping columns,
 ``count`` and an object column holding each group's mean array
@@ -26,11 +26,12 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+from skimage.metrics import peak_signal_noise_ratio
 
 from faceexp.pose import look_left_batch
 
 __all__ = [
-    "peak_signal_noise_ratio",
+    "heatmap_psnr",
     "psnr_pairs",
     "average_heatmaps",
     "average_faces",
@@ -52,7 +53,7 @@ def _check_data_range(data_range) -> float:
     if isinstance(data_range, bool) or not isinstance(data_range, (int, float, np.number)) \
             or not np.isfinite(data_range) or data_range <= 0:
         raise ValueError(
-            f"data_range must be a positive finite number (1.0 for heatmaps in [0, 1]); "
+            f"data_range must be a positive finite number (1.0 for heatmaps in [0, 1]), "
             f"got {data_range!r}"
         )
     return float(data_range)
@@ -62,18 +63,25 @@ def _as_float_array(value, name: str) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a numeric array; got {type(value).__name__}") from exc
+        raise ValueError(f"{name} must be a numeric array, got {type(value).__name__}") from exc
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains NaN or infinite values; heatmaps must be finite")
     return array
 
 
-def peak_signal_noise_ratio(reference, heatmap, *, data_range: float = 1.0) -> float:
+def _skimage_psnr(reference: np.ndarray, heatmap: np.ndarray, data_range: float) -> float:
+    """skimage's PSNR of two checked float64 maps; ``inf`` (no warning) when identical."""
+    with np.errstate(divide="ignore"):        # MSE 0: data_range**2 / 0 -> inf
+        return float(peak_signal_noise_ratio(reference, heatmap, data_range=data_range))
+
+
+def heatmap_psnr(reference, heatmap, *, data_range: float = 1.0) -> float:
     """PSNR of ``heatmap`` against ``reference``, in dB.
 
-    ``10 * log10(data_range**2 / mean((reference - heatmap)**2))``, as
-    ``skimage.metrics.peak_signal_noise_ratio``. The measure is symmetric in
-    its two arguments.
+    ``10 * log10(data_range**2 / mean((reference - heatmap)**2))``, computed
+    by ``skimage.metrics.peak_signal_noise_ratio`` once the inputs are
+    checked (finite, same shape, not empty, ``data_range`` given). The
+    measure is symmetric in its two arguments.
 
     Parameters
     ----------
@@ -99,15 +107,12 @@ def peak_signal_noise_ratio(reference, heatmap, *, data_range: float = 1.0) -> f
     heatmap = _as_float_array(heatmap, "heatmap")
     if reference.shape != heatmap.shape:
         raise ValueError(
-            f"reference and heatmap must have the same shape; got {reference.shape} and "
+            f"reference and heatmap must have the same shape, got {reference.shape} and "
             f"{heatmap.shape}"
         )
     if reference.size == 0:
         raise ValueError("reference and heatmap are empty; give maps with at least one pixel")
-    mse = float(np.mean((reference - heatmap) ** 2))
-    if mse == 0.0:
-        return float("inf")
-    return float(10.0 * np.log10(data_range ** 2 / mse))
+    return _skimage_psnr(reference, heatmap, data_range)
 
 
 def psnr_pairs(a, b, *, data_range: float = 1.0) -> np.ndarray:
@@ -118,7 +123,7 @@ def psnr_pairs(a, b, *, data_range: float = 1.0) -> np.ndarray:
     a, b : array_like, shape (N, H, W)
         Heatmaps; row ``k`` of ``a`` is compared with row ``k`` of ``b``.
     data_range : float, default 1.0
-        As in :func:`peak_signal_noise_ratio`.
+        As in :func:`heatmap_psnr`.
 
     Returns
     -------
@@ -129,15 +134,13 @@ def psnr_pairs(a, b, *, data_range: float = 1.0) -> np.ndarray:
     a = _as_float_array(a, "a")
     b = _as_float_array(b, "b")
     if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape (N, H, W); got {a.shape} and {b.shape}")
+        raise ValueError(f"a and b must have the same shape (N, H, W), got {a.shape} and {b.shape}")
     if a.ndim < 2 or a.shape[0] == 0 or a[0].size == 0:
         raise ValueError(
-            f"a and b must be stacks of heatmaps of shape (N, H, W) with N >= 1; got {a.shape} "
-            "(use peak_signal_noise_ratio for a single pair)"
+            f"a and b must be stacks of heatmaps of shape (N, H, W) with N >= 1, got {a.shape} "
+            "(use heatmap_psnr for a single pair)"
         )
-    mse = np.mean((a - b).reshape(len(a), -1) ** 2, axis=1)
-    with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(data_range ** 2 / mse)
+    return np.array([_skimage_psnr(x, y, data_range) for x, y in zip(a, b)], dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- #
@@ -155,7 +158,7 @@ def _as_table(groups, n: int) -> pd.DataFrame:
             raise ValueError(f"groups: columns must all have one value per image: {exc}") from exc
     else:
         raise ValueError(
-            f"groups must be a pandas DataFrame or a dict of columns; got {type(groups).__name__}"
+            f"groups must be a pandas DataFrame or a dict of columns, got {type(groups).__name__}"
         )
     if len(table) != n:
         raise ValueError(f"groups has {len(table)} rows for {n} maps; give one row per map")
@@ -286,7 +289,7 @@ def average_heatmaps(heatmaps, groups=None, *, by=None, looks=None) -> pd.DataFr
     stack = _as_float_array(heatmaps, "heatmaps")
     if stack.ndim != 3 or stack.shape[0] == 0:
         raise ValueError(
-            f"heatmaps must have shape (N, H, W) with N >= 1; got {stack.shape} "
+            f"heatmaps must have shape (N, H, W) with N >= 1, got {stack.shape} "
             "(add an axis with h[None] for one map)"
         )
     return _group_means(stack, groups, by, looks, width_axis=-1, column="heatmap")
@@ -296,7 +299,7 @@ def _channel_axis(images: np.ndarray, channel_axis) -> int:
     if channel_axis is not None:
         if channel_axis not in (1, 3, -1):
             raise ValueError(
-                f"channel_axis must be 1 (N, 3, H, W), 3 or -1 (N, H, W, 3), or None; "
+                f"channel_axis must be 1 (N, 3, H, W), 3 or -1 (N, H, W, 3), or None, "
                 f"got {channel_axis!r}"
             )
         axis = 3 if channel_axis == -1 else channel_axis
@@ -313,7 +316,7 @@ def _channel_axis(images: np.ndarray, channel_axis) -> int:
         )
     if not (last or first):
         raise ValueError(
-            f"images must have shape (N, H, W, 3), (N, 3, H, W) or (N, H, W) (grey); "
+            f"images must have shape (N, H, W, 3), (N, 3, H, W) or (N, H, W) (grey), "
             f"got {images.shape}"
         )
     return 3 if last else 1
@@ -346,7 +349,7 @@ def average_faces(images, groups=None, *, by=None, looks=None, channel_axis=None
     stack = _as_float_array(images, "images")
     if stack.shape[:1] == (0,) or stack.ndim not in (3, 4):
         raise ValueError(
-            f"images must have shape (N, H, W, 3), (N, 3, H, W) or (N, H, W) with N >= 1; "
+            f"images must have shape (N, H, W, 3), (N, 3, H, W) or (N, H, W) with N >= 1, "
             f"got {stack.shape}"
         )
     if stack.ndim == 4 and _channel_axis(stack, channel_axis) == 1:
@@ -378,7 +381,7 @@ def averages_by_key(table: pd.DataFrame, *, by=None, column: str | None = None) 
     """
     if not isinstance(table, pd.DataFrame):
         raise ValueError(
-            "table must be a DataFrame from average_heatmaps/average_faces; "
+            "table must be a DataFrame from average_heatmaps/average_faces, "
             f"got {type(table).__name__}"
         )
     if column is None:
@@ -416,7 +419,7 @@ def psnr_between(heatmaps_a, heatmaps_b, frame=None, *, data_range: float = 1.0,
     frame : pandas.DataFrame, length N, optional
         Per-image columns to carry along (``pose``, ``identity``, ``path``...).
     data_range : float, default 1.0
-        As in :func:`peak_signal_noise_ratio`.
+        As in :func:`heatmap_psnr`.
     column : str, default "psnr"
         Name of the added column.
 
@@ -432,7 +435,7 @@ def psnr_between(heatmaps_a, heatmaps_b, frame=None, *, data_range: float = 1.0,
     else:
         if not isinstance(frame, pd.DataFrame):
             raise ValueError(
-                f"frame must be a pandas DataFrame or None; got {type(frame).__name__}"
+                f"frame must be a pandas DataFrame or None, got {type(frame).__name__}"
             )
         if len(frame) != len(values):
             raise ValueError(
@@ -448,7 +451,7 @@ def psnr_between(heatmaps_a, heatmaps_b, frame=None, *, data_range: float = 1.0,
 def _psnr_column(df, column: str) -> np.ndarray:
     if not isinstance(df, pd.DataFrame):
         raise ValueError(
-            f"df must be a pandas DataFrame (from psnr_between); got {type(df).__name__}"
+            f"df must be a pandas DataFrame (from psnr_between), got {type(df).__name__}"
         )
     if column not in df.columns:
         raise ValueError(
@@ -497,7 +500,7 @@ def psnr_histograms(df, *, by="pose", bins=20, range=None, column: str = "psnr"
     finite = values[np.isfinite(values)]
     if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
         if bins < 1:
-            raise ValueError(f"bins must be a positive integer or a sequence of edges; got {bins}")
+            raise ValueError(f"bins must be a positive integer or a sequence of edges, got {bins}")
         if range is None:
             if finite.size == 0:
                 raise ValueError(
@@ -506,14 +509,14 @@ def psnr_histograms(df, *, by="pose", bins=20, range=None, column: str = "psnr"
             range = (float(finite.min()), float(finite.max()))
         lo, hi = (float(v) for v in range)
         if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
-            raise ValueError(f"range must be two finite numbers lo <= hi; got {range!r}")
+            raise ValueError(f"range must be two finite numbers lo <= hi, got {range!r}")
         edges = np.histogram_bin_edges(finite, bins=int(bins), range=(lo, hi))
     else:
         edges = np.asarray(bins, dtype=np.float64)
         if edges.ndim != 1 or edges.size < 2 or not np.all(np.isfinite(edges)) \
                 or np.any(np.diff(edges) <= 0):
             raise ValueError(
-                "bins must be a positive integer or at least two finite, increasing edges; "
+                "bins must be a positive integer or at least two finite, increasing edges, "
                 f"got {bins!r}"
             )
     capped = np.where(np.isposinf(values), edges[-1], values)
@@ -614,23 +617,23 @@ def overlay(image, heatmap, *, alpha: float = 0.5, cmap: str = "jet") -> np.ndar
         image = np.repeat(image[..., None], 3, axis=-1)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(
-            f"image must have shape (H, W, 3) or (H, W); got {image.shape} "
+            f"image must have shape (H, W, 3) or (H, W), got {image.shape} "
             "(move the channel axis last with np.moveaxis(x, 0, -1))"
         )
     if heatmap.shape != image.shape[:2]:
         raise ValueError(
-            f"heatmap must have the image's shape {image.shape[:2]}; got {heatmap.shape}"
+            f"heatmap must have the image's shape {image.shape[:2]}, got {heatmap.shape}"
         )
     tol = 1e-6
     for name, array in (("image", image), ("heatmap", heatmap)):
         if array.size and (array.min() < -tol or array.max() > 1 + tol):
             raise ValueError(
-                f"{name} values must lie in [0, 1]; got [{array.min():.4g}, {array.max():.4g}] "
+                f"{name} values must lie in [0, 1], got [{array.min():.4g}, {array.max():.4g}] "
                 "(scale it first)"
             )
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) \
             or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be a number in [0, 1]; got {alpha!r}")
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
     import matplotlib
 
     try:

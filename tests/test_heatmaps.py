@@ -10,8 +10,8 @@ from faceexp.heatmaps import (
     average_faces,
     average_heatmaps,
     averages_by_key,
+    heatmap_psnr,
     overlay,
-    peak_signal_noise_ratio,
     psnr_between,
     psnr_examples,
     psnr_histograms,
@@ -25,8 +25,8 @@ from faceexp.heatmaps import (
 def test_psnr_constant_offset_is_20_db():
     # MSE = 0.1**2 = 0.01 -> 10 log10(1 / 0.01) = 20 dB.
     a = np.full((5, 7), 0.3)
-    assert peak_signal_noise_ratio(a, a + 0.1) == pytest.approx(20.0, abs=1e-9)
-    assert peak_signal_noise_ratio(a + 0.1, a) == pytest.approx(20.0, abs=1e-9)
+    assert heatmap_psnr(a, a + 0.1) == pytest.approx(20.0, abs=1e-9)
+    assert heatmap_psnr(a + 0.1, a) == pytest.approx(20.0, abs=1e-9)
 
 
 def test_psnr_by_hand_one_pixel():
@@ -34,14 +34,14 @@ def test_psnr_by_hand_one_pixel():
     a = np.zeros((2, 2))
     b = a.copy()
     b[1, 0] = 0.5
-    assert peak_signal_noise_ratio(a, b) == pytest.approx(10 * np.log10(16.0), abs=1e-12)
+    assert heatmap_psnr(a, b) == pytest.approx(10 * np.log10(16.0), abs=1e-12)
     # data_range 2 -> 10 log10(4 * 16)
-    assert peak_signal_noise_ratio(a, b, data_range=2.0) == pytest.approx(10 * np.log10(64.0))
+    assert heatmap_psnr(a, b, data_range=2.0) == pytest.approx(10 * np.log10(64.0))
 
 
 def test_psnr_identical_is_inf():
     a = np.random.default_rng(0).random((4, 4))
-    assert peak_signal_noise_ratio(a, a.copy()) == float("inf")
+    assert heatmap_psnr(a, a.copy()) == float("inf")
 
 
 def test_psnr_matches_skimage():
@@ -50,7 +50,7 @@ def test_psnr_matches_skimage():
         a = rng.random((13, 11)).astype(np.float32)
         b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1).astype(np.float32)
         expected = sk_psnr(a, b, data_range=1.0)
-        assert peak_signal_noise_ratio(a, b) == pytest.approx(expected, rel=1e-6)
+        assert heatmap_psnr(a, b) == pytest.approx(expected, rel=1e-6)
 
 
 def test_psnr_pairs_matches_single_and_skimage():
@@ -67,11 +67,11 @@ def test_psnr_pairs_matches_single_and_skimage():
 
 def test_psnr_bad_input():
     with pytest.raises(ValueError, match="same shape"):
-        peak_signal_noise_ratio(np.zeros((2, 2)), np.zeros((2, 3)))
+        heatmap_psnr(np.zeros((2, 2)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="data_range"):
-        peak_signal_noise_ratio(np.zeros((2, 2)), np.zeros((2, 2)), data_range=0)
+        heatmap_psnr(np.zeros((2, 2)), np.zeros((2, 2)), data_range=0)
     with pytest.raises(ValueError, match="NaN"):
-        peak_signal_noise_ratio(np.zeros((2, 2)), np.full((2, 2), np.nan))
+        heatmap_psnr(np.zeros((2, 2)), np.full((2, 2), np.nan))
     with pytest.raises(ValueError, match=r"\(N, H, W\)"):
         psnr_pairs(np.zeros(3), np.zeros(3))
 

@@ -1,8 +1,6 @@
 """Tests of faceexp.removal: tiny images with answers worked out by hand."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,16 +8,11 @@ import torch
 
 from faceexp.data import IMAGENET_MEAN
 from faceexp.removal import (
-    deletion_auc,
-    deletion_curves,
-    faithfulness_gap,
     removal_experiment,
     remove_random_pixels,
     remove_random_superpixels,
     remove_significant,
     removed_fraction,
-    sampling_study,
-    summarise_sampling_study,
 )
 
 MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
@@ -34,17 +27,6 @@ def _quadrants(h=4, w=4):
     rows = (np.arange(h) >= h // 2).astype(int)[:, None]
     cols = (np.arange(w) >= w // 2).astype(int)[None, :]
     return 2 * rows + cols
-
-
-class RecordingEmbed:
-    """Toy embed: channel 0 of the top-left 2x2 square; records the batch sizes."""
-
-    def __init__(self):
-        self.sizes = []
-
-    def __call__(self, batch):
-        self.sizes.append(batch.shape[0])
-        return {"gap": batch[:, 0, :2, :2].reshape(batch.shape[0], 4)}
 
 
 # --------------------------------------------------------------------------- #
@@ -200,102 +182,6 @@ def test_removed_fraction_by_hand():
 
 
 # --------------------------------------------------------------------------- #
-# deletion curves
-# --------------------------------------------------------------------------- #
-def _square_case():
-    """4x4 image of ones, heatmap marking the top-left 2x2 square, black fill.
-
-    The embedding is that square's channel 0: removing m of its 4 pixels
-    leaves m zeros, so the cosine to (1, 1, 1, 1) is sqrt(4 - m) / 2 (and 0
-    for the zero vector).
-    """
-    images = np.ones((1, 3, 4, 4), dtype=np.float32)
-    heat = np.zeros((1, 4, 4))
-    heat[0, :2, :2] = [[1.0, 0.9], [0.8, 0.7]]
-    return images, heat
-
-
-def test_deletion_curves_morf_falls_faster_than_lerf_by_hand():
-    images, heat = _square_case()
-    embed = RecordingEmbed()
-    steps = [0, 1 / 16, 2 / 16, 3 / 16, 4 / 16, 8 / 16]
-    curves = deletion_curves(embed, images, heat, steps=steps,
-                             orders=("most-relevant-first", "least-relevant-first"),
-                             fill=0.0, batch_size=4, progress=False)
-    assert list(curves.columns) == ["image", "order", "fraction", "n_removed", "similarity"]
-    morf = curves[curves.order == "most-relevant-first"]["similarity"].to_numpy()
-    lerf = curves[curves.order == "least-relevant-first"]["similarity"].to_numpy()
-    expected_morf = [1, math.sqrt(3) / 2, math.sqrt(2) / 2, 0.5, 0.0, 0.0]
-    np.testing.assert_allclose(morf, expected_morf, atol=1e-6)
-    np.testing.assert_allclose(lerf, np.ones(6), atol=1e-6)      # 12 outside pixels go first
-    assert curves["n_removed"].tolist()[:6] == [0, 1, 2, 3, 4, 8]
-    # Fixed batch size: every call saw 4 images (1 reference + 10 jobs -> 1 + 3 calls).
-    assert embed.sizes == [4, 4, 4, 4]
-
-    aucs = deletion_auc(curves)
-    x = np.array(steps)
-    by_hand = sum((expected_morf[k] + expected_morf[k + 1]) / 2 * (x[k + 1] - x[k])
-                  for k in range(5))
-    auc = dict(zip(aucs["order"], aucs["auc"]))
-    assert auc["most-relevant-first"] == pytest.approx(by_hand, abs=1e-6)
-    assert auc["least-relevant-first"] == pytest.approx(0.5, abs=1e-6)
-    gap = faithfulness_gap(aucs)
-    assert gap["gap"].iloc[0] == pytest.approx(0.5 - by_hand, abs=1e-6)
-
-
-def test_deletion_curves_ties_are_broken_in_raster_order():
-    images, _ = _square_case()
-    flat = np.zeros((1, 4, 4))                       # every pixel tied
-    curves = deletion_curves(RecordingEmbed(), images, flat, steps=[0, 0.125, 0.25],
-                             orders=("most-relevant-first", "least-relevant-first"),
-                             fill=0.0, batch_size=3, progress=False)
-    # Raster order removes (0,0), (0,1) [square] then (0,2), (0,3) [outside]:
-    # 2 and then still 2 square pixels gone, in both directions.
-    np.testing.assert_allclose(curves["similarity"], [1, math.sqrt(2) / 2, math.sqrt(2) / 2] * 2,
-                               atol=1e-6)
-
-
-def test_deletion_curves_random_superpixels_remove_whole_quadrants():
-    images, heat = _square_case()
-    seen = set()
-    for seed in range(12):
-        curves = deletion_curves(RecordingEmbed(), images, heat, steps=[0, 0.25, 0.5],
-                                 orders=("random-superpixels",), segments=_quadrants(),
-                                 seed=seed, fill=0.0, batch_size=2, progress=False)
-        sims = curves["similarity"].to_numpy()
-        # One (two) whole quadrant(s) gone: either the square (similarity 0) or not (1).
-        assert set(np.round(sims, 6)) <= {0.0, 1.0}
-        assert sims[2] <= sims[1]
-        seen.add(sims[1])
-    assert seen == {0.0, 1.0}
-
-
-def test_deletion_steps_validation_and_int_steps():
-    images, heat = _square_case()
-    curves = deletion_curves(RecordingEmbed(), images, heat, steps=4,
-                             orders=("least-relevant-first",), fill=0.0, progress=False)
-    np.testing.assert_allclose(curves["fraction"], [0, 0.25, 0.5, 0.75, 1.0])
-    with pytest.raises(ValueError, match="steps"):
-        deletion_curves(RecordingEmbed(), images, heat, steps=[0.5, 0.1], progress=False)
-    with pytest.raises(ValueError, match="orders"):
-        deletion_curves(RecordingEmbed(), images, heat, orders=("morf",), progress=False)
-    with pytest.raises(ValueError, match="layer"):
-        deletion_curves(RecordingEmbed(), images, heat, layer="block3", progress=False)
-
-
-def test_deletion_auc_trapezoid_by_hand():
-    curves = pd.DataFrame({"image": [0, 0, 0, 1, 1], "order": ["a"] * 5,
-                           "fraction": [0.5, 0.0, 1.0, 0.0, 0.2],
-                           "similarity": [0.5, 1.0, 0.0, 1.0, 0.6]})
-    aucs = deletion_auc(curves)
-    # image 0 sorted: (0, 1), (0.5, 0.5), (1, 0) -> 0.5*0.75 + 0.5*0.25 = 0.5
-    # image 1: 0.2 * (1 + 0.6) / 2 = 0.16
-    np.testing.assert_allclose(aucs["auc"], [0.5, 0.16])
-    with pytest.raises(ValueError, match="curves"):
-        deletion_auc(curves.drop(columns="similarity"))
-
-
-# --------------------------------------------------------------------------- #
 # removal_experiment
 # --------------------------------------------------------------------------- #
 def _toy_identities():
@@ -350,9 +236,9 @@ def test_removal_experiment_toy_rows_and_eers():
     # genuine, 3 impostor.
     assert table["n_genuine"].tolist()[:4] == [4, 4, 16, 24]
     assert table["n_impostor"].tolist()[:4] == [12, 12, 12, 12]
-    # Every embed call saw exactly batch_size images, twice (image and mirror) per batch;
-    # the 7 jobs x 16 images share batches: ceil(112 / 5) = 23 batches, only the last padded.
-    assert set(embed.sizes) == {5} and len(embed.sizes) == 23 * 2
+    # The 7 jobs x 16 images share batches: ceil(112 / 5) = 23 batches, only the last padded;
+    # flip_average: each batch and its mirror go through one forward pass of 10 images
+    assert set(embed.sizes) == {10} and len(embed.sizes) == 23
 
     def row(threshold, method, pose_pair="overall"):
         hit = table[(table.threshold == threshold) & (table.method == method)
@@ -418,88 +304,3 @@ def test_removal_experiment_validation():
     bad.loc[0, "j"] = 99
     with pytest.raises(ValueError, match="pairs"):
         removal_experiment(BandEmbed(), images, heat, frame, bad, progress=False)
-
-
-# --------------------------------------------------------------------------- #
-# sampling study
-# --------------------------------------------------------------------------- #
-def test_sampling_study_shape_and_consistency():
-    rng = np.random.default_rng(0)
-    # Blocks of 4x4 pixels of random colours: SLIC finds several superpixels.
-    blocks = rng.random((2, 3, 3, 3))
-    images = blocks.repeat(4, axis=1).repeat(4, axis=2).astype(np.float32)
-
-    def embed(batch):
-        return batch[:, :, 2:10, 2:10].reshape(batch.shape[0], -1)
-
-    settings = ({"p_off": 0.3}, {"sampling": "matlab"})
-    study = sampling_study(embed, images, settings=settings, seeds=(0, 1), n_samples=24,
-                           n_segments=6, deletion_steps=[0, 0.2, 0.4], batch_size=8,
-                           progress=False)
-    assert len(study) == 2 * 2 * 2
-    assert study["setting"].unique().tolist() == ["p_off=0.3", "sampling=matlab"]
-    np.testing.assert_allclose(study["faithfulness"], study["auc_lerf"] - study["auc_morf"])
-    np.testing.assert_allclose(study["faithfulness_random"],
-                               study["auc_random"] - study["auc_morf"])
-    # The random-superpixel baseline does not depend on the setting.
-    by_setting = study.pivot_table(index=["image", "seed"], columns="setting",
-                                   values="auc_random")
-    np.testing.assert_allclose(by_setting.iloc[:, 0], by_setting.iloc[:, 1])
-    assert study["stability"].between(-1, 1).all()
-    # Stability is per (setting, image): the same on both seed rows.
-    assert (study.groupby(["setting", "image"])["stability"].nunique() == 1).all()
-    with pytest.raises(ValueError, match="settings"):
-        sampling_study(embed, images, settings=({"seed": 3},), progress=False)
-
-
-def test_sampling_study_uses_the_same_segments_for_one_image(monkeypatch):
-    from faceexp import explainer as fexplain
-
-    calls = []
-    original = fexplain.Explainer.explain
-
-    def spy(self, image, *, seed=None, segments=None, **kwargs):
-        result = original(self, image, seed=seed, segments=segments, **kwargs)
-        calls.append((float(image[0, 0, 0]), segments, result.segments.copy()))
-        return result
-
-    monkeypatch.setattr(fexplain.Explainer, "explain", spy)
-    rng = np.random.default_rng(1)
-    images = rng.random((2, 3, 3, 3)).repeat(4, axis=1).repeat(4, axis=2).astype(np.float32)
-    sampling_study(lambda b: b.reshape(b.shape[0], -1), images,
-                   settings=({"p_off": 0.5}, {"p_off": 0.7}), seeds=(0, 1, 2), n_samples=12,
-                   n_segments=6, deletion_steps=[0, 0.5], batch_size=12, progress=False)
-    assert len(calls) == 2 * 2 * 3
-    for key in {c[0] for c in calls}:
-        mine = [c for c in calls if c[0] == key]
-        assert mine[0][1] is None                   # the first explanation runs SLIC
-        for _, given, used in mine[1:]:
-            np.testing.assert_array_equal(given, mine[0][2])
-            np.testing.assert_array_equal(used, mine[0][2])
-
-
-def test_summarise_sampling_study_by_hand():
-    study = pd.DataFrame({
-        "setting": ["a"] * 4 + ["b"] * 2,
-        "image": [0, 0, 1, 1, 0, 0],
-        "seed": [0, 1, 0, 1, 0, 1],
-        "faithfulness": [0.1, 0.3, 0.2, 0.4, 0.0, 0.2],
-        "faithfulness_random": [0.0] * 6,
-        "auc_morf": [0.2] * 6,
-        "stability": [0.5, 0.5, 0.9, 0.9, 0.7, 0.7],
-        "stability_psnr": [20.0, 20.0, 30.0, 30.0, 25.0, 25.0],
-    })
-    summary = summarise_sampling_study(study)
-    assert summary["setting"].tolist() == ["a", "b"]
-    a = summary.iloc[0]
-    assert a["n_images"] == 2 and a["n_seeds"] == 2
-    assert a["faithfulness"] == pytest.approx(0.25)
-    assert a["faithfulness_sd"] == pytest.approx(np.std([0.1, 0.3, 0.2, 0.4], ddof=1))
-    # Stability over images (0.5, 0.9), not over rows.
-    assert a["stability"] == pytest.approx(0.7)
-    assert a["stability_sd"] == pytest.approx(np.std([0.5, 0.9], ddof=1))
-    assert a["stability_psnr"] == pytest.approx(25.0)
-    assert summary.iloc[1]["faithfulness"] == pytest.approx(0.1)
-    assert math.isnan(summary.iloc[1]["stability_sd"])
-    with pytest.raises(ValueError, match="study"):
-        summarise_sampling_study(study.drop(columns="stability"))
