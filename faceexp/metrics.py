@@ -42,6 +42,8 @@ __all__ = [
     "fuse_scores",
     "fusion_sweep",
     "best_fusion",
+    "eer_by_group",
+    "group_masks",
     "DEFAULT_WEIGHTS",
     "OVERALL",
 ]
@@ -483,6 +485,70 @@ def _labels(labels, n: int) -> np.ndarray:
     return as_float == 1.0
 
 
+def group_masks(groups, n: int) -> dict:
+    """Group label -> boolean mask (n,), in order of first appearance, ``"overall"`` last.
+
+    ``"overall"`` is every comparison, unless a group is already labelled
+    ``"overall"`` (as in ``verification_pairs_by_pose``, whose overall protocol
+    is its own set of rows): then that group is used as it is.
+    """
+    if groups is None:
+        return {OVERALL: np.ones(n, dtype=bool)}
+    groups = np.asarray(groups, dtype=object)
+    if groups.shape != (n,):
+        raise ValueError(f"groups must have shape ({n},) like the scores, got {groups.shape}")
+    names = [g for g in pd.unique(groups) if g != OVERALL]
+    members = {g: groups == g for g in names}
+    labelled = groups == OVERALL
+    members[OVERALL] = labelled if labelled.any() else np.ones(n, dtype=bool)
+    return members
+
+
+def _group_eer(negatives: np.ndarray, positives: np.ndarray, convention: str) -> float:
+    """EER of one group (a fraction), NaN when it lacks genuine or impostor scores."""
+    if negatives.size == 0 or positives.size == 0:
+        return float("nan")
+    return _eer(negatives, positives, convention).eer
+
+
+def eer_by_group(scores, labels, groups=None, *, convention: str = "bob") -> pd.DataFrame:
+    """EER of each group of comparisons (e.g. each pose pair of Table I), as fractions.
+
+    The one place faceexp computes per-group EERs: Table I
+    (:func:`faceexp.protocol.eer_table`), the pixel-removal experiment and the
+    fusion sweep all call it (or its helpers).
+
+    Parameters
+    ----------
+    scores : array_like, shape (P,)
+        Similarity scores (accepted when ``score >= threshold``).
+    labels : array_like, shape (P,)
+        1 for genuine, 0 for impostor comparisons.
+    groups : array_like, shape (P,), optional
+        A group label per comparison; ``"overall"`` is added for all
+        comparisons together unless a group already has that label (see
+        :func:`fusion_sweep`). None: one group, ``"overall"``.
+    convention : {"bob", "pyeer"}
+        EER rule, see :func:`equal_error_rate`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group (first appearance, ``"overall"`` last), columns
+        ``group``, ``eer`` (a fraction in [0, 1]; NaN for a group without
+        genuine or without impostor comparisons), ``n_genuine``, ``n_impostor``.
+    """
+    scores = _scores(scores, "scores")
+    genuine = _labels(labels, scores.size)
+    _convention(convention)
+    rows = []
+    for name, mask in group_masks(groups, scores.size).items():
+        negatives, positives = scores[mask & ~genuine], scores[mask & genuine]
+        rows.append({"group": name, "eer": _group_eer(negatives, positives, convention),
+                     "n_genuine": int(positives.size), "n_impostor": int(negatives.size)})
+    return pd.DataFrame(rows, columns=["group", "eer", "n_genuine", "n_impostor"])
+
+
 def fusion_sweep(
     scores1,
     scores2,
@@ -543,23 +609,13 @@ def fusion_sweep(
     if not np.all((weights >= 0) & (weights <= 1)):
         raise ValueError(f"weights must lie in [0, 1], got min {weights.min()} and max {weights.max()}")
     _convention(convention)
-
-    if groups is None:
-        group_names = [OVERALL]
-        members = {OVERALL: np.ones(scores1.size, dtype=bool)}
-    else:
-        groups = np.asarray(groups, dtype=object)
-        if groups.shape != scores1.shape:
-            raise ValueError(f"groups must have shape {scores1.shape} like the scores, got {groups.shape}")
-        group_names = [g for g in pd.unique(groups) if g != OVERALL]
-        members = {g: groups == g for g in group_names}
-        members[OVERALL] = groups == OVERALL if (groups == OVERALL).any() else np.ones(scores1.size, bool)
-        group_names.append(OVERALL)
+    members = group_masks(groups, scores1.size)
     overall = members[OVERALL]
     if not (genuine[overall].any() and (~genuine[overall]).any()):
         raise ValueError(
             "labels of the overall group must hold both genuine (1) and impostor (0) comparisons"
         )
+    group_names = list(members)
 
     # Split each group's scores by class once; fuse per weight.
     parts = []
@@ -570,11 +626,8 @@ def fusion_sweep(
     rows = []
     for a in weights:
         for name, neg1, neg2, pos1, pos2 in parts:
-            if neg1.size == 0 or pos1.size == 0:
-                eer = float("nan")
-            else:
-                eer = _eer(a * neg1 + (1.0 - a) * neg2, a * pos1 + (1.0 - a) * pos2, convention).eer
-            rows.append((float(a), name, eer))
+            rows.append((float(a), name, _group_eer(a * neg1 + (1.0 - a) * neg2,
+                                                    a * pos1 + (1.0 - a) * pos2, convention)))
     frame = pd.DataFrame(rows, columns=["a", "group", "eer"])
     frame.attrs["convention"] = convention
     return frame

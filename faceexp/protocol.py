@@ -35,7 +35,7 @@ from faceexp.metrics import (
     DEFAULT_WEIGHTS,
     OVERALL,
     best_fusion,
-    equal_error_rate,
+    eer_by_group,
     fusion_sweep,
 )
 
@@ -63,7 +63,7 @@ TABLE_COLUMNS = POSE_PAIRS + (OVERALL,)
 
 _FROM_CODE = {code: pose for pose, code in POSE_CODES.items()}
 COMBINED_ROW = "combined (best)"
-CHANGE_ROW = "relative change (%)"
+CHANGE_ROW = "relative change"
 
 
 # --------------------------------------------------------------------------
@@ -454,18 +454,8 @@ def _system_scores(scores, n: int, name: str) -> np.ndarray:
     return scores
 
 
-def _counts(genuine: np.ndarray, groups: np.ndarray) -> dict:
-    return {
-        column: {
-            "genuine": int(np.count_nonzero(genuine & (groups == column))),
-            "impostor": int(np.count_nonzero(~genuine & (groups == column))),
-        }
-        for column in TABLE_COLUMNS
-    }
-
-
 def eer_table(scores_by_system: dict, pairs: pd.DataFrame, *, convention: str = "bob") -> pd.DataFrame:
-    """EER (%) of each system for each Table I column.
+    """EER of each system for each Table I column, as fractions.
 
     Parameters
     ----------
@@ -483,51 +473,49 @@ def eer_table(scores_by_system: dict, pairs: pd.DataFrame, *, convention: str = 
     -------
     pandas.DataFrame
         Rows = systems, columns = :data:`TABLE_COLUMNS` (F-F, 3/4-3/4, P-P,
-        F-3/4, F-P, 3/4-P, overall); values = EER in percent, NaN where a
-        column has no genuine or no impostor comparison. ``attrs["counts"]``:
-        ``{column: {"genuine": g, "impostor": m}}``.
+        F-3/4, F-P, 3/4-P, overall); values = EER as a fraction in [0, 1]
+        (:func:`format_eer_table` prints percent), NaN where a column has no
+        genuine or no impostor comparison (:func:`faceexp.metrics.eer_by_group`).
+        ``attrs["counts"]``: ``{column: {"genuine": g, "impostor": m}}``.
     """
     if not isinstance(scores_by_system, dict) or not scores_by_system:
         raise ValueError("scores_by_system must be a non-empty dict name -> (P,) scores")
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     genuine, groups = _pair_groups(pairs)
-    counts = _counts(genuine, groups)
     index = pd.Index(list(scores_by_system), name="system")
     table = pd.DataFrame(index=index, columns=list(TABLE_COLUMNS), dtype=float)
+    counts = {column: {"genuine": 0, "impostor": 0} for column in TABLE_COLUMNS}
     for name, scores in scores_by_system.items():
         scores = _system_scores(scores, len(pairs), name)
-        for column in TABLE_COLUMNS:
-            if counts[column]["genuine"] and counts[column]["impostor"]:
-                mask = groups == column
-                negatives, positives = scores[mask & ~genuine], scores[mask & genuine]
-                table.loc[name, column] = 100.0 * equal_error_rate(negatives, positives, convention=convention).eer
+        per_group = eer_by_group(scores, genuine, groups, convention=convention)
+        for row in per_group.itertuples():
+            table.loc[name, row.group] = row.eer
+            counts[row.group] = {"genuine": row.n_genuine, "impostor": row.n_impostor}
     table.columns.name = "pose pair"
-    table.attrs = {"counts": counts, "unit": "percent", "convention": convention}
+    table.attrs = {"counts": counts, "unit": "fraction", "convention": convention}
     return table
 
 
 def table_one(
-    scores_mb2,
-    scores_r50,
+    scores: dict,
     pairs: pd.DataFrame,
     *,
     weights=DEFAULT_WEIGHTS,
-    names: tuple[str, str] = ("MB2", "R50"),
     by: str = OVERALL,
     convention: str = "bob",
 ) -> pd.DataFrame:
-    """Table I: EER (%) of two networks and of their best weighted fusion.
+    """Table I: EER of two recognisers and of their best weighted fusion, as fractions.
 
-    The fused score is ``a * scores_mb2 + (1 - a) * scores_r50``
-    (:func:`faceexp.metrics.fuse_scores`; the paper's printed ``(a - 1)`` is a
-    slip). ``a`` is swept over ``weights`` and chosen where the ``by`` column
-    (overall, as in the paper: a = 0.58) has the lowest EER, then applied to
-    every column.
+    The fused score is ``a * s_1 + (1 - a) * s_2`` for the first and second
+    entries of ``scores`` (:func:`faceexp.metrics.fuse_scores`; the paper's
+    printed ``(a - 1)`` is a slip). ``a`` is swept over ``weights`` and chosen
+    where the ``by`` column (overall, as in the paper: a = 0.58) has the lowest
+    EER, then applied to every column.
 
     The relative change of each cell is measured against the **better of the
-    two single networks in that column**: ``(fused - min(MB2, R50)) /
-    min(MB2, R50)``. This is the only baseline that reproduces every
+    two single recognisers in that column**: ``(fused - min(EER_1, EER_2)) /
+    min(EER_1, EER_2)``. This is the only baseline that reproduces every
     percentage of the paper's Table I from its two-decimal EERs: F-F 3.53 vs
     min(3.69, 3.93) gives -4.1% within rounding, and 3/4-P 3.37 vs
     min(3.75, 3.69) = 3.69 gives -8.6%, where MB2 as baseline would give
@@ -535,14 +523,14 @@ def table_one(
 
     Parameters
     ----------
-    scores_mb2, scores_r50 : array_like, shape (P,)
-        Similarity scores of the two networks, one per row of ``pairs``.
+    scores : dict
+        Exactly two entries ``name -> (P,)`` similarity scores, one per row of
+        ``pairs``, e.g. ``{"MB2": s_mb2, "R50": s_r50}``; the names are the
+        table's rows and the first is weighted by ``a``.
     pairs : pandas.DataFrame, P rows
         From :func:`verification_pairs_by_pose` (or :func:`verification_pairs`).
     weights : array_like, shape (W,)
         Values of ``a`` in [0, 1]; must include 0 and 1. Default 0, 0.01, ..., 1.
-    names : (str, str)
-        Row names of the two networks.
     by : str
         Column on which ``a`` is chosen.
     convention : {"bob", "pyeer"}
@@ -551,37 +539,36 @@ def table_one(
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`TABLE_COLUMNS`; rows ``names[0]``, ``names[1]``,
-        ``"combined (best)"`` (EER % at the chosen ``a``) and
-        ``"relative change (%)"`` (100 x the relative change above); NaN in
+        Columns :data:`TABLE_COLUMNS`; rows the two names, ``"combined (best)"``
+        (EER at the chosen ``a``) and ``"relative change"`` (the relative change
+        above); all fractions (:func:`format_eer_table` prints percent), NaN in
         empty columns. ``attrs``: ``a``, ``by``, ``counts``, ``baseline``,
-        ``convention``. For Figure 6 (EER against ``a``) call
+        ``convention``, ``unit``. For Figure 6 (EER against ``a``) call
         :func:`faceexp.metrics.fusion_sweep` with the same arguments.
     """
-    if len(names) != 2 or names[0] == names[1] or COMBINED_ROW in names or CHANGE_ROW in names:
-        raise ValueError(f"names must be two distinct row names other than {COMBINED_ROW!r}, got {names!r}")
+    if not isinstance(scores, dict) or len(scores) != 2:
+        raise ValueError("scores must be a dict of exactly two recognisers name -> (P,) scores, "
+                         f"got {type(scores).__name__} of {len(scores) if hasattr(scores, '__len__') else '?'}")
+    names = [str(name) for name in scores]
+    if COMBINED_ROW in names or CHANGE_ROW in names:
+        raise ValueError(f"scores' names must differ from {COMBINED_ROW!r} and {CHANGE_ROW!r}, "
+                         f"got {names}")
     if by not in TABLE_COLUMNS:
         raise ValueError(f"by must be one of {TABLE_COLUMNS}, got {by!r}")
-    table = eer_table({names[0]: scores_mb2, names[1]: scores_r50}, pairs, convention=convention)
+    table = eer_table(dict(scores), pairs, convention=convention)
     genuine, groups = _pair_groups(pairs)
-    sweep = fusion_sweep(
-        _system_scores(scores_mb2, len(pairs), names[0]),
-        _system_scores(scores_r50, len(pairs), names[1]),
-        genuine.astype(np.int64),
-        groups=groups,
-        weights=weights,
-        convention=convention,
-    )
+    first, second = (_system_scores(value, len(pairs), name) for name, value in scores.items())
+    sweep = fusion_sweep(first, second, genuine.astype(np.int64), groups=groups,
+                         weights=weights, convention=convention)
     best = best_fusion(sweep, by=by)
-    combined = pd.Series({c: 100.0 * best["eer"].get(c, np.nan) for c in TABLE_COLUMNS})
-    change = pd.Series({c: 100.0 * best["relative_change"].get(c, np.nan) for c in TABLE_COLUMNS})
-    table.loc[COMBINED_ROW] = combined
-    table.loc[CHANGE_ROW] = change
+    table.loc[COMBINED_ROW] = pd.Series({c: best["eer"].get(c, np.nan) for c in TABLE_COLUMNS})
+    table.loc[CHANGE_ROW] = pd.Series({c: best["relative_change"].get(c, np.nan)
+                                       for c in TABLE_COLUMNS})
     table.attrs = {
         **table.attrs,
         "a": best["a"],
         "by": by,
-        "baseline": "better single network per column: min of the two EERs",
+        "baseline": "better single recogniser per column: min of the two EERs",
     }
     return table
 
@@ -595,9 +582,10 @@ def format_eer_table(table: pd.DataFrame, *, decimals: int = 2) -> pd.DataFrame:
     Parameters
     ----------
     table : pandas.DataFrame
-        From :func:`eer_table` or :func:`table_one` (EER in percent).
+        From :func:`eer_table` or :func:`table_one` (EERs as fractions; they are
+        printed in percent, the only place faceexp converts the unit).
     decimals : int
-        Decimals of the EERs (the change gets one).
+        Decimals of the EERs in percent (the change gets one).
 
     Returns
     -------
@@ -608,7 +596,7 @@ def format_eer_table(table: pd.DataFrame, *, decimals: int = 2) -> pd.DataFrame:
         raise ValueError("table must be a DataFrame from eer_table or table_one")
 
     def fmt(value):
-        return "n/a" if pd.isna(value) else f"{value:.{decimals}f}"
+        return "n/a" if pd.isna(value) else f"{100 * value:.{decimals}f}"
 
     values = table.drop(index=[CHANGE_ROW], errors="ignore")
     out = values.apply(lambda column: column.map(fmt))
@@ -616,5 +604,5 @@ def format_eer_table(table: pd.DataFrame, *, decimals: int = 2) -> pd.DataFrame:
         for column in table.columns:
             change = table.loc[CHANGE_ROW, column]
             if not pd.isna(change) and not pd.isna(table.loc[COMBINED_ROW, column]):
-                out.loc[COMBINED_ROW, column] = f"{fmt(table.loc[COMBINED_ROW, column])} ({change:+.1f}%)"
+                out.loc[COMBINED_ROW, column] = f"{fmt(table.loc[COMBINED_ROW, column])} ({100 * change:+.1f}%)"
     return out

@@ -45,7 +45,7 @@ import torch
 from faceexp import protocol
 from faceexp.data import IMAGENET_MEAN
 from faceexp.batching import BatchedEmbed, resolve_batch_size
-from faceexp.metrics import OVERALL, equal_error_rate
+from faceexp.metrics import eer_by_group, group_masks
 
 __all__ = [
     "METHODS",
@@ -489,23 +489,18 @@ def _scores(embeddings: np.ndarray, pairs: pd.DataFrame) -> np.ndarray:
     return np.asarray(protocol.cosine_scores(embeddings, pairs), dtype=np.float64)
 
 
-def _eer_rows(scores: np.ndarray, pairs: pd.DataFrame, groups: list, fractions: np.ndarray,
+def _eer_rows(scores: np.ndarray, pairs: pd.DataFrame, fractions: np.ndarray,
               threshold: Any, method: str) -> list[dict]:
-    labels = pairs["label"].to_numpy() == 1
+    """One row per pose pair (:func:`faceexp.metrics.eer_by_group`) with the mean
+    removed fraction of the images its pairs use."""
+    groups = pairs["pose_pair"].to_numpy() if "pose_pair" in pairs.columns else None
+    table = eer_by_group(scores, pairs["label"].to_numpy(), groups)
+    masks = group_masks(groups, len(pairs))
     rows = []
-    for group in groups:
-        if "pose_pair" in pairs.columns:
-            keep = (pairs["pose_pair"] == group).to_numpy()
-        else:
-            keep = np.ones(len(pairs), dtype=bool)
-        genuine = scores[keep & labels]
-        impostor = scores[keep & ~labels]
-        eer = (equal_error_rate(impostor, genuine).eer
-               if genuine.size and impostor.size else float("nan"))
-        used = np.unique(pairs.loc[keep, ["i", "j"]].to_numpy())
-        rows.append({"threshold": threshold, "method": method, "pose_pair": group,
-                     "eer": eer, "n_genuine": int(genuine.size),
-                     "n_impostor": int(impostor.size),
+    for row in table.itertuples():
+        used = np.unique(pairs.loc[masks[row.group], ["i", "j"]].to_numpy())
+        rows.append({"threshold": threshold, "method": method, "pose_pair": row.group,
+                     "eer": row.eer, "n_genuine": row.n_genuine, "n_impostor": row.n_impostor,
                      "removed_fraction": float(fractions[used].mean())})
     return rows
 
@@ -629,7 +624,6 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
     fill_t = _fill_tensor(fill, tensor)
     if "random-superpixels" in methods:
         segments = _segments_or_slic(segments, tensor, n_segments)
-    groups = list(pd.unique(pairs["pose_pair"])) if "pose_pair" in pairs.columns else [OVERALL]
 
     jobs = [(NO_REMOVAL, NO_REMOVAL)] + [(t, m) for t in values for m in methods]
     # Images of consecutive jobs share batches: with n not a multiple of batch_size
@@ -646,7 +640,7 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
         while done < len(jobs) and stream.ready >= n:
             scores = _scores(stream.pop(n)[layer].to("cpu", torch.float64).numpy(), pairs)
             threshold, method = jobs[done]
-            rows += _eer_rows(scores, pairs, groups, fractions.pop(done), threshold, method)
+            rows += _eer_rows(scores, pairs, fractions.pop(done), threshold, method)
             done += 1
 
     try:

@@ -281,7 +281,7 @@ def test_eer_table_matches_equal_error_rate_per_pose_pair():
     for column in TABLE_COLUMNS:
         mask = (pairs["pose_pair"] == column).to_numpy()
         label = pairs["label"].to_numpy()
-        expected = 100 * equal_error_rate(scores[mask & (label == 0)], scores[mask & (label == 1)]).eer
+        expected = equal_error_rate(scores[mask & (label == 0)], scores[mask & (label == 1)]).eer
         assert table.loc["net", column] == pytest.approx(expected)
     assert table.attrs["counts"]["F-F"] == {"genuine": 12 * 3, "impostor": 12 * 5}
     assert table.attrs["counts"]["F-P"] == {"genuine": 12 * 9, "impostor": 12 * 5}
@@ -297,7 +297,7 @@ def test_orl_like_frontal_only_data_gives_nan_not_zero():
         assert np.isnan(table.loc["MB2", column]), column
     assert not np.isnan(table.loc["MB2", "F-F"]) and not np.isnan(table.loc["MB2", "overall"])
     assert table.attrs["counts"]["P-P"] == {"genuine": 0, "impostor": 0}
-    one = table_one(scores, synthetic_scores(pairs, seed=1), pairs)
+    one = table_one({"MB2": scores, "R50": synthetic_scores(pairs, seed=1)}, pairs)
     assert np.isnan(one.loc["combined (best)", "P-P"])
     assert format_eer_table(one).loc["combined (best)", "P-P"] == "n/a"
 
@@ -316,14 +316,15 @@ def test_table_one_combined_row_and_relative_change():
     s_mb2 = rng.normal(size=len(pairs)) + 1.2 * labels
     s_r50 = rng.normal(size=len(pairs)) + 1.0 * labels
     weights = np.round(np.arange(0, 1.0001, 0.05), 2)
-    table = table_one(s_mb2, s_r50, pairs, weights=weights)
-    assert list(table.index) == ["MB2", "R50", "combined (best)", "relative change (%)"]
+    table = table_one({"MB2": s_mb2, "R50": s_r50}, pairs, weights=weights)
+    assert list(table.index) == ["MB2", "R50", "combined (best)", "relative change"]
+    assert table.attrs["unit"] == "fraction"
     # a is chosen on overall: brute force over the weights
     overall = (pairs["pose_pair"] == "overall").to_numpy()
 
     def eer_at(a, mask):
         fused = fuse_scores(s_mb2, s_r50, a)
-        return 100 * equal_error_rate(fused[mask & (labels == 0)], fused[mask & (labels == 1)]).eer
+        return equal_error_rate(fused[mask & (labels == 0)], fused[mask & (labels == 1)]).eer
 
     best_a = weights[int(np.argmin([eer_at(a, overall) for a in weights]))]
     assert table.attrs["a"] == best_a
@@ -332,11 +333,13 @@ def test_table_one_combined_row_and_relative_change():
         combined = eer_at(best_a, mask)
         assert table.loc["combined (best)", column] == pytest.approx(combined)
         better = min(table.loc["MB2", column], table.loc["R50", column])
-        assert table.loc["relative change (%)", column] == pytest.approx(100 * (combined - better) / better)
+        assert table.loc["relative change", column] == pytest.approx((combined - better) / better)
     text = format_eer_table(table)
     assert list(text.index) == ["MB2", "R50", "combined (best)"]
-    change = table.loc["relative change (%)", "overall"]
-    assert text.loc["combined (best)", "overall"] == f"{table.loc['combined (best)', 'overall']:.2f} ({change:+.1f}%)"
+    change = table.loc["relative change", "overall"]
+    # printed in percent: the only place the unit changes
+    assert text.loc["combined (best)", "overall"] == (
+        f"{100 * table.loc['combined (best)', 'overall']:.2f} ({100 * change:+.1f}%)")
 
 
 def test_table_validation():
@@ -347,5 +350,5 @@ def test_table_validation():
         eer_table({}, pairs)
     with pytest.raises(ValueError, match="'label' column"):
         eer_table({"a": np.zeros(len(pairs))}, pairs.drop(columns="label"))
-    with pytest.raises(ValueError, match="two distinct row names"):
-        table_one(np.zeros(len(pairs)), np.zeros(len(pairs)), pairs, names=("x", "x"))
+    with pytest.raises(ValueError, match="exactly two recognisers"):
+        table_one({"x": np.zeros(len(pairs))}, pairs)
