@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import pandas as pd
 from faceexp import data as fdata
 from faceexp.embeddings import frame_fingerprint
 from faceexp.explanation import Explanation, stack_heatmaps
+from faceexp.files import write_csv
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -132,10 +132,7 @@ def pose_labels(frame: pd.DataFrame, artifacts="artifacts", *, progress: bool = 
         poses = pd.read_csv(path)
     else:
         poses = fpose.estimate_pose(frame, progress=progress, **options)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        poses.to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        write_csv(poses, path)
     poses = poses.set_index("path")
     out = frame.copy()
     for column in ("pose", "looks", "yaw_proxy", "detected"):

@@ -134,11 +134,10 @@ class SkipReport:
         return pd.DataFrame(self._entries, columns=["path", "reason"])
 
     def write(self, path) -> Path:
-        """Write :meth:`to_frame` as CSV to ``path`` (folders created) and return it."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.to_frame().to_csv(path, index=False)
-        return path
+        """Write :meth:`to_frame` as CSV to ``path`` atomically (folders created) and return it."""
+        from faceexp.files import write_csv
+
+        return write_csv(self.to_frame(), path)
 
 
 def _skip(report: SkipReport | None, path, reason: str) -> None:

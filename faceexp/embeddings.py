@@ -43,7 +43,6 @@ import os
 import re
 import shutil
 import tempfile
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -53,6 +52,7 @@ import torch
 
 from faceexp import data as fdata
 from faceexp.batching import BatchedEmbed
+from faceexp.files import atomic_write, write_text
 from faceexp.similarity import pair_cosine, pair_positions
 
 __all__ = [
@@ -157,22 +157,8 @@ def _safe_name(layer: str) -> str:
 # --------------------------------------------------------------------------- #
 # Atomic files
 # --------------------------------------------------------------------------- #
-def _atomic_write(path: Path, write: Callable) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    _atomic_write(path, lambda file: np.save(file, array, allow_pickle=False))
+    atomic_write(path, lambda file: np.save(file, array, allow_pickle=False))
 
 
 def _write_meta(entry: Path, fields: dict, layers: dict) -> None:
@@ -185,7 +171,7 @@ def _write_meta(entry: Path, fields: dict, layers: dict) -> None:
             known = {}
     known.update(layers)
     text = json.dumps({"key": fields, "layers": known}, indent=1, sort_keys=True, default=str)
-    _atomic_write(meta_path, lambda file: file.write(text.encode("utf-8")))
+    write_text(meta_path, text)
 
 
 def _load_npy(path: Path, *, rows: int, mmap_threshold_mb: float, ndim: int):

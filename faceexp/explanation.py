@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from faceexp.files import atomic_write
 
 __all__ = ["Explanation", "stack_heatmaps"]
 
@@ -116,22 +116,12 @@ class Explanation:
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")
         arrays = {name: getattr(self, name) for name in self._ARRAYS}
-        path.parent.mkdir(parents=True, exist_ok=True)
         # Written to a temporary file in the same folder, then renamed: a killed
         # run never leaves a half-written explanation behind.
-        handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp",
-                                             dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                np.savez_compressed(
-                    file, **arrays, layers=np.array(self.layers, dtype=str),
-                    options=np.array(json.dumps(self.options)), seed=np.array(str(self.seed)),
-                    format=np.array(FORMAT), **{k: np.asarray(v) for k, v in extra.items()})
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
+        atomic_write(path, lambda file: np.savez_compressed(
+            file, **arrays, layers=np.array(self.layers, dtype=str),
+            options=np.array(json.dumps(self.options)), seed=np.array(str(self.seed)),
+            format=np.array(FORMAT), **{k: np.asarray(v) for k, v in extra.items()}))
         return path
 
     @classmethod

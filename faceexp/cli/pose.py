@@ -32,9 +32,9 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     import time
-    from pathlib import Path
 
     from faceexp.data import SkipReport, load_orl, scan_identity_folders
+    from faceexp.files import write_csv
     from faceexp.pose import POSES, UNKNOWN, estimate_pose
 
     report = SkipReport(warn=False)
@@ -49,9 +49,7 @@ def run(args) -> int:
     )
     seconds = time.perf_counter() - start
     table = frame[["identity", "image"]].join(poses)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    out = write_csv(table, args.out)
 
     counts = table["pose"].value_counts()
     print(f"{source}: {len(table)} images, {int(table['detected'].sum())} faces detected "

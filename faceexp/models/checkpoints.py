@@ -3,8 +3,6 @@ metadata, written atomically and read back with ``torch.load(weights_only=True)`
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from faceexp.files import atomic_write
 from faceexp.models.networks import (CHECKPOINT_FORMAT, _HEAD_PREFIX, _check_arch,
                                      _torchvision_model, _unwrap)
 
@@ -103,17 +102,7 @@ def save_checkpoint(path, model: nn.Module, *, arch: str, num_classes: int, meta
         raise ValueError(f"num_classes={num_classes} but the model's head has {head.shape[0]}")
     payload = {"format": CHECKPOINT_FORMAT, "arch": arch, "num_classes": int(num_classes),
                "state_dict": state, "meta": meta}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    path = atomic_write(path, lambda file: torch.save(payload, file))
     return path
 
 

@@ -1,0 +1,111 @@
+"""Atomic file writes: every file faceexp writes appears whole or not at all.
+
+A file is written to a temporary name in its own folder (``.<name>.<pid>-<random>.tmp``),
+flushed to disk and renamed over the target with ``os.replace`` (atomic on POSIX and
+Windows), so a run killed mid-write never leaves a half-written checkpoint, cache
+entry or table that a later run could read. :func:`remove_orphans` deletes the
+temporary files that killed writes left behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_write", "write_text", "write_json", "write_csv", "remove_orphans"]
+
+_SUFFIX = ".tmp"
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{_SUFFIX}")
+
+
+def atomic_write(path, write: Callable[[Any], None], *, binary: bool = True) -> Path:
+    """Write ``path`` through ``write(file)`` on a temporary file, then rename it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The target; parent folders are created. A path that is an existing
+        folder is refused with a ValueError naming it.
+    write : callable
+        Called with the open temporary file (binary, or text in UTF-8 when
+        ``binary`` is False).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give a file path to write")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary(path)
+    try:
+        with open(temporary, "wb" if binary else "w", **({} if binary else
+                                                         {"encoding": "utf-8", "newline": ""})
+                  ) as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return path
+
+
+def write_text(path, text: str) -> Path:
+    """Write a UTF-8 text file atomically."""
+    return atomic_write(path, lambda file: file.write(text), binary=False)
+
+
+def write_json(path, value: Any, **options: Any) -> Path:
+    """Write ``json.dumps(value, **options)`` atomically (``indent=2`` unless given)."""
+    options.setdefault("indent", 2)
+    return write_text(path, json.dumps(value, **options))
+
+
+def write_csv(frame, path, **options: Any) -> Path:
+    """Write a pandas DataFrame with ``frame.to_csv(file, **options)`` atomically
+    (``index=False`` unless given)."""
+    options.setdefault("index", False)
+    return atomic_write(path, lambda file: frame.to_csv(file, **options), binary=False)
+
+
+def remove_orphans(folder) -> list[Path]:
+    """Delete the temporary files of killed writes in ``folder`` (not below it).
+
+    Only names of the form :func:`atomic_write` uses (``.<name>.<pid>-<hex>.tmp``)
+    whose process is gone are removed; a write still running in another live
+    process is left alone. Returns the removed paths.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for candidate in folder.glob(f".*{_SUFFIX}"):
+        tag = candidate.name[:-len(_SUFFIX)].rsplit(".", 1)[-1]
+        pid, _, token = tag.partition("-")
+        if not (pid.isdigit() and len(token) == 8):
+            continue
+        if int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        candidate.unlink(missing_ok=True)
+        removed.append(candidate)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
