@@ -444,9 +444,9 @@ def _weight(a) -> float:
 def fuse_scores(s1, s2, a) -> np.ndarray:
     """Weighted-average score fusion ``a * s1 + (1 - a) * s2``.
 
-    The paper (Sec. IV-C) prints ``a * s_MB2 + (a - 1) * s_R50``; the intended
-    formula is ``a * s_MB2 + (1 - a) * s_R50`` (see shared/FACTS.md): ``a = 1``
-    is the first system alone, ``a = 0`` the second.
+    The paper (Sec. IV-C) prints ``a * s_MB2 + (a - 1) * s_R50``, a slip; the
+    intended formula is ``a * s_MB2 + (1 - a) * s_R50``: ``a = 1`` is the first
+    system alone, ``a = 0`` the second.
 
     Parameters
     ----------

@@ -1,9 +1,12 @@
 """Figures of the paper and beyond; the only faceexp module that draws.
 
 Every ``plot_*`` function takes the arrays/DataFrames that the compute modules
-return, draws with matplotlib/seaborn, and returns the figure (or the axes it
-was given). ``source=`` adds a caption line saying what data and model
-produced the figure, which the book prints under every figure.
+return and draws with matplotlib/seaborn. Those that draw one panel take
+``ax=None`` (a new figure when None); :func:`plot_coefficients` and
+:func:`plot_counts` return that axes, every other function returns the figure
+(the one holding ``ax`` when it was given). ``source=`` adds a caption line
+saying what data and model produced the figure, which the book prints under
+every figure.
 """
 from __future__ import annotations
 
@@ -236,7 +239,10 @@ def plot_average_heatmaps(maps: Mapping, faces: Mapping | None = None, *,
 
 def plot_psnr_histograms(psnr: pd.DataFrame, *, by="pose", value="psnr", bins=15, ax=None,
                          source=None):
-    """Histogram per group of per-image PSNR between two networks' heatmaps (Fig. 4)."""
+    """Histogram per group of per-image PSNR between two networks' heatmaps (Fig. 4).
+
+    Returns the figure (``ax.figure`` when ``ax`` is given).
+    """
     import seaborn as sns
 
     if ax is None:
@@ -261,6 +267,8 @@ def plot_fusion_curves(sweep: pd.DataFrame, *, best_a=None, ax=None, source=None
 
     ``sweep`` has columns ``a``, ``group``, ``eer`` (fraction), as returned by
     :func:`faceexp.metrics.fusion_sweep`.
+
+    Returns the figure (``ax.figure`` when ``ax`` is given).
     """
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -352,6 +360,8 @@ def plot_removed_fraction(fractions: pd.DataFrame, *, ax=None, source=None):
     """Box plots of the share of pixels removed per threshold (Fig. 10).
 
     ``fractions`` has columns ``threshold``, ``fraction`` (and optionally ``network``).
+
+    Returns the figure (``ax.figure`` when ``ax`` is given).
     """
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -403,6 +413,8 @@ def plot_deletion_curves(curves: pd.DataFrame, *, hue="order", ax=None, source=N
 
     ``curves`` has columns ``fraction``, ``similarity`` and ``order`` (and
     optionally ``network``), one row per image and step; the band is the 95% CI.
+
+    Returns the figure (``ax.figure`` when ``ax`` is given).
     """
     import seaborn as sns
 
@@ -422,7 +434,10 @@ def plot_deletion_curves(curves: pd.DataFrame, *, hue="order", ax=None, source=N
 def plot_sampling_study(summary: pd.DataFrame, *, x="stability", y="faithfulness",
                         label="setting", ax=None, source=None):
     """Faithfulness against stability, one point per explainer setting (with error bars
-    where ``<x>_sd`` / ``<y>_sd`` columns exist)."""
+    where ``<x>_sd`` / ``<y>_sd`` columns exist).
+
+    Returns the figure (``ax.figure`` when ``ax`` is given).
+    """
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.5, 4))
     else:
