@@ -23,12 +23,13 @@ them.
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+
+from faceexp import checks
 
 __all__ = ["BatchedEmbed", "layer_outputs", "resolve_batch_size", "DEFAULT_BATCH_SIZE",
            "SINGLE_LAYER"]
@@ -44,10 +45,7 @@ def resolve_batch_size(embed: Callable, batch_size: int | None = None) -> int:
     callable has one (:class:`faceexp.models.Embedder` does), else 50."""
     if batch_size is None:
         batch_size = getattr(embed, "preferred_batch_size", None) or DEFAULT_BATCH_SIZE
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    return int(batch_size)
+    return checks.positive_int(batch_size, "batch_size")
 
 
 def layer_outputs(output: Any, rows: int, layers: Sequence[str] | None = None,

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from faceexp import checks
 from faceexp import data as fdata
 from faceexp.batching import BatchedEmbed
 from faceexp.files import atomic_write, write_text
@@ -270,12 +271,6 @@ class _Images:
         return torch.stack([dataset[k][0] for k in range(start, stop)])
 
 
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
-
-
 def _embedder_fields(embedder, model_id) -> dict:
     return {
         "model_id": str(model_id),
@@ -412,7 +407,7 @@ def compute_embeddings(
     FileNotFoundError
         A path of the frame or the boxes file does not exist.
     """
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = checks.positive_int(batch_size, "batch_size")
     if not callable(embedder):
         raise ValueError(
             f"embedder must be callable (e.g. faceexp.models.Embedder); got {embedder!r}"
@@ -501,8 +496,8 @@ def plan_layer_groups(dims: Mapping[str, int], n_images: int, *, memory_budget_m
         The groups in order, each with ``True`` when its one layer goes to a
         memory-mapped file on disk.
     """
-    n_images = _check_positive_int(n_images, "n_images")
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    n_images = checks.positive_int(n_images, "n_images")
+    batch_size = checks.positive_int(batch_size, "batch_size")
     if not isinstance(memory_budget_mb, (int, float, np.number)) or isinstance(
             memory_budget_mb, bool) or not memory_budget_mb > 0:
         raise ValueError(f"memory_budget_mb must be a positive number; got {memory_budget_mb!r}")
@@ -510,7 +505,7 @@ def plan_layer_groups(dims: Mapping[str, int], n_images: int, *, memory_budget_m
     forward = min(batch_size, n_images) * (2 if flip_average else 1)
     groups, current, used = [], [], 0.0
     for layer, d in dims.items():
-        d = _check_positive_int(d, f"dims[{layer!r}]")
+        d = checks.positive_int(d, f"dims[{layer!r}]")
         if n_images * d * 4 > budget:
             if current:
                 groups.append((tuple(current), False))
@@ -639,7 +634,7 @@ def layer_sweep_scores(
         raise ValueError(f"layers must be distinct layer names, at least one; got {list(layers)}")
     if pooling not in ("flatten", "mean"):
         raise ValueError(f"pooling must be 'flatten' or 'mean'; got {pooling!r}")
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = checks.positive_int(batch_size, "batch_size")
     if isinstance(memory_budget_mb, bool) or not isinstance(memory_budget_mb, (int, float)) \
             or not memory_budget_mb > 0:
         raise ValueError(f"memory_budget_mb must be a positive number; got {memory_budget_mb!r}")

@@ -57,6 +57,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from faceexp import checks
 from faceexp.batching import SINGLE_LAYER, BatchedEmbed, resolve_batch_size
 from faceexp.explanation import Explanation
 from faceexp.targets import (ClassProbability, Cosine, as_target, check_class_index,
@@ -87,7 +88,7 @@ def _check_image(image: Any, name: str = "image") -> np.ndarray:
         image = image.detach().cpu().numpy()
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"{name}: expected an (H, W, 3) RGB image, got shape {image.shape} "
+        raise ValueError(f"{name} must be an (H, W, 3) RGB image, got shape {image.shape} "
                          "(use skimage.color.gray2rgb for a grey image; torch batches are "
                          "(N, 3, H, W), one image here is (H, W, 3))")
     if image.shape[0] < 2 or image.shape[1] < 2:
@@ -108,10 +109,10 @@ def _relabel(segments: Any, shape: tuple[int, int]) -> np.ndarray:
     """Validate a user segment map and relabel it to 0 .. S-1 (sorted label order)."""
     segments = np.asarray(segments)
     if segments.shape != shape:
-        raise ValueError(f"segments: expected an integer map of shape {shape} (the image's), "
+        raise ValueError(f"segments must be an integer map of shape {shape} (the image's), "
                          f"got {segments.shape}")
     if not np.issubdtype(segments.dtype, np.integer):
-        raise ValueError(f"segments: expected integer labels, got dtype {segments.dtype}")
+        raise ValueError(f"segments must be integer labels, got dtype {segments.dtype}")
     _, labels = np.unique(segments, return_inverse=True)
     return labels.reshape(shape).astype(np.int64)
 
@@ -275,26 +276,6 @@ def _one_hot(segments: np.ndarray, device: torch.device) -> torch.Tensor:
     return one_hot
 
 
-def _seed_or_fresh(seed: Any, name: str = "seed") -> int:
-    if seed is None:
-        return int(np.random.default_rng().integers(0, 2 ** 63 - 1))
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"{name}: expected a non-negative int or None, got {seed!r}")
-    return int(seed)
-
-
-def _positive_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _real(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    return float(value)
-
-
 # --------------------------------------------------------------------------- explainer
 
 
@@ -379,14 +360,14 @@ class Explainer:
                  positive_only: bool = False, batch_size: int | None = None,
                  device: str | torch.device | None = None):
         if not callable(embed):
-            raise ValueError(f"embed: expected a callable mapping (N, 3, H, W) batches to "
+            raise ValueError(f"embed must be a callable mapping (N, 3, H, W) batches to "
                              f"embeddings, got {type(embed).__name__}")
         if layers is not None:
             if isinstance(layers, str):
                 layers = [layers]
             layers = list(layers)
             if not layers or not all(isinstance(x, str) for x in layers):
-                raise ValueError(f"layers: expected a non-empty list of layer names, got {layers!r}")
+                raise ValueError(f"layers must be a non-empty list of layer names, got {layers!r}")
             if len(set(layers)) != len(layers):
                 raise ValueError(f"layers: duplicate names in {layers}")
         if isinstance(target, Mapping):
@@ -402,42 +383,42 @@ class Explainer:
                                  f"is {layers}; they must be the same (or leave layers out)")
         else:
             target = as_target(target)
-        n_samples = _positive_int(n_samples, "n_samples", 2)
-        n_segments = _positive_int(n_segments, "n_segments", 2)
-        compactness = _real(compactness, "compactness")
+        n_samples = checks.positive_int(n_samples, "n_samples", 2)
+        n_segments = checks.positive_int(n_segments, "n_segments", 2)
+        compactness = checks.finite_real(compactness, "compactness")
         if compactness <= 0:
-            raise ValueError(f"compactness: expected a positive number, got {compactness}")
+            raise ValueError(f"compactness must be a positive number, got {compactness}")
         if sampling not in _SAMPLINGS:
-            raise ValueError(f"sampling: unknown sampling {sampling!r}; use one of {_SAMPLINGS}")
-        p_off = _real(p_off, "p_off")
+            raise ValueError(f"sampling must be one of {_SAMPLINGS}, got {sampling!r}")
+        p_off = checks.finite_real(p_off, "p_off")
         if not 0 < p_off < 1:
-            raise ValueError(f"p_off: expected a probability strictly between 0 and 1, got {p_off}")
+            raise ValueError(f"p_off must be a probability strictly between 0 and 1, got {p_off}")
         if kernel not in _KERNELS:
-            raise ValueError(f"kernel: unknown kernel {kernel!r}; use one of {_KERNELS}")
-        kernel_width = _KERNEL_WIDTHS[kernel] if kernel_width is None else _real(
+            raise ValueError(f"kernel must be one of {_KERNELS}, got {kernel!r}")
+        kernel_width = _KERNEL_WIDTHS[kernel] if kernel_width is None else checks.finite_real(
             kernel_width, "kernel_width")
         if kernel_width <= 0:
-            raise ValueError(f"kernel_width: expected a positive number, got {kernel_width}")
-        ridge = _real(ridge, "ridge")
+            raise ValueError(f"kernel_width must be a positive number, got {kernel_width}")
+        ridge = checks.finite_real(ridge, "ridge")
         if ridge < 0:
-            raise ValueError(f"ridge: expected a number >= 0, got {ridge}")
-        sigma = _real(sigma, "sigma")
+            raise ValueError(f"ridge must be a number >= 0, got {ridge}")
+        sigma = checks.finite_real(sigma, "sigma")
         if sigma < 0:
-            raise ValueError(f"sigma: expected a number >= 0 (0 = no smoothing), got {sigma}")
+            raise ValueError(f"sigma must be a number >= 0 (0 = no smoothing), got {sigma}")
         batch_size = resolve_batch_size(embed, batch_size)
         if isinstance(fill, str):
             if fill not in _FILLS:
-                raise ValueError(f"fill: unknown fill {fill!r}; use 'black', 'mean' or an RGB "
-                                 "triple in [0, 1]")
+                raise ValueError(f"fill must be 'black', 'mean' or an RGB triple in [0, 1], got "
+                                 f"{fill!r}")
             fill_value = (0.0, 0.0, 0.0) if fill == "black" else _IMAGENET_MEAN
         else:
             try:
                 fill_value = tuple(float(v) for v in fill)
             except (TypeError, ValueError):
-                raise ValueError(f"fill: expected 'black', 'mean' or 3 floats in [0, 1], got "
+                raise ValueError(f"fill must be 'black', 'mean' or 3 floats in [0, 1], got "
                                  f"{fill!r}") from None
             if len(fill_value) != 3 or not all(0 <= v <= 1 for v in fill_value):
-                raise ValueError(f"fill: expected 'black', 'mean' or 3 floats in [0, 1], got "
+                raise ValueError(f"fill must be 'black', 'mean' or 3 floats in [0, 1], got "
                                  f"{fill!r}")
         if device is None:
             device = getattr(embed, "device", None) or "cpu"
@@ -498,7 +479,7 @@ class Explainer:
         Explanation
         """
         image = _check_image(image)
-        seed = _seed_or_fresh(seed)
+        seed = checks.seed(seed, fresh=True)
         class_index = check_class_index(class_index)
         if class_index is not None and not needs_class_index(self.target):
             raise ValueError("class_index: only used with target='softmax' "
@@ -565,21 +546,21 @@ class Explainer:
             if values is None:
                 return [None] * n
             if len(values) != n:
-                raise ValueError(f"{name}: expected {n} entries (one per image), got "
+                raise ValueError(f"{name} must be {n} entries (one per image), got "
                                  f"{len(values)}")
             return list(values)
 
         references = per_image(references, "references")
         class_indices = per_image(class_indices, "class_indices")
         if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
-            base = _seed_or_fresh(seeds, "seeds")
+            base = checks.seed(seeds, "seeds", fresh=True)
             seeds = [base + i for i in range(n)]
         else:
             seeds = per_image(seeds, "seeds")
         if segments is None or (isinstance(segments, np.ndarray) and segments.ndim == 2):
             segments = [segments] * n
         elif len(segments) != n:
-            raise ValueError(f"segments: expected one (H, W) map or {n} maps, got "
+            raise ValueError(f"segments must be one (H, W) map or {n} maps, got "
                              f"{len(segments)}")
         return [self.explain(image, reference=ref, class_index=cls, seed=s, segments=seg)
                 for image, ref, cls, s, seg in tqdm(
@@ -620,15 +601,15 @@ class Explainer:
             return "image", reference_image, None
         if value.ndim == 1:
             return "embedding", None, {None: torch.as_tensor(value).detach()}
-        raise ValueError(f"reference: expected an (H, W, 3) image, a (D,) embedding or a dict "
+        raise ValueError(f"reference must be an (H, W, 3) image, a (D,) embedding or a dict "
                          f"layer -> (D,), got shape {tuple(value.shape)}")
 
     def _resolve_layers(self, available: list[str]) -> list[str]:
         if self.layers is not None:
             missing = [x for x in self.layers if x not in available]
             if missing:
-                raise ValueError(f"layers: unknown layer(s) {missing}; the embed callable "
-                                 f"returns {available}")
+                raise ValueError(f"layers must be among the layers the embed callable returns, "
+                                 f"{available}, got unknown layer(s) {missing}")
             return list(self.layers)
         if isinstance(self.target, ClassProbability) and available != [SINGLE_LAYER]:
             if self.target.layer not in available:

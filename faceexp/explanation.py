@@ -94,7 +94,7 @@ class Explanation:
                                  f"{len(self.layers)} layers")
             return self.heatmaps[layer]
         if layer not in self.layers:
-            raise ValueError(f"layer: unknown layer {layer!r}; available: {self.layers}")
+            raise ValueError(f"layer must be one of {self.layers}, got {layer!r}")
         return self.heatmaps[self.layers.index(layer)]
 
     def save(self, path: str | Path, **extra: np.ndarray) -> Path:

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from scipy.integrate import trapezoid
 
+from faceexp import checks
 from faceexp.data import IMAGENET_MEAN
 from faceexp.batching import BatchedEmbed, resolve_batch_size
 from faceexp.similarity import cosine_rows
@@ -33,9 +34,7 @@ from faceexp.removal import (
     _check_embed,
     _choices,
     _fill_tensor,
-    _int,
     _label_index,
-    _seed,
     _segments_or_slic,
     _superpixel_permutation,
 )
@@ -59,16 +58,16 @@ DEFAULT_STEPS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 
 def _steps(steps: Any) -> np.ndarray:
     if isinstance(steps, numbers.Integral) and not isinstance(steps, bool):
-        n = _int(steps, "steps", 1)
+        n = checks.positive_int(steps, "steps", 1)
         return np.linspace(0.0, 1.0, n + 1)
     try:
         values = np.asarray([float(s) for s in steps], dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"steps: expected fractions in [0, 1] or an int number of steps, got "
+        raise ValueError(f"steps must be fractions in [0, 1] or an int number of steps, got "
                          f"{steps!r}") from None
     if values.size < 2 or not np.isfinite(values).all() or values.min() < 0 or \
             values.max() > 1 or (np.diff(values) <= 0).any():
-        raise ValueError(f"steps: expected at least two strictly increasing fractions in "
+        raise ValueError(f"steps must be at least two strictly increasing fractions in "
                          f"[0, 1] (e.g. 0, 0.05, ..., 0.5), got {steps!r}")
     return values
 
@@ -171,7 +170,7 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
     maps = _as_maps(heatmaps, (n, height, width), "heatmaps")
     fractions = _steps(steps)
     orders = _choices(orders, ORDERS, "orders")
-    seed = _seed(seed)
+    seed = checks.seed(seed)
     batch_size = resolve_batch_size(embed, batch_size)
     fill_t = _fill_tensor(fill, tensor)
     if "random-superpixels" in orders:
@@ -257,7 +256,7 @@ def deletion_auc(curves: pd.DataFrame) -> pd.DataFrame:
 
 def _check_curves(curves: Any) -> None:
     if not isinstance(curves, pd.DataFrame):
-        raise ValueError(f"curves: expected the DataFrame of deletion_curves, got "
+        raise ValueError(f"curves must be the DataFrame of deletion_curves, got "
                          f"{type(curves).__name__}")
     missing = [c for c in ("image", "order", "fraction", "similarity") if c not in curves]
     if missing:
@@ -286,9 +285,9 @@ def faithfulness_gap(aucs: pd.DataFrame, *,
         hurts the embedding more than the baseline order = more faithful).
     """
     if baseline not in ORDERS[1:]:
-        raise ValueError(f"baseline: expected one of {ORDERS[1:]}, got {baseline!r}")
+        raise ValueError(f"baseline must be one of {ORDERS[1:]}, got {baseline!r}")
     if not isinstance(aucs, pd.DataFrame) or not {"image", "order", "auc"} <= set(aucs):
-        raise ValueError("aucs: expected the DataFrame of deletion_auc (image, order, auc)")
+        raise ValueError("aucs must be the DataFrame of deletion_auc (image, order, auc)")
     table = aucs.pivot_table(index="image", columns="order", values="auc", sort=False)
     missing = [o for o in ("most-relevant-first", baseline)
                if o not in table or table[o].isna().any()]

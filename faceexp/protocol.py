@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from faceexp import checks
 from faceexp.metrics import (
     CONVENTIONS,
     DEFAULT_WEIGHTS,
@@ -116,12 +117,6 @@ def _parse_pose_pair(pose_pair, poses) -> tuple[str, str] | None:
         raise ValueError(f"pose_pair={pose_pair!r} needs a 'pose' column in frame")
     x, y = pose_pair.split("-")
     return _FROM_CODE[x], _FROM_CODE[y]
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------
@@ -252,7 +247,7 @@ def verification_pairs(
         ``all_impostors``), ``n_genuine``, ``n_impostor``, ``image_order``.
     """
     identities, poses = _check_frame(frame)
-    n_impostor_users = _positive_int(n_impostor_users, "n_impostor_users")
+    n_impostor_users = checks.positive_int(n_impostor_users, "n_impostor_users")
     if not isinstance(all_impostors, (bool, np.bool_)):
         raise ValueError(f"all_impostors must be True or False, got {all_impostors!r}")
     pair = _parse_pose_pair(pose_pair, poses)
@@ -402,7 +397,7 @@ def cosine_scores(embeddings, pairs, *, chunk_size: int | None = None):
         all-zero descriptor in a pair.
     """
     if chunk_size is not None:
-        chunk_size = _positive_int(chunk_size, "chunk_size")
+        chunk_size = checks.positive_int(chunk_size, "chunk_size")
     if isinstance(embeddings, dict):
         if not embeddings:
             raise ValueError("embeddings is an empty dict; give at least one layer -> (N, D) array")

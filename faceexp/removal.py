@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from faceexp import checks
 from faceexp import protocol
 from faceexp.data import IMAGENET_MEAN
 from faceexp.batching import BatchedEmbed, resolve_batch_size
@@ -71,33 +72,21 @@ _SLIC_COMPACTNESS = 10.0
 # --------------------------------------------------------------------------- validation
 
 
-def _int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative int, got {seed!r}")
-    return int(seed)
-
-
 def _as_images(images: Any, name: str = "images") -> torch.Tensor:
     """(N, 3, H, W) float in [0, 1] (tensor or array) -> float32 tensor (input's device)."""
     if isinstance(images, np.ndarray):
         if not np.issubdtype(images.dtype, np.floating):
-            raise ValueError(f"{name}: expected float values in [0, 1], got dtype "
+            raise ValueError(f"{name} must be float values in [0, 1], got dtype "
                              f"{images.dtype} (divide uint8 images by 255)")
         images = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
     elif not isinstance(images, torch.Tensor):
-        raise ValueError(f"{name}: expected an (N, 3, H, W) torch tensor or numpy array, got "
+        raise ValueError(f"{name} must be an (N, 3, H, W) torch tensor or numpy array, got "
                          f"{type(images).__name__}")
     if not images.is_floating_point():
-        raise ValueError(f"{name}: expected float values in [0, 1], got dtype {images.dtype} "
+        raise ValueError(f"{name} must be float values in [0, 1], got dtype {images.dtype} "
                          "(divide uint8 images by 255)")
     if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] == 0:
-        raise ValueError(f"{name}: expected shape (N, 3, H, W) with N >= 1, got "
+        raise ValueError(f"{name} must be shape (N, 3, H, W) with N >= 1, got "
                          f"{tuple(images.shape)} (one (H, W, 3) image is "
                          "image.transpose(2, 0, 1)[None])")
     images = images.detach().to(torch.float32)
@@ -116,15 +105,15 @@ def _as_maps(maps: Any, shape: tuple, name: str, *, integer: bool = False) -> np
         maps = np.broadcast_to(maps, shape)
     if maps.shape != shape:
         extra = " or one (H, W) map for all images" if integer else ""
-        raise ValueError(f"{name}: expected shape {shape} (one (H, W) map per image){extra}, "
+        raise ValueError(f"{name} must be shape {shape} (one (H, W) map per image){extra}, "
                          f"got {maps.shape}")
     if integer:
         if not np.issubdtype(maps.dtype, np.integer):
-            raise ValueError(f"{name}: expected integer superpixel labels, got dtype "
+            raise ValueError(f"{name} must be integer superpixel labels, got dtype "
                              f"{maps.dtype}")
         return maps
     if not (np.issubdtype(maps.dtype, np.floating) or np.issubdtype(maps.dtype, np.integer)):
-        raise ValueError(f"{name}: expected real values, got dtype {maps.dtype}")
+        raise ValueError(f"{name} must be real values, got dtype {maps.dtype}")
     maps = maps.astype(np.float64)
     if not np.isfinite(maps).all():
         raise ValueError(f"{name}: values must be finite (no NaN or infinity)")
@@ -138,18 +127,18 @@ def _fill_values(fill: Any) -> tuple[float, float, float]:
             return tuple(float(v) for v in IMAGENET_MEAN)
         if fill == "black":
             return (0.0, 0.0, 0.0)
-        raise ValueError(f"fill: unknown fill {fill!r}; use 'mean' (IMAGENET_MEAN), 'black', a "
-                         "number or 3 numbers in [0, 1]")
+        raise ValueError(f"fill must be 'mean' (IMAGENET_MEAN), 'black', a number or 3 numbers "
+                         f"in [0, 1], got {fill!r}")
     values = np.asarray(fill, dtype=object).reshape(-1)
     try:
         values = tuple(float(v) for v in values)
     except (TypeError, ValueError):
-        raise ValueError(f"fill: expected a number or 3 numbers in [0, 1], got {fill!r}") \
+        raise ValueError(f"fill must be a number or 3 numbers in [0, 1], got {fill!r}") \
             from None
     if len(values) == 1:
         values = values * 3
     if len(values) != 3 or not all(math.isfinite(v) and 0 <= v <= 1 for v in values):
-        raise ValueError(f"fill: expected a number or 3 numbers (RGB) in [0, 1], got {fill!r}")
+        raise ValueError(f"fill must be a number or 3 numbers (RGB) in [0, 1], got {fill!r}")
     return values
 
 
@@ -162,12 +151,12 @@ def _as_counts(counts: Any, n: int, n_pixels: int) -> np.ndarray:
         counts = counts.detach().cpu().numpy()
     counts = np.asarray(counts)
     if counts.shape != (n,):
-        raise ValueError(f"counts: expected shape ({n},) (one count per image), got "
+        raise ValueError(f"counts must be shape ({n},) (one count per image), got "
                          f"{counts.shape}")
     if counts.dtype == bool or not (np.issubdtype(counts.dtype, np.integer) or (
             np.issubdtype(counts.dtype, np.floating) and np.isfinite(counts).all()
             and (counts == np.round(counts)).all())):
-        raise ValueError("counts: expected whole numbers of pixels")
+        raise ValueError("counts must be whole numbers of pixels")
     counts = counts.astype(np.int64)
     if counts.size and (counts.min() < 0 or counts.max() > n_pixels):
         raise ValueError(f"counts: every count must lie in [0, {n_pixels}] (H * W), got "
@@ -175,19 +164,12 @@ def _as_counts(counts: Any, n: int, n_pixels: int) -> np.ndarray:
     return counts
 
 
-def _threshold(value: Any, name: str = "threshold") -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
-            not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    return float(value)
-
-
 def _thresholds(thresholds: Any) -> list[float]:
     if isinstance(thresholds, numbers.Real):
         thresholds = [thresholds]
-    values = [_threshold(t, "thresholds") for t in thresholds]
+    values = [checks.finite_real(t, "thresholds") for t in thresholds]
     if not values:
-        raise ValueError("thresholds: expected at least one threshold, e.g. (0.9, 0.8, ..., 0.1)")
+        raise ValueError("thresholds must be at least one threshold, e.g. (0.9, 0.8, ..., 0.1)")
     if len(set(values)) != len(values):
         raise ValueError(f"thresholds: duplicate values in {values}")
     return values
@@ -199,7 +181,7 @@ def _choices(values: Any, allowed: Sequence[str], name: str) -> list[str]:
     values = list(values)
     unknown = [v for v in values if v not in allowed]
     if not values or unknown:
-        raise ValueError(f"{name}: expected a non-empty subset of {allowed}, got {values!r}")
+        raise ValueError(f"{name} must be a non-empty subset of {allowed}, got {values!r}")
     if len(set(values)) != len(values):
         raise ValueError(f"{name}: duplicate entries in {values}")
     return values
@@ -207,13 +189,13 @@ def _choices(values: Any, allowed: Sequence[str], name: str) -> list[str]:
 
 def _match(match: Any) -> str:
     if match not in ("closest", "at-least"):
-        raise ValueError(f"match: expected 'closest' or 'at-least', got {match!r}")
+        raise ValueError(f"match must be 'closest' or 'at-least', got {match!r}")
     return match
 
 
 def _check_embed(embed: Any) -> None:
     if not callable(embed):
-        raise ValueError(f"embed: expected a callable mapping (N, 3, H, W) batches in [0, 1] "
+        raise ValueError(f"embed must be a callable mapping (N, 3, H, W) batches in [0, 1] "
                          f"to embeddings, got {type(embed).__name__}")
 
 
@@ -306,7 +288,7 @@ def _slic_maps(images: torch.Tensor, n_segments: int) -> np.ndarray:
 def _segments_or_slic(segments: Any, images: torch.Tensor, n_segments: int) -> np.ndarray:
     n, _, height, width = images.shape
     if segments is None:
-        return _slic_maps(images, _int(n_segments, "n_segments", 2))
+        return _slic_maps(images, checks.positive_int(n_segments, "n_segments", 2))
     return _as_maps(segments, (n, height, width), "segments", integer=True)
 
 
@@ -341,7 +323,7 @@ def remove_significant(images: Any, heatmaps: Any, threshold: float, *,
     tensor = _as_images(images)
     n, _, height, width = tensor.shape
     maps = _as_maps(heatmaps, (n, height, width), "heatmaps")
-    threshold = _threshold(threshold)
+    threshold = checks.finite_real(threshold, "threshold")
     fill_t = _fill_tensor(fill, tensor)
     mask = maps > threshold
     return _like_input(_apply(tensor, mask, fill_t), images), mask
@@ -427,7 +409,7 @@ def _remove_random(method: str, images: Any, counts: Any, *, seed: Any, fill: An
     if method == "random-superpixels":
         segments = _as_maps(segments, (n, height, width), "segments", integer=True)
     counts = _as_counts(counts, n, height * width)
-    seed = _seed(seed)
+    seed = checks.seed(seed)
     match = _match(match)
     fill_t = _fill_tensor(fill, tensor)
     mask = _random_masks(method, counts, (height, width), seed, segments=segments, match=match)
@@ -453,7 +435,7 @@ def removed_fraction(heatmaps: Any, thresholds: Any = DEFAULT_THRESHOLDS) -> pd.
         heatmaps = heatmaps.detach().cpu().numpy()
     heatmaps = np.asarray(heatmaps)
     if heatmaps.ndim != 3 or heatmaps.shape[0] == 0:
-        raise ValueError(f"heatmaps: expected shape (N, H, W) with N >= 1, got "
+        raise ValueError(f"heatmaps must be shape (N, H, W) with N >= 1, got "
                          f"{heatmaps.shape}")
     maps = _as_maps(heatmaps, heatmaps.shape, "heatmaps")
     values = _thresholds(thresholds)
@@ -468,7 +450,7 @@ def removed_fraction(heatmaps: Any, thresholds: Any = DEFAULT_THRESHOLDS) -> pd.
 
 def _check_pairs(pairs: Any, n: int) -> pd.DataFrame:
     if not isinstance(pairs, pd.DataFrame):
-        raise ValueError(f"pairs: expected a DataFrame with columns i, j, label (from "
+        raise ValueError(f"pairs must be a DataFrame with columns i, j, label (from "
                          f"faceexp.protocol.verification_pairs), got {type(pairs).__name__}")
     missing = [c for c in ("i", "j", "label") if c not in pairs.columns]
     if missing:
@@ -604,7 +586,7 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
     maps = _as_maps(heatmaps, (n, height, width), "heatmaps")
     if frame is not None:
         if not isinstance(frame, pd.DataFrame):
-            raise ValueError(f"frame: expected a DataFrame with one row per image, got "
+            raise ValueError(f"frame must be a DataFrame with one row per image, got "
                              f"{type(frame).__name__}")
         if len(frame) != n:
             raise ValueError(f"frame: has {len(frame)} rows but there are {n} images; it must "
@@ -618,7 +600,7 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
     pairs = _check_pairs(pairs, n)
     values = _thresholds(thresholds)
     methods = _choices(methods, METHODS, "methods")
-    seed = _seed(seed)
+    seed = checks.seed(seed)
     match = _match(match)
     batch_size = resolve_batch_size(embed, batch_size)
     fill_t = _fill_tensor(fill, tensor)

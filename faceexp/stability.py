@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from faceexp import checks
 from faceexp.data import IMAGENET_MEAN
 from faceexp.batching import resolve_batch_size
 from faceexp.explainer import Explainer
 from faceexp.faithfulness import DEFAULT_STEPS, ORDERS, _steps, deletion_auc, deletion_curves
 from faceexp.heatmaps import psnr_pairs
-from faceexp.removal import _check_embed, _seed
+from faceexp.removal import _check_embed
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -65,11 +66,11 @@ def _as_study_images(images: Any) -> np.ndarray:
     images = np.asarray(images) if not isinstance(images, (list, tuple)) else np.stack(
         [np.asarray(x) for x in images])
     if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
-        raise ValueError(f"images: expected (N, H, W, 3) images (the explainer's layout), got "
+        raise ValueError(f"images must be (N, H, W, 3) images (the explainer's layout), got "
                          f"shape {images.shape}")
     if not np.issubdtype(images.dtype, np.floating) or not np.isfinite(images).all() or \
             images.min() < 0 or images.max() > 1:
-        raise ValueError("images: expected float values in [0, 1]")
+        raise ValueError("images must be float values in [0, 1]")
     return images.astype(np.float32)
 
 
@@ -151,7 +152,7 @@ def sampling_study(embed: Callable, images: Any, *, settings: Sequence[Mapping] 
     n = pixels.shape[0]
     settings = list(settings)
     if not settings or not all(isinstance(s, Mapping) for s in settings):
-        raise ValueError("settings: expected a non-empty sequence of dicts of explainer "
+        raise ValueError("settings must be a non-empty sequence of dicts of explainer "
                          "options, e.g. ({'p_off': 0.6}, {'sampling': 'matlab'})")
     shared = dict(explain_options or {})
     for options in [shared] + settings:
@@ -162,9 +163,9 @@ def sampling_study(embed: Callable, images: Any, *, settings: Sequence[Mapping] 
     labels = [_setting_label(s) for s in settings]
     if len(set(labels)) != len(labels):
         raise ValueError(f"settings: duplicate settings {labels}")
-    seeds = [_seed(s) for s in seeds]
+    seeds = [checks.seed(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds: expected distinct non-negative ints, got {seeds!r}")
+        raise ValueError(f"seeds must be distinct non-negative ints, got {seeds!r}")
     steps = _steps(deletion_steps)
     batch_size = resolve_batch_size(embed, batch_size)
     explainers = [Explainer(embed, n_samples=n_samples, n_segments=n_segments,
@@ -235,7 +236,7 @@ def summarise_sampling_study(study: pd.DataFrame) -> pd.DataFrame:
     """
     needed = ("setting", "image", "seed") + _PER_RUN + _PER_IMAGE
     if not isinstance(study, pd.DataFrame) or not set(needed) <= set(study):
-        raise ValueError(f"study: expected the DataFrame of sampling_study with columns "
+        raise ValueError(f"study must be the DataFrame of sampling_study with columns "
                          f"{list(needed)}")
     if study.empty:
         raise ValueError("study: no rows")

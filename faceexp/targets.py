@@ -93,11 +93,10 @@ def as_target(target: Any, name: str = "target") -> Callable:
             return Cosine()
         if target == "softmax":
             return ClassProbability()
-        raise ValueError(f"{name}: unknown target {target!r}; use one of {TARGET_NAMES}, "
-                         "Cosine(), ClassProbability() or a callable(activations, reference) "
-                         "-> (N,)")
+        raise ValueError(f"{name} must be one of {TARGET_NAMES}, Cosine(), ClassProbability() "
+                         f"or a callable(activations, reference) -> (N,), got {target!r}")
     if not callable(target):
-        raise ValueError(f"{name}: expected one of {TARGET_NAMES}, a target object or a "
+        raise ValueError(f"{name} must be one of {TARGET_NAMES}, a target object or a "
                          f"callable, got {target!r}")
     return target
 

@@ -91,7 +91,7 @@ def test_batch_size_from_the_embed_or_default():
     assert resolve_batch_size(Preferred()) == 8
     assert resolve_batch_size(lambda b: b) == 50
     assert resolve_batch_size(lambda b: b, 4) == 4
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
         resolve_batch_size(lambda b: b, 0)
     with pytest.raises(ValueError, match="1..3 images"):
         BatchedEmbed(lambda b: b.flatten(1), batch_size=3).run(_images(4))

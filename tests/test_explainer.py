@@ -464,7 +464,7 @@ def test_per_layer_targets_equal_separate_runs(lime_setup):
     np.testing.assert_allclose(renamed.coefficients[1], soft.coefficients[0], atol=1e-10)
     with pytest.raises(ValueError, match="target: the dict names layers"):
         Explainer(both, target={"gap": "cosine"}, layers=["gap", "softmax"])
-    with pytest.raises(ValueError, match=r"target\['gap'\]: unknown target 'cos'"):
+    with pytest.raises(ValueError, match=r"target\['gap'\] must be one of .*, got 'cos'"):
         Explainer(both, target={"gap": "cos"})
     with pytest.raises(ValueError, match="reference: only used with target='cosine'"):
         explain(image, both, target={"gap": "cosine", "softmax": "softmax"},
@@ -515,8 +515,8 @@ def _nan_embed(batch):
 
 
 @pytest.mark.parametrize("image, match", [
-    (np.zeros((8, 8)), "image: expected an \\(H, W, 3\\)"),
-    (np.zeros((8, 8, 4)), "image: expected an \\(H, W, 3\\)"),
+    (np.zeros((8, 8)), "image must be an \\(H, W, 3\\)"),
+    (np.zeros((8, 8, 4)), "image must be an \\(H, W, 3\\)"),
     (np.zeros((8, 8, 3), np.int32), "image: dtype int32"),
     (np.full((8, 8, 3), 1.5), "image: float values must lie in \\[0, 1\\]"),
     (np.full((8, 8, 3), -0.1), "image: float values must lie in \\[0, 1\\]"),
@@ -527,20 +527,20 @@ def test_bad_images(image, match):
 
 
 @pytest.mark.parametrize("options, match", [
-    (dict(n_samples=1), "n_samples: expected an int >= 2"),
-    (dict(n_segments=1), "n_segments: expected an int >= 2"),
-    (dict(p_off=0.0), "p_off: expected a probability"),
-    (dict(p_off=1.0), "p_off: expected a probability"),
-    (dict(sampling="uniform"), "sampling: unknown sampling 'uniform'"),
-    (dict(kernel="rbf"), "kernel: unknown kernel 'rbf'"),
-    (dict(target="euclid"), "target: unknown target 'euclid'"),
-    (dict(fill="white"), "fill: unknown fill 'white'"),
-    (dict(fill=(0.5, 0.5)), "fill: expected 'black', 'mean' or 3 floats"),
-    (dict(fill=(0.5, 0.5, 2.0)), "fill: expected 'black', 'mean' or 3 floats"),
-    (dict(batch_size=0), "batch_size must be a positive integer"),
-    (dict(ridge=-1.0), "ridge: expected a number >= 0"),
-    (dict(sigma=-1.0), "sigma: expected a number >= 0"),
-    (dict(kernel_width=0.0), "kernel_width: expected a positive number"),
+    (dict(n_samples=1), "n_samples must be an int >= 2"),
+    (dict(n_segments=1), "n_segments must be an int >= 2"),
+    (dict(p_off=0.0), "p_off must be a probability"),
+    (dict(p_off=1.0), "p_off must be a probability"),
+    (dict(sampling="uniform"), "sampling must be one of .*, got 'uniform'"),
+    (dict(kernel="rbf"), "kernel must be one of .*, got 'rbf'"),
+    (dict(target="euclid"), "target must be one of .*, got 'euclid'"),
+    (dict(fill="white"), "fill must be 'black', 'mean' or an RGB triple in \\[0, 1\\], got 'white'"),
+    (dict(fill=(0.5, 0.5)), "fill must be 'black', 'mean' or 3 floats"),
+    (dict(fill=(0.5, 0.5, 2.0)), "fill must be 'black', 'mean' or 3 floats"),
+    (dict(batch_size=0), "batch_size must be an int >= 1"),
+    (dict(ridge=-1.0), "ridge must be a number >= 0"),
+    (dict(sigma=-1.0), "sigma must be a number >= 0"),
+    (dict(kernel_width=0.0), "kernel_width must be a positive number"),
     (dict(layers=["a", "a"]), "layers: duplicate"),
 ])
 def test_bad_options(options, match):
@@ -551,14 +551,15 @@ def test_bad_options(options, match):
 def test_bad_calls():
     image = _smooth_image()
     grid = _grid()
-    with pytest.raises(ValueError, match="embed: expected a callable"):
+    with pytest.raises(ValueError, match="embed must be a callable"):
         Explainer("not a function")
     with pytest.raises(ValueError, match="segments: found 1 superpixel"):
         explain(image, _square_embed, segments=np.zeros((SIZE, SIZE), int), n_samples=10)
-    with pytest.raises(ValueError, match="segments: expected an integer map of shape"):
+    with pytest.raises(ValueError, match="segments must be an integer map of shape"):
         explain(image, _square_embed, segments=np.zeros((4, 4), int), n_samples=10)
-    with pytest.raises(ValueError, match=r"layers: unknown layer\(s\) \['gapp'\]; the embed "
-                                         r"callable returns \['embedding'\]"):
+    with pytest.raises(ValueError, match=r"layers must be among the layers the embed callable "
+                                         r"returns, \['embedding'\], got unknown layer\(s\) "
+                                         r"\['gapp'\]"):
         explain(image, _square_embed, layers=["gapp"], segments=grid, n_samples=10)
     with pytest.raises(ValueError, match="reference: layer 'embedding' has dimension 2320 but "
                                          "the reference vector has 5; expected D=2320"):
@@ -589,10 +590,10 @@ def test_bad_calls():
     with pytest.raises(ValueError, match="class_index must be >= 0"):
         explain(image, lambda b: {"softmax": torch.ones(len(b), 3) / 3}, target="softmax",
                 class_index=-1, segments=grid, n_samples=10)
-    with pytest.raises(ValueError, match="seed: expected a non-negative int"):
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
         explain(image, _square_embed, segments=grid, n_samples=10, seed=-1)
     exp = explain(image, _nan_embed, layers=["good"], segments=grid, n_samples=10, seed=0)
-    with pytest.raises(ValueError, match="layer: unknown layer 'bad'"):
+    with pytest.raises(ValueError, match="layer must be one of .*, got 'bad'"):
         exp.heatmap("bad")
     with pytest.raises(FileNotFoundError, match="no such file"):
         Explanation.load("/nonexistent/explanation.npz")

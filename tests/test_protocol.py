@@ -193,8 +193,8 @@ def test_pose_codes_are_accepted():
     "kwargs, message",
     [
         ({"pose_pair": "F-X"}, "pose_pair must be None"),
-        ({"n_impostor_users": 0}, "n_impostor_users must be a positive integer"),
-        ({"n_impostor_users": 2.5}, "n_impostor_users must be a positive integer"),
+        ({"n_impostor_users": 0}, "n_impostor_users must be an int >= 1"),
+        ({"n_impostor_users": 2.5}, "n_impostor_users must be an int >= 1"),
         ({"all_impostors": "yes"}, "all_impostors must be True or False"),
     ],
 )
