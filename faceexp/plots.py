@@ -266,7 +266,7 @@ def plot_fusion_curves(sweep: pd.DataFrame, *, best_a=None, ax=None, source=None
     """EER (%) against the fusion weight a, one line per pose pair (Fig. 6).
 
     ``sweep`` has columns ``a``, ``group``, ``eer`` (fraction), as returned by
-    :func:`faceexp.metrics.fusion_sweep`.
+    :func:`faceexp.fusion.fusion_sweep`.
 
     Returns the figure (``ax.figure`` when ``ax`` is given).
     """

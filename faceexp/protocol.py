@@ -31,14 +31,8 @@ import numpy as np
 import pandas as pd
 
 from faceexp import checks
-from faceexp.metrics import (
-    CONVENTIONS,
-    DEFAULT_WEIGHTS,
-    OVERALL,
-    best_fusion,
-    eer_by_group,
-    fusion_sweep,
-)
+from faceexp.fusion import DEFAULT_WEIGHTS, best_fusion, fusion_sweep
+from faceexp.metrics import CONVENTIONS, OVERALL, eer_by_group
 
 __all__ = [
     "POSES",
@@ -503,7 +497,7 @@ def table_one(
     """Table I: EER of two recognisers and of their best weighted fusion, as fractions.
 
     The fused score is ``a * s_1 + (1 - a) * s_2`` for the first and second
-    entries of ``scores`` (:func:`faceexp.metrics.fuse_scores`; the paper's
+    entries of ``scores`` (:func:`faceexp.fusion.fuse_scores`; the paper's
     printed ``(a - 1)`` is a slip). ``a`` is swept over ``weights`` and chosen
     where the ``by`` column (overall, as in the paper: a = 0.58) has the lowest
     EER, then applied to every column.
@@ -539,7 +533,7 @@ def table_one(
         above); all fractions (:func:`format_eer_table` prints percent), NaN in
         empty columns. ``attrs``: ``a``, ``by``, ``counts``, ``baseline``,
         ``convention``, ``unit``. For Figure 6 (EER against ``a``) call
-        :func:`faceexp.metrics.fusion_sweep` with the same arguments.
+        :func:`faceexp.fusion.fusion_sweep` with the same arguments.
     """
     if not isinstance(scores, dict) or len(scores) != 2:
         raise ValueError("scores must be a dict of exactly two recognisers name -> (P,) scores, "

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from faceexp.explainer import Explainer, Explanation, explain, fit_linear, kernel_weights
+from faceexp.explainer import Explainer, Explanation, explain
+from faceexp.lime_steps import fit_linear, kernel_weights
 
 SIZE = 64
 BLOCK = 8                       # grid superpixels of 8x8 pixels: 64 of them

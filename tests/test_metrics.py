@@ -17,15 +17,8 @@ import pandas as pd
 import pytest
 
 from faceexp import metrics
-from faceexp.metrics import (
-    EER,
-    best_fusion,
-    det_curve,
-    equal_error_rate,
-    fuse_scores,
-    fusion_sweep,
-    roc_curve,
-)
+from faceexp.fusion import best_fusion, fuse_scores, fusion_sweep
+from faceexp.metrics import EER, det_curve, equal_error_rate, roc_curve
 
 
 def bob_eer(negatives, positives):

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faceexp.metrics import equal_error_rate, fuse_scores
+from faceexp.fusion import fuse_scores
+from faceexp.metrics import equal_error_rate
 from faceexp.protocol import (
     POSE_PAIRS,
     TABLE_COLUMNS,
