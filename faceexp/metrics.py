@@ -21,7 +21,10 @@ impostor counts differ, even on tie-free scores, and by more with tied scores;
 :func:`equal_error_rate` implements both rules exactly (``convention="bob"``,
 the default, or ``"pyeer"``). It finds the two points around the FMR/FNMR
 crossing by a selection (linear time on average) instead of a full sort, so
-that :func:`fusion_sweep` (101 weights x 7 pose groups) stays fast.
+that :func:`faceexp.fusion.fusion_sweep` (101 weights x 7 pose groups) stays fast.
+Why our own EER rather than calling bob.measure or pyeer: the two libraries
+disagree with each other, a fusion sweep needs thousands of EERs, and neither
+is a runtime dependency; the tests check both rules against both libraries.
 
 Only numpy and pandas are used (no torch).
 """

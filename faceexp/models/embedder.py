@@ -1,5 +1,11 @@
 """The embedding callable of the paper's CNNs: images in [0, 1] in, one (N, D) tensor per
-requested layer out, from one forward pass of the pruned FX graph (optionally compiled)."""
+requested layer out, from one forward pass of the pruned FX graph (optionally compiled).
+
+Why our own graph surgery rather than torchvision's ``create_feature_extractor``: that
+hides the convolution, batch norm and ReLU6 inside ``Conv2dNormActivation`` (the paper's
+layer sweep needs each of them) and cannot copy an output before an in-place ReLU
+overwrites it.
+"""
 from __future__ import annotations
 
 import numpy as np
