@@ -12,7 +12,7 @@ import importlib
 import sys
 
 #: Subcommand modules, in the order ``faceexp --help`` lists them.
-SUBCOMMANDS = ("train", "explain", "eer", "pose")
+SUBCOMMANDS = ("train", "explain", "eer", "pose", "verify")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="faceexp",
         description="Explainable face verification (LIME adapted to CNN embeddings).",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in SUBCOMMANDS:
@@ -34,14 +36,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; expected failures are one line on stderr and exit code 2.
+
+    Bad input of any kind (a value, a file, a folder, a device, a YAML file) is a
+    ``ValueError`` or ``OSError`` and prints ``faceexp <cmd>: error: <message>``.
+    Anything else is a bug: one line and exit code 1, and the traceback with
+    ``--debug``.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        # Bad input: a one-line message naming what to fix, no traceback.
-        print(f"faceexp {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        if args.debug:
+            raise
+        message = str(exc)
+        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
+            message = f"{exc.filename}: {message}"
+        print(f"faceexp {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"faceexp {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so in one line, the traceback behind --debug
+        if args.debug:
+            raise
+        print(f"faceexp {args.command}: internal error: {type(exc).__name__}: {exc} "
+              "(run again with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

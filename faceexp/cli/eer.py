@@ -54,10 +54,21 @@ def read_scores(path) -> tuple[list[float], list[int]]:
         other than 0/1; the message names the file and the line (header = 1).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give the CSV file of scores")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return _read_scores(path)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text (a binary or UTF-16 file?); save it as "
+                         "CSV in UTF-8") from None
+
+
+def _read_scores(path: Path) -> tuple[list[float], list[int]]:
     scores, labels = [], []
-    with path.open(newline="") as handle:
+    # utf-8-sig: Excel's CSVs start with a byte-order mark.
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:

@@ -57,23 +57,29 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _read_face(path) -> "np.ndarray":
+def _read_face(path):
     """(113, 113, 3) float32 in [0, 1], preprocessed as the training data."""
-    from faceexp.data import load_image, preprocess
+    from faceexp.data import SkipReport, load_image, preprocess
 
-    image = load_image(path)
+    report = SkipReport(warn=False)
+    image = load_image(path, report=report)
     if image is None:
-        raise ValueError(f"image file {str(path)!r} cannot be decoded")
+        reason = next(iter(report))[1] if len(report) else "cannot be decoded"
+        raise ValueError(f"image file {str(path)!r}: {reason}")
     return preprocess(image, name=str(path)).transpose(1, 2, 0).copy()
 
 
 def _figure(path, image, explanation, reference=None) -> None:
     """Image | superpixel boundaries | heatmap overlay per layer, side by side."""
+    from pathlib import Path
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from skimage.segmentation import mark_boundaries
+
+    from faceexp.files import atomic_write
 
     panels = 2 + (reference is not None) + len(explanation.layers)
     fig, axes = plt.subplots(1, panels, figsize=(2.4 * panels, 2.8), squeeze=False)
@@ -96,19 +102,33 @@ def _figure(path, image, explanation, reference=None) -> None:
         ax.axis("off")
     fig.colorbar(shown, ax=axes[-1], fraction=0.046, pad=0.04)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    try:
+        atomic_write(path, lambda file: fig.savefig(file, format=fmt, dpi=120))
+    finally:
+        plt.close(fig)
 
 
 def run(args) -> int:
-    from pathlib import Path
-
+    from faceexp import checks
+    from faceexp.cli.common import check_device, check_output_file
     from faceexp.explainer import Explainer
+    from faceexp.targets import check_class_index
     from faceexp.models import Embedder, build_model, load_checkpoint
 
+    # Everything that can be checked before minutes of work is checked first.
     layers = [x.strip() for x in args.layers.split(",") if x.strip()]
     if not layers:
         raise ValueError("--layers must name at least one layer, e.g. gap")
+    check_output_file(args.out, "--out")
+    out = check_output_file(args.out if str(args.out).endswith(".npz") else f"{args.out}.npz",
+                            "--out")
+    if args.png:
+        check_output_file(args.png, "--png")
+    check_device(args.device)
+    check_class_index(args.class_index)
+    checks.positive_int(args.samples, "--samples", 2)
+    checks.positive_int(args.segments, "--segments", 2)
     image = _read_face(args.image)
     reference = _read_face(args.reference) if args.reference else None
 
@@ -120,17 +140,19 @@ def run(args) -> int:
         model = build_model(args.model, 1000, weights="imagenet")
     embedder = Embedder(model, layers, pooling=args.pooling, device=args.device,
                         compile=args.compile)
-    explainer = Explainer(embedder, target=args.target, n_samples=args.samples, n_segments=args.segments, p_off=args.p_off,
-                          sampling=args.sampling, kernel=args.kernel, sigma=args.sigma,
-                          batch_size=args.batch_size, device=args.device)
+    explainer = Explainer(embedder, target=args.target, n_samples=args.samples,
+                          n_segments=args.segments, p_off=args.p_off, sampling=args.sampling,
+                          kernel=args.kernel, sigma=args.sigma, batch_size=args.batch_size,
+                          device=args.device)
     explanation = explainer.explain(image, reference=reference, class_index=args.class_index,
                                     seed=args.seed, progress=not args.quiet)
     extra = {"image": image}
     if reference is not None:
         extra["reference_image"] = reference
-    out = explanation.save(Path(args.out), **extra)
+    # The figure first: a --png that cannot be written leaves no result behind.
     if args.png:
         _figure(args.png, image, explanation, reference)
+    out = explanation.save(out, **extra)
     fits = ", ".join(f"{layer} R2={r2:.2f}" for layer, r2 in zip(explanation.layers,
                                                                  explanation.r2))
     print(f"{out}: {len(explanation.layers)} heatmap(s) from {args.samples} samples, "

@@ -33,10 +33,15 @@ def add_parser(subparsers):
 def run(args) -> int:
     import time
 
+    from faceexp.cli.common import check_device, check_output_file
     from faceexp.data import SkipReport, load_orl, scan_identity_folders
     from faceexp.files import write_csv
     from faceexp.pose import POSES, UNKNOWN, estimate_pose
 
+    out = check_output_file(args.out, "--out")
+    if args.skipped:
+        check_output_file(args.skipped, "--skipped")
+    check_device(args.device)
     report = SkipReport(warn=False)
     if args.root is None:
         frame, source = load_orl(), "ORL faces (AT&T Laboratories Cambridge)"
@@ -49,7 +54,7 @@ def run(args) -> int:
     )
     seconds = time.perf_counter() - start
     table = frame[["identity", "image"]].join(poses)
-    out = write_csv(table, args.out)
+    write_csv(table, out)
 
     counts = table["pose"].value_counts()
     print(f"{source}: {len(table)} images, {int(table['detected'].sum())} faces detected "

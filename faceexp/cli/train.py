@@ -39,12 +39,26 @@ def run(args) -> int:
 
     import yaml
 
+    from faceexp.cli.common import check_device, check_output_folder
     from faceexp.train import TrainConfig, train
 
+    check_output_folder(args.out, "--out")
+    check_device(args.device)
     fields = {}
     if args.config:
-        with open(args.config) as fh:
-            fields.update(yaml.safe_load(fh) or {})
+        with open(args.config, encoding="utf-8") as fh:
+            try:
+                loaded = yaml.safe_load(fh)
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+                problem = getattr(exc, "problem", None) or type(exc).__name__
+                raise ValueError(f"--config {args.config!r} is not valid YAML{where}: "
+                                 f"{problem}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError(f"--config {args.config!r} must hold a mapping of TrainConfig "
+                             f"fields, got {type(loaded).__name__}")
+        fields.update(loaded or {})
     for name in ("arch", "data_root", "boxes", "mode", "init_checkpoint", "batch_size",
                  "patience", "max_epochs", "test_fraction", "seed", "device", "compile",
                  "num_workers"):
