@@ -51,6 +51,7 @@ fill           black (``fill="black"``)           ``hide_color=0``: black
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -58,7 +59,7 @@ import torch
 
 from faceexp import checks
 from faceexp.batching import SINGLE_LAYER, BatchedEmbed, resolve_batch_size
-from faceexp.explanation import Explanation
+from faceexp.explanation import Explanation, ExplanationWarning
 from faceexp.lime_steps import (KERNEL_WIDTHS, KERNELS, SAMPLINGS, as_image, draw_samples,
                                  fit_linear, kernel_weights, one_hot_segments, paint, perturb,
                                  relabel_segments, superpixels)
@@ -296,12 +297,24 @@ class Explainer:
             raise ValueError(f"segments: found {n_superpixels} superpixel; at least 2 are "
                              "needed (raise n_segments or give a finer segments map)")
 
+        if self.n_samples < n_superpixels + 1:
+            warnings.warn(
+                f"n_samples={self.n_samples} is fewer than the {n_superpixels + 1} unknowns of "
+                f"the linear fit ({n_superpixels} superpixels and an intercept): the fit is "
+                "under-determined and its R2 means nothing; raise n_samples (the paper uses "
+                "1000 for 75 superpixels) or lower n_segments", ExplanationWarning, stacklevel=2)
         samples = draw_samples(self.n_samples, n_superpixels, sampling=self.sampling,
                                p_off=self.p_off, rng=seed)
         weights = kernel_weights(samples, kernel=self.kernel, width=self.kernel_width)
         layers, targets, class_index = self._score(image, segments, samples, reference_image,
                                                    reference_vectors, class_index, progress)
         coefficients, intercepts, r2 = fit_linear(samples, targets.T, weights, ridge=self.ridge)
+        for name, values in zip(layers, targets):
+            if np.ptp(values) == 0:
+                warnings.warn(
+                    f"layer {name!r}: every perturbed sample gave the same target "
+                    f"({values[0]:.6g}), so the embedding does not react to the perturbation "
+                    "and the heatmap is all zeros", ExplanationWarning, stacklevel=2)
         heatmaps = paint(coefficients, segments, sigma=self.sigma,
                          positive_only=self.positive_only)
         options = self._options(n_superpixels, segments_source, reference_kind, class_index,
@@ -487,6 +500,18 @@ class Explainer:
                     else:
                         references = {x: activations[x][0].clone() for x in layers}
                     target_fns = self._targets(layers)
+                    zero = [name for name in layers if isinstance(target_fns[name], Cosine)
+                            and not torch.any(references[name] != 0)]
+                    if zero:
+                        which = "image's" if reference_vectors is None and not extra \
+                            else "reference's"
+                        message = (f"embed returned an all-zero embedding for the {which} "
+                                   f"layer(s) {zero}: cosine similarity to it is 0 for every "
+                                   "sample, so nothing can be explained there (check the "
+                                   "model and the input)")
+                        if len(zero) == len(layers):
+                            raise ValueError(message)
+                        warnings.warn(message, ExplanationWarning, stacklevel=4)
                     probability = [x for x in layers
                                    if isinstance(target_fns[x], ClassProbability)]
                     if probability:

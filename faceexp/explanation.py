@@ -20,7 +20,12 @@ import numpy as np
 
 from faceexp.files import atomic_write
 
-__all__ = ["Explanation", "stack_heatmaps"]
+__all__ = ["Explanation", "ExplanationWarning", "stack_heatmaps"]
+
+class ExplanationWarning(UserWarning):
+    """An explanation was computed but may mean nothing (an under-determined fit, an
+    embedding that does not react to the perturbation); the message says why."""
+
 
 #: Version of the ``.npz`` layout written by :meth:`Explanation.save`.
 FORMAT = "faceexp-explanation-1"

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from faceexp.explainer import Explainer, Explanation, explain
+from faceexp.explanation import ExplanationWarning
 from faceexp.lime_steps import fit_linear, kernel_weights
 
 SIZE = 64
@@ -324,9 +325,22 @@ def test_painting_and_smoothing_by_hand():
 
 def test_constant_embedding_gives_zero_heatmap():
     image = _smooth_image()
-    exp = explain(image, lambda b: torch.ones(len(b), 5), segments=_grid(), n_samples=30, seed=0)
+    # 64 grid superpixels need at least 65 samples; the constant target is said too.
+    with pytest.warns(ExplanationWarning, match="under-determined"), \
+            pytest.warns(ExplanationWarning, match="does not react to the perturbation"):
+        exp = explain(image, lambda b: torch.ones(len(b), 5), segments=_grid(), n_samples=30,
+                      seed=0)
     assert np.array_equal(exp.heatmaps, np.zeros((1, SIZE, SIZE)))
     np.testing.assert_allclose(exp.targets, 1.0, atol=1e-6)
+
+
+def test_all_zero_embedding_is_refused():
+    image = _smooth_image()
+    with pytest.raises(ValueError, match=r"all-zero embedding for the image's layer\(s\) \['embedding'\]"):
+        explain(image, lambda b: torch.zeros(len(b), 5), segments=_grid(), n_samples=100)
+    with pytest.raises(ValueError, match="all-zero embedding for the reference's layer"):
+        explain(image, _square_embed, reference=np.zeros(2320), segments=_grid(),
+                n_samples=100)
 
 
 # --------------------------------------------------------------------------- layers
@@ -352,7 +366,8 @@ def test_multi_layer_one_call_per_batch_equals_single_layer_runs():
         np.testing.assert_allclose(together.heatmaps[i], alone.heatmaps[0], atol=1e-8)
         assert together.r2[i] == pytest.approx(alone.r2[0], abs=1e-10)
         assert np.array_equal(together.heatmap(layer), together.heatmaps[i])
-    everything = explain(image, three, **options)
+    with pytest.warns(ExplanationWarning, match=r"all-zero embedding .*\['unused'\]"):
+        everything = explain(image, three, **options)
     assert everything.layers == ["a", "b", "c", "unused"]
 
 
