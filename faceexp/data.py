@@ -41,6 +41,7 @@ from PIL import Image
 
 __all__ = [
     "preprocessed_images",
+    "preprocessed_image",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "INPUT_SIZE",
@@ -910,3 +911,17 @@ def preprocessed_images(frame: pd.DataFrame, *, mode: str = "resize-crop", boxes
         raise ValueError(f"{len(frame) - len(dataset)} image(s) could not be read: "
                          f"{bad.to_dict('records')}")
     return np.stack([dataset[i][0].numpy().transpose(1, 2, 0) for i in range(len(dataset))])
+
+
+def preprocessed_image(path, *, box=None, mode: str = "resize-crop") -> np.ndarray:
+    """One image file as the networks see it: (113, 113, 3) float32 in [0, 1].
+
+    ValueError naming the file (and why: unreadable, truncated, not an image,
+    a folder) when it cannot be decoded; ``box`` and ``mode`` as in :func:`preprocess`.
+    """
+    report = SkipReport(warn=False)
+    image = load_image(path, report=report)
+    if image is None:
+        reason = next(iter(report))[1] if len(report) else "cannot be decoded"
+        raise ValueError(f"image file {str(path)!r}: {reason}")
+    return preprocess(image, box=box, mode=mode, name=str(path)).transpose(1, 2, 0).copy()

@@ -51,3 +51,85 @@ def check_device(device, option: str = "--device") -> str | None:
         raise ValueError(f"{option} {device!r}: MPS is not available on this machine; use "
                          f"{option} cpu")
     return str(device)
+
+
+ARCHS = ("mobilenetv2", "resnet50")
+
+
+def add_network_arguments(parser) -> None:
+    """--model, --checkpoint, --layers, --pooling, --device, --compile."""
+    parser.add_argument("--model", required=True, choices=ARCHS, help="network architecture")
+    parser.add_argument("--checkpoint",
+                        help="faceexp checkpoint (default: ImageNet-initialised net)")
+    parser.add_argument("--layers", default="gap",
+                        help="comma-separated layers or aliases (gap, softmax, logits, block3, "
+                             "matlab:150, ...; see faceexp.models.layer_catalogue); default gap")
+    parser.add_argument("--pooling", default="flatten", choices=("flatten", "mean"),
+                        help="how a (C, H, W) layer becomes a vector (default flatten)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the network (faster for many samples; 5-20 s "
+                             "warm-up)")
+
+
+def add_explainer_arguments(parser) -> None:
+    """The explainer's options: --samples, --segments, --p-off, --sampling, --kernel, ..."""
+    parser.add_argument("--samples", type=int, default=1000,
+                        help="perturbed samples (default 1000)")
+    parser.add_argument("--segments", type=int, default=75, help="SLIC superpixels (default 75)")
+    parser.add_argument("--p-off", type=float, default=0.6,
+                        help="probability of blacking out a superpixel (default 0.6)")
+    parser.add_argument("--sampling", default="bernoulli", choices=("bernoulli", "matlab"))
+    parser.add_argument("--kernel", default="matlab", choices=("matlab", "lime"))
+    parser.add_argument("--sigma", type=float, default=4.0,
+                        help="heatmap smoothing (default 4 px)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="perturbed images per forward pass (default: the fastest measured "
+                             "for the model and device, faceexp.models.default_batch_size)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def layer_list(text: str) -> list[str]:
+    """The --layers option as a list; ValueError when it names none."""
+    layers = [x.strip() for x in text.split(",") if x.strip()]
+    if not layers:
+        raise ValueError("--layers must name at least one layer, e.g. gap")
+    return layers
+
+
+def check_explainer_arguments(args) -> None:
+    """Refuse impossible explainer options before any work."""
+    from faceexp import checks
+
+    checks.positive_int(args.samples, "--samples", 2)
+    checks.positive_int(args.segments, "--segments", 2)
+    if args.batch_size is not None:
+        checks.positive_int(args.batch_size, "--batch-size")
+
+
+def explainer_options(args) -> dict:
+    """Keyword options of :class:`faceexp.explainer.Explainer` from the arguments."""
+    return dict(n_samples=args.samples, n_segments=args.segments, p_off=args.p_off,
+                sampling=args.sampling, kernel=args.kernel, sigma=args.sigma,
+                batch_size=args.batch_size)
+
+
+def load_network_embedder(args, command: str, device=None):
+    """The :class:`faceexp.models.Embedder` the arguments ask for.
+
+    Without ``--checkpoint`` the network is the ImageNet-initialised one, and stderr
+    says so: it has never seen a face.
+    """
+    import sys
+
+    from faceexp.models import Embedder, build_model, load_checkpoint
+
+    device = args.device if device is None else device
+    if args.checkpoint:
+        model, _ = load_checkpoint(args.checkpoint, arch=args.model, device=device)
+    else:
+        print(f"faceexp {command}: no --checkpoint given: explaining the ImageNet-initialised "
+              f"{args.model} (1000-class ImageNet head), not a face model", file=sys.stderr)
+        model = build_model(args.model, 1000, weights="imagenet")
+    return Embedder(model, layer_list(args.layers), pooling=args.pooling, device=device,
+                    compile=args.compile)
