@@ -119,3 +119,27 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(monkeypatc
     assert "internal error: KeyError" in err and "--debug" in err and "\n" not in err
     with pytest.raises(KeyError):
         main(["--debug", "eer", "x.csv"])
+
+
+def test_model_names_are_the_recognisers():
+    from faceexp import recognisers
+    from faceexp.cli.common import MODELS
+
+    assert sorted(MODELS) == sorted(recognisers.available())
+
+
+def test_explain_defaults_to_a_real_recogniser_and_explains_pairs(tmp_path, capsys):
+    from faceexp.explanation import Explanation
+
+    orl = load_orl()
+    probe, partner = orl.loc[orl["identity"] == "s5", "path"].iloc[:2]
+    out = tmp_path / "pair.npz"
+    assert main(["explain", probe, "--reference", partner, "--samples", "120", "--segments",
+                 "30", "--out", str(out), "--quiet"]) == 0
+    explanation = Explanation.load(out)
+    assert explanation.heatmaps.shape == (1, 112, 112)         # SFace's aligned geometry
+    assert explanation.options["reference"] == "image" and explanation.layers == ["embedding"]
+    assert "no --checkpoint" not in capsys.readouterr().err
+    assert main(["explain", probe, "--model", "dlib", "--layers", "block3",
+                 "--out", str(tmp_path / "x.npz")]) == 2
+    assert "dlib gives one embedding" in _one_line_error(capsys, "explain")

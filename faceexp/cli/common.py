@@ -53,14 +53,20 @@ def check_device(device, option: str = "--device") -> str | None:
     return str(device)
 
 
+#: The paper's CNNs (layers, checkpoints) and the real face recognisers (one embedding);
+#: the names of faceexp.recognisers.available(), listed here so that --help imports no torch.
 ARCHS = ("mobilenetv2", "resnet50")
+MODELS = ("sface", "facenet-casia", "dlib", *ARCHS)
 
 
 def add_network_arguments(parser) -> None:
     """--model, --checkpoint, --layers, --pooling, --device, --compile."""
-    parser.add_argument("--model", required=True, choices=ARCHS, help="network architecture")
+    parser.add_argument("--model", default="sface", choices=MODELS,
+                        help="a face recogniser (sface, the default; facenet-casia; dlib) or one "
+                             "of the paper's CNNs (mobilenetv2, resnet50, with --checkpoint)")
     parser.add_argument("--checkpoint",
-                        help="faceexp checkpoint (default: ImageNet-initialised net)")
+                        help="faceexp checkpoint of mobilenetv2/resnet50 (without it: the "
+                             "ImageNet-initialised net, which has never seen a face)")
     parser.add_argument("--layers", default="gap",
                         help="comma-separated layers or aliases (gap, softmax, logits, block3, "
                              "matlab:150, ...; see faceexp.models.layer_catalogue); default gap")
@@ -115,21 +121,42 @@ def explainer_options(args) -> dict:
 
 
 def load_network_embedder(args, command: str, device=None):
-    """The :class:`faceexp.models.Embedder` the arguments ask for.
+    """The embed callable the arguments ask for, and how to read an image for it.
 
-    Without ``--checkpoint`` the network is the ImageNet-initialised one, and stderr
-    says so: it has never seen a face.
+    Returns
+    -------
+    (embed, read, notice)
+        ``embed``: a face recogniser (:func:`faceexp.recognisers.load`) or a
+        :class:`faceexp.models.Embedder` of one of the paper's CNNs; ``read``:
+        ``path -> (H, W, 3)`` float image in that model's geometry (the
+        recogniser's alignment, or the paper's 113x113 crop); ``notice``: a line
+        for stderr once the inputs are read, or None. Without ``--checkpoint`` a
+        paper CNN is the ImageNet-initialised one, and the notice says so: it has
+        never seen a face.
     """
-    import sys
-
+    from faceexp.data import preprocessed_image
     from faceexp.models import Embedder, build_model, load_checkpoint
 
     device = args.device if device is None else device
+    layers = layer_list(args.layers)
+    if args.model not in ARCHS:
+        from faceexp import recognisers
+
+        if args.checkpoint:
+            raise ValueError(f"--checkpoint is for mobilenetv2/resnet50; {args.model} brings "
+                             "its own weights")
+        if layers not in (["gap"], ["embedding"]):
+            raise ValueError(f"--layers: {args.model} gives one embedding (layer 'embedding'), "
+                             f"got {layers}; intermediate layers need mobilenetv2/resnet50")
+        recogniser = recognisers.load(args.model, device=device)
+        return recogniser, recogniser.align, None
+    notice = None
     if args.checkpoint:
         model, _ = load_checkpoint(args.checkpoint, arch=args.model, device=device)
     else:
-        print(f"faceexp {command}: no --checkpoint given: explaining the ImageNet-initialised "
-              f"{args.model} (1000-class ImageNet head), not a face model", file=sys.stderr)
+        notice = (f"faceexp {command}: no --checkpoint given: explaining the ImageNet-"
+                  f"initialised {args.model} (1000-class ImageNet head), not a face model")
         model = build_model(args.model, 1000, weights="imagenet")
-    return Embedder(model, layer_list(args.layers), pooling=args.pooling, device=device,
-                    compile=args.compile)
+    embedder = Embedder(model, layers, pooling=args.pooling, device=device,
+                        compile=args.compile)
+    return embedder, preprocessed_image, notice

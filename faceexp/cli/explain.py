@@ -4,12 +4,17 @@
         --layers gap,softmax --out face.npz --png face.png
     faceexp explain a.jpg --reference b.jpg --model resnet50 --checkpoint r50.pt --out ab.npz
 
-The image (and the reference) are read and preprocessed like the training data
-(shorter side 129, central 113x113 crop). Without ``--checkpoint`` the network
-is the ImageNet-initialised one (ImageNet head; ResNet50 is randomly initialised
-where no ImageNet weights are installed): that is said on stderr.
+The model is a real face recogniser (``--model sface``, the default;
+``facenet-casia``; ``dlib``), whose alignment reads the image (and the
+reference), or one of the paper's CNNs with ``--checkpoint``, read like its
+training data (shorter side 129, central 113x113 crop). A paper CNN without
+``--checkpoint`` is the ImageNet-initialised one (ImageNet head; ResNet50 is
+randomly initialised where no ImageNet weights are installed): that is said on
+stderr.
 """
 from __future__ import annotations
+
+import sys
 
 from faceexp.cli.common import add_explainer_arguments, add_network_arguments
 
@@ -79,7 +84,6 @@ def _figure(path, image, explanation, reference=None) -> None:
 def run(args) -> int:
     from faceexp.cli.common import (check_device, check_explainer_arguments, check_output_file,
                                     explainer_options, layer_list, load_network_embedder)
-    from faceexp.data import preprocessed_image
     from faceexp.explainer import Explainer
     from faceexp.targets import check_class_index
 
@@ -93,10 +97,11 @@ def run(args) -> int:
     check_device(args.device)
     check_class_index(args.class_index)
     check_explainer_arguments(args)
-    image = preprocessed_image(args.image)
-    reference = preprocessed_image(args.reference) if args.reference else None
-
-    embedder = load_network_embedder(args, "explain")
+    embedder, read, notice = load_network_embedder(args, "explain")
+    image = read(args.image)
+    reference = read(args.reference) if args.reference else None
+    if notice:
+        print(notice, file=sys.stderr)
     explainer = Explainer(embedder, target=args.target, device=args.device,
                           **explainer_options(args))
     explanation = explainer.explain(image, reference=reference, class_index=args.class_index,

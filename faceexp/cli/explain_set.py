@@ -11,6 +11,8 @@ torchrun each process explains its share (:func:`faceexp.explanation_sets.explai
 """
 from __future__ import annotations
 
+import sys
+
 from faceexp.cli.common import add_explainer_arguments, add_network_arguments
 
 
@@ -48,9 +50,12 @@ def run(args) -> int:
     report = SkipReport(warn=False)
     frame = load_orl() if args.root is None else scan_identity_folders(args.root, report=report)
     rank, world, device = distributed.context(args.device)
-    embedder = load_network_embedder(args, "explain-set", device=device)
+    embedder, read, notice = load_network_embedder(args, "explain-set", device=device)
+    if notice and rank == 0:
+        print(notice, file=sys.stderr)
     start = time.perf_counter()
-    result = explain_set(frame, embedder, out, seed=args.seed, rank=rank, world_size=world,
+    result = explain_set(frame, embedder, out, read=read, seed=args.seed, rank=rank,
+                         world_size=world,
                          progress=not args.quiet, device=device, **explainer_options(args))
     seconds = time.perf_counter() - start
     counts = result["status"].value_counts()
