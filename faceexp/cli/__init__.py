@@ -12,7 +12,7 @@ import importlib
 import sys
 
 #: Subcommand modules, in the order ``faceexp --help`` lists them.
-SUBCOMMANDS = ("train", "explain", "eer", "pose", "verify")
+SUBCOMMANDS = ("train", "explain", "explain_set", "eer", "pose", "verify")
 
 
 def build_parser() -> argparse.ArgumentParser:
