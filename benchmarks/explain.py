@@ -5,9 +5,10 @@ initialised; ResNet50 random where no ImageNet weights are installed), on a real
 ORL face:
 
 - ``forward_s``: forward passes alone, ``n_samples`` images at faceexp's batch
-  (``--batch``, default ``faceexp.models.default_batch_size``), on the fastest model
-  faceexp runs here (``Embedder(compile=True, channels_last=True)``): the floor of
-  an explanation;
+  (``--batch``, default ``faceexp.models.default_batch_size``), on the engine the
+  explanations use (``--backend``, default "auto": onnxruntime on a CPU; "torch" is
+  ``Embedder(compile=True, channels_last=True)``): the floor of an explanation;
+  ``forward_torch_s`` and ``forward_onnxruntime_s`` give the floor of each engine;
 - ``explain_s`` (= ``single_layer_s``): one explanation of the "gap" layer on it;
 - ``sweep_s``: one explanation of all 16 block ends + gap + softmax (flattened)
   from the same forward passes;
@@ -49,6 +50,7 @@ import torch
 from faceexp import data as fdata
 from faceexp import models as fmodels
 from faceexp.explainer import Explainer
+from faceexp.models.onnx_backend import resolve_backend
 
 LIME_BATCH = 50     # lime_image's batch_size, as its users run it
 N_SEGMENTS = 75
@@ -64,7 +66,10 @@ def _sweep_layers(arch: str) -> list[str]:
     return fmodels.block_ends(arch) + ["gap", "softmax"]
 
 
-def _compiled_embedder(model, layers):
+def _compiled_embedder(model, layers, backend="torch"):
+    """The fastest Embedder of an engine: compiled + channels_last torch, or onnxruntime."""
+    if resolve_backend(backend, "cpu") == "onnxruntime":
+        return fmodels.Embedder(model, layers, pooling="flatten", backend="onnxruntime")
     return fmodels.Embedder(model, layers, pooling="flatten", compile=True, channels_last=True)
 
 
@@ -102,17 +107,18 @@ def _lime_runner(arch: str, image: np.ndarray, n_samples: int):
     return run
 
 
-def _peak_rss_mb(arch: str, n_samples: int, batch: int) -> float:
+def _peak_rss_mb(arch: str, n_samples: int, batch: int, backend: str) -> float:
     """Peak RSS (MB) of a fresh process running one sweep explanation."""
     done = subprocess.run([sys.executable, __file__, "--peak-rss-child", arch,
-                           "--samples", str(n_samples), "--batch", str(batch)],
+                           "--samples", str(n_samples), "--batch", str(batch),
+                           "--backend", backend],
                           capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def _peak_rss_child(arch: str, n_samples: int, batch: int) -> None:
+def _peak_rss_child(arch: str, n_samples: int, batch: int, backend: str) -> None:
     model = fmodels.build_model(arch, 1000, weights="imagenet", seed=0)
-    embedder = _compiled_embedder(model, _sweep_layers(arch))
+    embedder = _compiled_embedder(model, _sweep_layers(arch), backend)
     _explainer(embedder, n_samples, batch).explain(_face(), seed=0)
     # Linux reports ru_maxrss in KiB
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -139,14 +145,18 @@ def _clock(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def bench(arch: str, *, n_samples: int, repeats: int, batch: int | None, log) -> dict:
-    """Time one network (forward, gap explanation, sweep and lime interleaved per repeat)."""
+def bench(arch: str, *, n_samples: int, repeats: int, batch: int | None, log,
+          backend: str = "auto") -> dict:
+    """Time one network (forwards, gap explanation, sweep and lime interleaved per repeat)."""
     image = _face()
     if batch is None:
         batch = fmodels.default_batch_size(arch, "cpu")
+    backend = resolve_backend(backend, "cpu")
     model = fmodels.build_model(arch, 1000, weights="imagenet", seed=0)
-    single = _Timed(_compiled_embedder(model, ["gap"]))
-    sweep = _Timed(_compiled_embedder(model, _sweep_layers(arch)))
+    single = _Timed(_compiled_embedder(model, ["gap"], backend))
+    sweep = _Timed(_compiled_embedder(model, _sweep_layers(arch), backend))
+    floors = {engine: _compiled_embedder(model, ["gap"], engine)
+              for engine in ("torch", "onnxruntime")}
     log(f"{arch}: compiling (gap, then the sweep over {len(sweep.embed.layers)} layers)")
     _explainer(single, batch, batch).explain(image, seed=0)             # warm-ups
     _explainer(sweep, batch, batch).explain(image, seed=0)
@@ -155,19 +165,23 @@ def bench(arch: str, *, n_samples: int, repeats: int, batch: int | None, log) ->
     noise = torch.rand(batch, 3, 113, 113, generator=torch.Generator().manual_seed(0))
     n_batches = math.ceil(n_samples / batch)
 
-    def forward():
+    def forward(embed):
         for _ in range(n_batches):
-            single.embed(noise)
+            embed(noise)
 
-    single.embed(noise)     # a batch made outside inference mode may trigger a recompile
+    for embed in (single.embed, *floors.values()):
+        embed(noise)        # warm-up (a batch made outside inference mode may recompile)
 
     lime = _lime_runner(arch, image, n_samples)
-    runs = {"forward": [], "explain": [], "sweep": [], "lime": []}
+    runs = {"forward": [], "explain": [], "sweep": [], "lime": [], "forward_torch": [],
+            "forward_onnxruntime": []}
     inside = {"explain": [], "sweep": [], "lime": []}
     for r in range(repeats):
         log(f"{arch}: repeat {r + 1}/{repeats}: forward floor, gap explanation, sweep, "
             "lime_image (eager)")
-        runs["forward"].append(_clock(forward))
+        runs["forward"].append(_clock(lambda: forward(single.embed)))
+        for engine, embed in floors.items():
+            runs[f"forward_{engine}"].append(_clock(lambda: forward(embed)))
         for name, timed, explainer in (("explain", single, single_explainer),
                                        ("sweep", sweep, sweep_explainer)):
             timed.seconds = 0.0
@@ -178,7 +192,7 @@ def bench(arch: str, *, n_samples: int, repeats: int, batch: int | None, log) ->
     del single, sweep, single_explainer, sweep_explainer, lime
 
     log(f"{arch}: peak RSS of a sweep process")
-    peak_rss_mb = _peak_rss_mb(arch, n_samples, batch)
+    peak_rss_mb = _peak_rss_mb(arch, n_samples, batch, backend)
 
     def median(name, which):
         return statistics.median(run[which] for run in runs[name])
@@ -187,10 +201,14 @@ def bench(arch: str, *, n_samples: int, repeats: int, batch: int | None, log) ->
         median(k, 0) for k in ("explain", "forward", "sweep", "lime"))
     explain_cpu, forward_cpu, sweep_cpu, lime_cpu = (
         median(k, 1) for k in ("explain", "forward", "sweep", "lime"))
+    fastest_s = min(median("forward_torch", 0), median("forward_onnxruntime", 0))
     return {
-        "model": arch, "n_samples": n_samples, "repeats": repeats, "batch_size": batch,
-        "lime_batch_size": LIME_BATCH,
+        "model": arch, "backend": backend, "n_samples": n_samples, "repeats": repeats,
+        "batch_size": batch, "lime_batch_size": LIME_BATCH,
         "explain_s": explain_s, "forward_s": forward_s,
+        "forward_torch_s": median("forward_torch", 0),
+        "forward_onnxruntime_s": median("forward_onnxruntime", 0),
+        "explain_over_fastest_forward": explain_s / fastest_s,
         "single_layer_s": explain_s, "sweep_s": sweep_s, "lime_s": lime_s,
         "peak_rss_mb": peak_rss_mb,
         "explain_over_forward": explain_s / forward_s,
@@ -215,11 +233,14 @@ def main(argv=None) -> int:
                         help="faceexp's batch (explanations and the forward floor); default: "
                              "faceexp.models.default_batch_size(model, 'cpu'). lime_image "
                              f"always runs at batch_size={LIME_BATCH}")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                        help="engine of faceexp's explanations (default auto: onnxruntime "
+                             "on a CPU)")
     parser.add_argument("--json", action="store_true", help="print one JSON list")
     parser.add_argument("--peak-rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peak_rss_child:
-        _peak_rss_child(args.peak_rss_child, args.samples, args.batch)
+        _peak_rss_child(args.peak_rss_child, args.samples, args.batch, args.backend)
         return 0
 
     def log(message):
@@ -228,7 +249,7 @@ def main(argv=None) -> int:
     results = []
     for arch in (a.strip() for a in args.models.split(",") if a.strip()):
         results.append(bench(arch, n_samples=args.samples, repeats=args.repeats,
-                             batch=args.batch, log=log))
+                             batch=args.batch, log=log, backend=args.backend))
         log(json.dumps(results[-1]))
     if args.json:
         print(json.dumps(results, indent=1))

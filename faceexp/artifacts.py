@@ -192,7 +192,8 @@ class HeatmapSet:
 
 def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
                    layers=("gap",), pooling="flatten", target="cosine", class_indices=None,
-                   seed=0, compile=False, device=None, progress=True, **options) -> HeatmapSet:
+                   seed=0, compile=False, backend="auto", device=None, progress=True,
+                   **options) -> HeatmapSet:
     """Explain every image of ``frame`` with the network in ``checkpoint``, cached.
 
     Parameters
@@ -219,7 +220,11 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
     seed : int
         Image ``i`` is explained with seed ``seed + i``.
     compile : bool
-        ``torch.compile`` the network (worth it from a few dozen images on).
+        ``torch.compile`` the network (worth it from a few dozen images on;
+        torch backend only).
+    backend : {"auto", "torch", "onnxruntime"}
+        The engine of the forward passes (:class:`faceexp.models.Embedder`):
+        "auto" runs onnxruntime on a CPU, where it is the fastest.
     **options
         :class:`faceexp.explainer.Explainer` options (``n_samples``,
         ``n_segments``, ``p_off``, ``sampling``, ``batch_size``, ...).
@@ -236,7 +241,7 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
     layers = list(layers)
     images = fdata.preprocessed_images(frame)
     key = make_key(model=fmodels.checkpoint_hash(checkpoint), layers=layers, pooling=pooling,
-                   target=fexplain.target_name(target), options=options,
+                   target=fexplain.target_name(target), options=options, backend=backend,
                    code=source_hash("explainer", "explanation", "targets", "batching",
                                     "similarity", "models", "data"))
     folder = Path(artifacts) / "explain" / key
@@ -251,7 +256,7 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
         softmax_alone = fexplain.needs_class_index(target) and not isinstance(target, dict)
         embed_layers = list(dict.fromkeys(layers + (["softmax"] if softmax_alone else [])))
         embedder = fmodels.load_embedder(checkpoint, embed_layers, pooling=pooling,
-                                         compile=compile, device=device)
+                                         compile=compile, device=device, backend=backend)
         explainer = fexplain.Explainer(embedder, layers=["softmax"] if softmax_alone else layers,
                                        target=target, **options)
         for i in tqdm(todo, desc=f"explain ({len(layers)} layer(s))", unit="image",

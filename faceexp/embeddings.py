@@ -12,7 +12,7 @@ under ``cache_dir/<kind>-<key>/`` as one ``.npy`` file per layer plus
 
 * the model: ``model_id`` (the checkpoint's content hash,
   :func:`faceexp.models.checkpoint_hash`, a name such as
-  ``"imagenet-mobilenetv2"``, or by default :func:`state_dict_hash` of the
+  ``"imagenet-mobilenetv2"``, or by default :func:`faceexp.models.state_dict_hash` of the
   embedder's weights), its architecture, pooling and input normalisation;
 * the data: every image's path, file size and modification time, in order
   (:func:`frame_fingerprint`), or the bytes of an image array;
@@ -47,11 +47,11 @@ from faceexp import checks
 from faceexp import data as fdata
 from faceexp.batching import BatchedEmbed
 from faceexp.files import atomic_write, write_text
+from faceexp.models.checkpoints import state_dict_hash
 
 __all__ = [
     "CACHE_VERSION",
     "compute_embeddings",
-    "state_dict_hash",
     "frame_fingerprint",
 ]
 
@@ -67,35 +67,6 @@ _MB = 1 << 20
 def _sha256_json(fields) -> str:
     text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def state_dict_hash(model: torch.nn.Module) -> str:
-    """SHA-256 of a model's weights: names, dtypes, shapes and bytes of its state_dict.
-
-    A content hash that follows the weights (a fine-tuned model gets a new
-    one), usable as ``model_id`` when there is no checkpoint file to hash.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-
-    Returns
-    -------
-    str
-        64 hex digits.
-    """
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        if not isinstance(tensor, torch.Tensor):
-            digest.update(f"{name}:{tensor!r};".encode())
-            continue
-        tensor = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        if tensor.numel():
-            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> str:
@@ -355,7 +326,7 @@ def compute_embeddings(
     model_id : str, optional
         Identifies the weights in the cache key:
         ``faceexp.models.checkpoint_hash(path)`` or a name such as
-        ``"imagenet-mobilenetv2"``. Default: :func:`state_dict_hash` of
+        ``"imagenet-mobilenetv2"``. Default: :func:`faceexp.models.state_dict_hash` of
         ``embedder.model`` (a ``ValueError`` when the embedder has none and
         ``cache_dir`` is given). Not needed without ``cache_dir``.
     layers : sequence of str, optional

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["atomic_write", "write_text", "write_json", "write_csv", "remove_orphans",
-           "file_sha256", "package_path"]
+           "file_sha256", "package_path", "cache_dir"]
 
 _SUFFIX = ".tmp"
 
@@ -155,3 +155,9 @@ def package_path(package: str, relative: str, *, install: str, kind: str = "file
         raise FileNotFoundError(f"the installed {package!r} package has no {relative} "
                                 f"({path}): reinstall it with `{install}`")
     return path
+
+
+def cache_dir() -> Path:
+    """faceexp's user cache (converted weights, exported graphs): ``$FACEEXP_CACHE``, or
+    ``~/.cache/faceexp``."""
+    return Path(os.environ.get("FACEEXP_CACHE") or Path.home() / ".cache" / "faceexp").expanduser()

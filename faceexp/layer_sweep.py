@@ -25,8 +25,8 @@ import torch
 from faceexp import checks
 from faceexp import data as fdata
 from faceexp.embeddings import (CACHE_VERSION, _embed_pass, _Images, _in_memory, _load_npy,
-                                _safe_name, _save_npy, _sha256_json, _write_meta,
-                                state_dict_hash)
+                                _safe_name, _save_npy, _sha256_json, _write_meta)
+from faceexp.models.checkpoints import state_dict_hash
 from faceexp.similarity import pair_cosine, pair_positions
 
 __all__ = ["layer_sweep_scores", "plan_layer_groups"]
@@ -179,7 +179,7 @@ def layer_sweep_scores(
         :func:`compute_embeddings` plus the pairs. A killed sweep resumes at
         the first layer whose scores are missing.
     model_id : str, optional
-        As in :func:`compute_embeddings`; default :func:`state_dict_hash` of
+        As in :func:`compute_embeddings`; default :func:`faceexp.models.state_dict_hash` of
         ``model`` (required with a factory and ``cache_dir``).
     boxes, mode
         Preprocessing of a frame, as in :func:`compute_embeddings`.

@@ -76,6 +76,9 @@ def add_network_arguments(parser) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the network (faster for many samples; 5-20 s "
                              "warm-up)")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                        help="engine of the paper's CNNs: auto (default) runs onnxruntime on "
+                             "a CPU, torch elsewhere")
 
 
 def add_explainer_arguments(parser) -> None:
@@ -158,5 +161,5 @@ def load_network_embedder(args, command: str, device=None):
                   f"initialised {args.model} (1000-class ImageNet head), not a face model")
         model = build_model(args.model, 1000, weights="imagenet")
     embedder = Embedder(model, layers, pooling=args.pooling, device=device,
-                        compile=args.compile)
+                        compile=args.compile, backend=args.backend)
     return embedder, preprocessed_image, notice

@@ -30,7 +30,8 @@ Modules: :mod:`~faceexp.models.networks` (architectures, ImageNet weights),
 from __future__ import annotations
 
 from faceexp.models.catalogue import block_ends, layer_catalogue, resolve_layer
-from faceexp.models.checkpoints import checkpoint_hash, load_checkpoint, save_checkpoint
+from faceexp.models.checkpoints import (checkpoint_hash, load_checkpoint, save_checkpoint,
+                                        state_dict_hash)
 from faceexp.models.embedder import Embedder, default_batch_size, load_embedder
 from faceexp.models.networks import (ARCHITECTURES, CHECKPOINT_FORMAT, EMBEDDING_DIM,
                                      build_model, imagenet_state_dict)
@@ -38,4 +39,4 @@ from faceexp.models.networks import (ARCHITECTURES, CHECKPOINT_FORMAT, EMBEDDING
 __all__ = ["ARCHITECTURES", "CHECKPOINT_FORMAT", "EMBEDDING_DIM", "Embedder", "block_ends",
            "build_model", "checkpoint_hash", "default_batch_size", "imagenet_state_dict",
            "layer_catalogue", "load_checkpoint", "load_embedder", "resolve_layer",
-           "save_checkpoint"]
+           "save_checkpoint", "state_dict_hash"]

@@ -2,6 +2,7 @@
 metadata, written atomically and read back with ``torch.load(weights_only=True)``."""
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -168,3 +169,32 @@ def checkpoint_hash(path) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     return file_sha256(path)
+
+
+def state_dict_hash(model: torch.nn.Module) -> str:
+    """SHA-256 of a model's weights: names, dtypes, shapes and bytes of its state_dict.
+
+    A content hash that follows the weights (a fine-tuned model gets a new
+    one), usable as ``model_id`` when there is no checkpoint file to hash.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        if not isinstance(tensor, torch.Tensor):
+            digest.update(f"{name}:{tensor!r};".encode())
+            continue
+        tensor = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        if tensor.numel():
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

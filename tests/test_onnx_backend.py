@@ -1,0 +1,59 @@
+"""The onnxruntime engine of the Embedder gives PyTorch's layer outputs and heatmaps."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from faceexp import explain, models
+from faceexp.data import preprocessed_images, load_orl
+from faceexp.heatmaps import psnr_pairs
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEEXP_CACHE", str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize("arch", ["mobilenetv2", "resnet50"])
+def test_every_layer_matches_torch_on_orl_faces(cache, arch):
+    model = models.build_model(arch, 7, weights=None, seed=0)
+    layers = ["gap", "block3", "block16", "softmax"]
+    faces = torch.from_numpy(preprocessed_images(load_orl().iloc[[0, 11, 22]])).permute(0, 3, 1, 2)
+    reference = models.Embedder(model, layers)(faces)
+    fast = models.Embedder(model, layers, backend="onnxruntime")
+    assert fast.backend == "onnxruntime" and "backend='onnxruntime'" in repr(fast)
+    got = fast(faces)
+    for layer in layers:
+        scale = float(reference[layer].abs().max())
+        error = float((got[layer] - reference[layer]).abs().max())
+        assert error <= 1e-4 * max(scale, 1.0), (layer, error, scale)
+    # Exported once per input size, then read from the cache; any batch size works.
+    assert len(list((cache / "onnx").glob("*.onnx"))) == 1
+    again = models.Embedder(model, layers, backend="onnxruntime")(faces[:1])
+    torch.testing.assert_close(again["gap"], got["gap"][:1], rtol=1e-5, atol=1e-5)
+    assert len(list((cache / "onnx").glob("*.onnx"))) == 1
+
+
+def test_heatmaps_from_both_engines_agree(cache):
+    model = models.build_model("mobilenetv2", 1000, weights="imagenet", seed=0)
+    face = preprocessed_images(load_orl().iloc[[3]])[0]
+    maps = [explain(face, models.Embedder(model, ["gap"], backend=backend), n_samples=200,
+                    seed=0).heatmaps[0] for backend in ("torch", "onnxruntime")]
+    # Same samples, same fit: far above the seed-to-seed noise floor (~10-20 dB).
+    assert psnr_pairs(maps[0][None], maps[1][None])[0] > 60
+
+
+def test_backend_choices(cache):
+    model = models.build_model("mobilenetv2", 3, weights=None, seed=0)
+    assert models.Embedder(model, ["gap"], backend="auto").backend == "onnxruntime"
+    with pytest.raises(ValueError, match="backend must be one of"):
+        models.Embedder(model, ["gap"], backend="tensorrt")
+    if torch.cuda.is_available():
+        assert models.Embedder(model, ["gap"], backend="auto", device="cuda").backend == "torch"
+    else:
+        from faceexp.models.onnx_backend import resolve_backend
+
+        meta = resolve_backend("auto", "meta")
+        assert meta == "torch"
