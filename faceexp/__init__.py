@@ -25,7 +25,8 @@ _EXPORTS = {
     **dict.fromkeys(["orl_root", "load_orl", "scan_identity_folders", "split_identities",
                      "validation_holdout", "FaceDataset", "preprocess", "load_image",
                      "load_bounding_boxes", "SkipReport", "SkippedFileWarning",
-                     "IMAGENET_MEAN", "IMAGENET_STD", "INPUT_SIZE", "preprocessed_images"],
+                     "IMAGENET_MEAN", "IMAGENET_STD", "INPUT_SIZE", "preprocessed_images",
+                     "preprocessed_image"],
                     "data"),
     # pose
     **dict.fromkeys(["POSES", "POSE_CODES", "estimate_pose", "read_pose_template_list",
@@ -33,24 +34,30 @@ _EXPORTS = {
     # models
     **dict.fromkeys(["ARCHITECTURES", "EMBEDDING_DIM", "build_model", "imagenet_state_dict",
                      "layer_catalogue", "block_ends", "resolve_layer", "Embedder",
-                     "save_checkpoint", "load_checkpoint", "checkpoint_hash", "load_embedder",
+                     "save_checkpoint", "load_checkpoint", "checkpoint_hash", "state_dict_hash",
+                     "load_embedder",
                      "default_batch_size"], "models"),
     # training
     **dict.fromkeys(["TrainConfig", "TrainResult"], "train"),  # faceexp.train is the module
     # explanation
     **dict.fromkeys(["explain", "Explainer"], "explainer"),
+    **dict.fromkeys(["superpixels", "draw_samples", "perturb", "kernel_weights", "fit_linear",
+                     "paint"], "lime_steps"),
     **dict.fromkeys(["Explanation", "stack_heatmaps"], "explanation"),
+    **dict.fromkeys(["explain_set"], "explanation_sets"),
     **dict.fromkeys(["Cosine", "ClassProbability"], "targets"),
     # one embedding path and one similarity
     **dict.fromkeys(["BatchedEmbed"], "batching"),
     **dict.fromkeys(["cosine_rows", "pair_cosine"], "similarity"),
     # embeddings
-    **dict.fromkeys(["compute_embeddings", "layer_sweep_scores"], "embeddings"),
+    **dict.fromkeys(["compute_embeddings"], "embeddings"),
+    **dict.fromkeys(["layer_sweep_scores", "plan_layer_groups"], "layer_sweep"),
     # verification
     **dict.fromkeys(["verification_pairs", "verification_pairs_by_pose", "cosine_scores",
                      "eer_table", "table_one", "format_eer_table", "POSE_PAIRS"], "protocol"),
-    **dict.fromkeys(["equal_error_rate", "EER", "det_curve", "roc_curve", "fuse_scores",
-                     "fusion_sweep", "best_fusion"], "metrics"),
+    **dict.fromkeys(["equal_error_rate", "EER", "det_curve", "roc_curve", "eer_by_group"],
+                    "metrics"),
+    **dict.fromkeys(["fuse_scores", "fusion_sweep", "best_fusion"], "fusion"),
     # statistics
     **dict.fromkeys(["heatmap_psnr", "psnr_pairs", "average_heatmaps",
                      "average_faces", "averages_by_key", "psnr_between", "psnr_histograms",

@@ -4,11 +4,12 @@ A :class:`Study` holds the trained networks and the labelled images; each
 ``*_analysis`` function runs one section of the paper on it (explanations and
 embeddings come from the :mod:`faceexp.artifacts` cache) and returns plain
 DataFrames and arrays for :mod:`faceexp.plots`. The notebooks set parameters,
-call these and show figures.
+call these and show figures; what the pages say about them (captions, readings,
+the results-page summaries) is :mod:`faceexp.report`.
 """
 from __future__ import annotations
 
-import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,19 +19,29 @@ import pandas as pd
 from faceexp import artifacts as fart
 from faceexp import data as fdata
 from faceexp import explainer as fexplain
+from faceexp import faithfulness as ffaith
 from faceexp import heatmaps as fheat
+from faceexp import fusion as ffusion
 from faceexp import metrics as fmetrics
 from faceexp import models as fmodels
 from faceexp import protocol as fprot
 from faceexp import removal as fremoval
+from faceexp import stability as fstab
 
 
 def resolve_device(device) -> str:
-    """``"auto"``/None -> "cuda" when available else "cpu"; anything else as given."""
+    """``"auto"``/None -> "cuda" when available else "cpu"; anything else as given.
+
+    The availability probe is asked with its warnings caught: on a machine with a CUDA
+    build of torch and no driver it warns instead of answering quietly False.
+    """
     if device in (None, "auto"):
         import torch
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            available = torch.cuda.is_available()
+        return "cuda" if available else "cpu"
     return str(device)
 
 
@@ -72,7 +83,7 @@ class Study:
 
     def embedder(self, arch: str, layers=("gap",), **options):
         """An :class:`faceexp.models.Embedder` of a trained network."""
-        return fart.load_embedder(self.checkpoint(arch), layers, device=self.device, **options)
+        return fmodels.load_embedder(self.checkpoint(arch), layers, device=self.device, **options)
 
     def class_indices(self, frame: pd.DataFrame) -> np.ndarray:
         """Training class index of each row's identity (for softmax targets)."""
@@ -83,18 +94,6 @@ class Study:
             raise ValueError(f"identities {missing[:5]} were not trained on; softmax targets "
                              "exist only for training identities")
         return frame["identity"].map(lookup).to_numpy()
-
-    def source(self, arch: str | None = None, extra: str = "") -> str:
-        """A caption line saying what data and model produced a figure."""
-        nets = [arch] if arch else self.models
-        parts = []
-        for a in nets:
-            m = self.runs[a].metrics
-            init = "ImageNet init" if a == "mobilenetv2" else "random init (no ImageNet ResNet50 here)"
-            parts.append(f"{a}: {len(m)} epochs on {len(self.runs[a].classes)} identities, "
-                         f"{init}, val. acc. {m['val_acc'].iloc[-1]:.2f}")
-        text = f"Data: {self.dataset}. Models: " + "; ".join(parts)
-        return text + (f". {extra}" if extra else "")
 
     def summary(self) -> pd.DataFrame:
         """Identities and images per split."""
@@ -115,9 +114,10 @@ class Study:
         return pd.DataFrame(rows).set_index("network")
 
     def metrics(self) -> dict:
+        """``arch -> DataFrame`` of each network's training metrics, one row per epoch."""
         return {a: run.metrics for a, run in self.runs.items()}
 
-    def test_subset(self, images_per_identity: int | None = None) -> pd.DataFrame:
+    def test_images(self, images_per_identity: int | None = None) -> pd.DataFrame:
         """The first ``images_per_identity`` test images of every test identity
         (all when None), keeping every non-frontal one."""
         test = self.split("test")
@@ -145,7 +145,8 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
 
     Parameters
     ----------
-    models : sequence of str or comma-separated str
+    models : sequence of str
+        Architectures, e.g. ``["mobilenetv2", "resnet50"]``.
     artifacts : path
         Cache folder (trained runs, poses, explanations, embeddings).
     data_root : path, optional
@@ -156,18 +157,20 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
     **train_options
         :class:`faceexp.train.TrainConfig` fields (``max_epochs``,
         ``batch_size``, ...); None values are dropped (paper defaults). A
-        field may differ per network: a dict ``{arch: value}`` or a string
-        ``"mobilenetv2:6,resnet50:12"`` (for papermill parameters).
+        field may differ per network: a dict ``{arch: value}`` (see
+        :func:`per_model_value`).
 
     Returns
     -------
     Study
     """
-    if isinstance(models, str):
-        models = [m.strip() for m in models.split(",") if m.strip()]
+    if isinstance(models, str) or not all(isinstance(m, str) for m in models):
+        raise ValueError(f"models must be a list of architectures, e.g. "
+                         f"{list(fmodels.ARCHITECTURES)}, got {models!r}")
+    models = list(models)
     unknown = [m for m in models if m not in fmodels.ARCHITECTURES]
     if unknown:
-        raise ValueError(f"models: unknown {unknown}; use some of {fmodels.ARCHITECTURES}")
+        raise ValueError(f"models must be some of {fmodels.ARCHITECTURES}, got unknown {unknown}")
     device = resolve_device(device)
     options = {k: v for k, v in train_options.items() if v is not None}
     runs = {}
@@ -189,21 +192,10 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
 def per_model_value(value, arch: str, name: str, models=fmodels.ARCHITECTURES):
     """``arch``'s value of an option given for all networks or per network.
 
-    ``value`` is used as it is, unless it is a dict ``{arch: value}`` or a
-    string ``"mobilenetv2:6,resnet50:12"`` (numbers are parsed; "none" is
-    None; ":" rather than "=" so that papermill can read the parameter).
-    Every network in ``models`` must be given a value.
+    ``value`` is used as it is, unless it is a dict ``{arch: value}`` (papermill
+    passes the YAML mapping ``{mobilenetv2: 6, resnet50: 12}`` as one); then every
+    network in ``models`` must be given a value, and only known architectures.
     """
-    if isinstance(value, str) and any(item.strip().startswith(f"{a}:") for item in
-                                      value.split(",") for a in fmodels.ARCHITECTURES):
-        parsed = {}
-        for item in value.split(","):
-            key, sep, text = (part.strip() for part in item.partition(":"))
-            if not sep or not key:
-                raise ValueError(f"{name}: expected 'mobilenetv2:VALUE,resnet50:VALUE', got "
-                                 f"{value!r}")
-            parsed[key] = _parse_scalar(text)
-        value = parsed
     if not isinstance(value, dict):
         return value
     unknown = sorted(set(value) - set(fmodels.ARCHITECTURES))
@@ -212,17 +204,6 @@ def per_model_value(value, arch: str, name: str, models=fmodels.ARCHITECTURES):
         raise ValueError(f"{name}: per-network values must name each of {list(models)}; "
                          f"unknown {unknown}, missing {missing}")
     return value[arch]
-
-
-def _parse_scalar(text: str):
-    if text.lower() in ("none", "null", ""):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def example_triplet(frame: pd.DataFrame) -> pd.DataFrame:
@@ -317,8 +298,8 @@ def sweep_layers(arch: str) -> list:
     return fmodels.block_ends(arch) + ["gap"]
 
 
-def test_heatmaps(study: Study, frame: pd.DataFrame, *, seed=0, progress=True,
-                  **options) -> dict:
+def explain_test_images(study: Study, frame: pd.DataFrame, *, seed=0, progress=True,
+                        **options) -> dict:
     """Explain the test images once for chapters 4, 6 and 7: block ends + GAP, one pass."""
     return {arch: fart.explain_images(study.checkpoint(arch), frame, study.artifacts,
                                       layers=sweep_layers(arch), seed=seed, device=study.device,
@@ -365,8 +346,8 @@ class Complementarity:
     eer_gap: pd.Series  # overall EER (%) per network
 
 
-def test_embeddings(study: Study, frame: pd.DataFrame, arch: str, layers=("gap",), *,
-                    batch_size=50, progress=True) -> dict:
+def embed_test_images(study: Study, frame: pd.DataFrame, arch: str, layers=("gap",), *,
+                      batch_size=50, progress=True) -> dict:
     """Flip-averaged descriptors of ``frame``, cached under the study's artifacts."""
     from faceexp import embeddings as femb
 
@@ -381,18 +362,17 @@ def complementarity_analysis(study: Study, frame: pd.DataFrame | None = None, *,
     """Table I: EER per pose pair of both networks and of their best score fusion."""
     frame = study.split("test") if frame is None else frame
     pairs = fprot.verification_pairs_by_pose(frame, all_impostors=all_impostors)
-    scores = {arch: fprot.cosine_scores(test_embeddings(study, frame, arch, progress=progress)["gap"],
+    scores = {arch: fprot.cosine_scores(embed_test_images(study, frame, arch, progress=progress)["gap"],
                                         pairs)
               for arch in study.models}
     names = {"mobilenetv2": "MB2", "resnet50": "R50"}
     eer = fprot.eer_table({names.get(a, a): s for a, s in scores.items()}, pairs)
     if len(study.models) >= 2:
         a, b = study.models[:2]
-        table = fprot.table_one(scores[a], scores[b], pairs,
-                                names=(names.get(a, a), names.get(b, b)))
-        sweep = fmetrics.fusion_sweep(scores[a], scores[b], pairs["label"].to_numpy(),
+        table = fprot.table_one({names.get(a, a): scores[a], names.get(b, b): scores[b]}, pairs)
+        sweep = ffusion.fusion_sweep(scores[a], scores[b], pairs["label"].to_numpy(),
                                       groups=pairs["pose_pair"].to_numpy())
-        best = fmetrics.best_fusion(sweep)
+        best = ffusion.best_fusion(sweep)
     else:
         table, sweep, best = eer, None, None
     return Complementarity(pairs=pairs, scores=scores, table=table, sweep=sweep, best=best,
@@ -419,7 +399,7 @@ def layers_analysis(study: Study, heatmaps: dict, frame: pd.DataFrame | None = N
     ``layer_step`` > 1 keeps every n-th layer of the catalogue (block ends and
     GAP always), to fit a small machine; the paper uses every layer.
     """
-    from faceexp import embeddings as femb
+    from faceexp import layer_sweep as flayers
 
     maps, groups = [], []
     for arch, hs in heatmaps.items():
@@ -445,7 +425,7 @@ def layers_analysis(study: Study, heatmaps: dict, frame: pd.DataFrame | None = N
             | (cat["name"] == "gap").to_numpy()
         cat = cat[keep]
         model, _ = fmodels.load_checkpoint(study.checkpoint(arch), device=study.device)
-        scores = femb.layer_sweep_scores(
+        scores = flayers.layer_sweep_scores(
             model, frame, pairs, layers=list(cat["name"]), memory_budget_mb=memory_budget_mb,
             cache_dir=study.artifacts / "layer-scores",
             model_id=fmodels.checkpoint_hash(study.checkpoint(arch)), progress=progress)
@@ -491,10 +471,10 @@ def removal_analysis(study: Study, heatmaps: dict, *, thresholds=fremoval.DEFAUL
         eers.append(res.assign(network=arch))
         fractions.append(fremoval.removed_fraction(gapmaps, thresholds).assign(network=arch))
         n = len(images) if deletion_images is None else min(deletion_images, len(images))
-        c = fremoval.deletion_curves(embed, images[:n], gapmaps[:n], segments=hs.segments[:n],
-                                     seed=seed, batch_size=batch_size, progress=progress)
+        c = ffaith.deletion_curves(embed, images[:n], gapmaps[:n], segments=hs.segments[:n],
+                                   seed=seed, batch_size=batch_size, progress=progress)
         curves.append(c.assign(network=arch))
-        aucs.append(fremoval.deletion_auc(c).assign(network=arch))
+        aucs.append(ffaith.deletion_auc(c).assign(network=arch))
         for t in (0.8, 0.5, 0.3):
             removed, _ = fremoval.remove_significant(images[:1], gapmaps[:1], t)
             examples.append((removed[0].transpose(1, 2, 0), f"{arch}, > {t}"))
@@ -506,59 +486,16 @@ def removal_analysis(study: Study, heatmaps: dict, *, thresholds=fremoval.DEFAUL
                            examples=examples, curves=curves, auc=auc_mean)
 
 
-def removal_reading(result: RemovalAnalysis, *, pose_pair: str = "overall",
-                    tolerance: float = 0.005) -> str:
-    """A Markdown paragraph saying what :func:`removal_analysis` found, per network.
-
-    For each network: the EER with nothing removed, the mean EER over the
-    thresholds after removing the significant pixels and after removing as
-    many random pixels / random superpixels, and the deletion AUCs
-    (most-relevant-first against least-relevant-first). AUCs within
-    ``tolerance`` of each other are called "no difference".
-    """
-    eer = result.eer[result.eer["pose_pair"] == pose_pair]
-    sentences = []
-    for network, rows in eer.groupby("network", sort=False):
-        base = rows.loc[rows["method"] == "none", "eer"].mean()
-        removed = rows[rows["method"] != "none"].groupby("method")["eer"].mean()
-        sig = removed.get("significant", np.nan)
-        text = (f"**{network}**: EER {100 * base:.1f}% with nothing removed; removing the "
-                f"pixels above each threshold gives {100 * sig:.1f}% on average over the "
-                "thresholds")
-        baselines = [f"{100 * removed[method]:.1f}% for {label}" for method, label in
-                     (("random-pixels", "as many random pixels"),
-                      ("random-superpixels", "as many pixels in random superpixels"))
-                     if method in removed]
-        if baselines:
-            text += ", against " + " and ".join(baselines)
-        if network in result.auc.index:
-            auc = result.auc.loc[network]
-            morf, lerf = auc.get("most-relevant-first"), auc.get("least-relevant-first")
-            if morf is not None and lerf is not None:
-                if morf < lerf - tolerance:
-                    verdict = "the similarity falls faster when the most relevant pixels go first"
-                elif morf > lerf + tolerance:
-                    verdict = ("the similarity falls *slower* when the most relevant pixels go "
-                               "first: the heatmap ranks pixels worse than its reverse")
-                else:
-                    verdict = ("no difference between most- and least-relevant-first: the "
-                               "heatmap does not rank pixels by their effect on the embedding")
-                text += (f". Deletion AUC {morf:.3f} most-relevant-first vs {lerf:.3f} "
-                         f"least-relevant-first: {verdict}")
-        sentences.append(text + ".")
-    return "\n\n".join(sentences)
-
-
 # ------------------------------------------------------------------ sampling
 
 
 def sampling_analysis(study: Study, frame: pd.DataFrame, arch: str = "mobilenetv2", *,
-                      settings=fremoval.DEFAULT_SETTINGS, seeds=(0, 1, 2), n_samples=1000,
+                      settings=fstab.DEFAULT_SETTINGS, seeds=(0, 1, 2), n_samples=1000,
                       n_segments=75, batch_size=None, compile=False, progress=True) -> tuple:
     """The explainer's sampling compared by faithfulness and stability, cached.
 
     Returns ``(per_image, summary)`` DataFrames (see
-    :func:`faceexp.removal.sampling_study`).
+    :func:`faceexp.stability.sampling_study`).
     """
     key = fart.make_key(model=fmodels.checkpoint_hash(study.checkpoint(arch)),
                         images=list(frame["path"]), settings=list(settings), seeds=list(seeds),
@@ -568,57 +505,11 @@ def sampling_analysis(study: Study, frame: pd.DataFrame, arch: str = "mobilenetv
     if path.exists():
         per_image = pd.read_csv(path)
     else:
-        images = fart.preprocessed_images(frame)
-        per_image = fremoval.sampling_study(study.embedder(arch, ["gap"], compile=compile), images,
-                                            settings=settings, seeds=seeds, n_samples=n_samples,
-                                            n_segments=n_segments, batch_size=batch_size,
-                                            progress=progress)
+        images = fdata.preprocessed_images(frame)
+        per_image = fstab.sampling_study(study.embedder(arch, ["gap"], compile=compile), images,
+                                         settings=settings, seeds=seeds, n_samples=n_samples,
+                                         n_segments=n_segments, batch_size=batch_size,
+                                         progress=progress)
         path.parent.mkdir(parents=True, exist_ok=True)
         per_image.to_csv(path, index=False)
-    return per_image, fremoval.summarise_sampling_study(per_image)
-
-
-# ------------------------------------------------------------------ outputs
-
-
-def write_summary(output_dir, name: str, *, summary: str, values: dict | None = None,
-                  tables: list | None = None, figures: list | None = None) -> Path:
-    """Write a chapter's summary for the book's results page (see book/build.py).
-
-    ``values`` maps a label to a number or ``{"ours": x, "paper": y}``;
-    ``tables`` is a list of ``(DataFrame, caption)``; ``figures`` a list of
-    ``(figure, file name, caption)``, each saved as PNG next to
-    ``<name>.json`` in ``output_dir``.
-    """
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for fig, file, caption in figures or []:
-        fig.savefig(out / file, dpi=100, bbox_inches="tight")
-        entries.append({"file": file, "caption": caption})
-    doc = {"summary": summary,
-           "values": {k: ({kk: _plain(vv) for kk, vv in v.items()} if isinstance(v, dict)
-                          else _plain(v)) for k, v in (values or {}).items()},
-           "tables": [dict(_plain_table(t), caption=c) for t, c in tables or []],
-           "figures": entries}
-    path = out / f"{name}.json"
-    path.write_text(json.dumps(doc, indent=2))
-    return path
-
-
-def _plain_table(table: pd.DataFrame) -> dict:
-    d = table.to_dict(orient="split")
-    d["data"] = [[_plain(x) for x in row] for row in d["data"]]
-    d["index"] = [str(i) for i in d["index"]]
-    d["columns"] = [str(c) for c in d["columns"]]
-    return d
-
-
-def _plain(v):
-    if isinstance(v, (np.floating, float)):
-        return None if not np.isfinite(v) else round(float(v), 4)
-    if isinstance(v, np.integer):
-        return int(v)
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return None
-    return v
+    return per_image, fstab.summarise_sampling_study(per_image)

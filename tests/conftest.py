@@ -1,4 +1,6 @@
-"""Shared test fixtures: tiny image trees written into ``tmp_path``."""
+"""Shared test fixtures: tiny image trees written into ``tmp_path``, and ``book/build.py``
+loaded as a module (it puts the repository root on ``sys.path``, so the build steps in
+``book/*.py`` import as ``book.<step>``)."""
 from __future__ import annotations
 
 import importlib.util

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html.parser
 import re
+import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -29,6 +30,7 @@ MATHJAX = "_static/mathjax/es5/tex-mml-chtml.js"
 
 
 build = load_build_script()
+from book import results  # noqa: E402  (importable once build.py is loaded)
 
 
 class _Tags(html.parser.HTMLParser):
@@ -61,6 +63,30 @@ def site() -> Path:
     index = build.build_book(path_output=output, log=lambda message: None)
     assert index.is_file()
     return index.parent
+
+
+@pytest.mark.parametrize("profile", ["quick", "demo", "full"])
+def test_results_page_lists_every_parameter_the_profile_gives_a_notebook(profile):
+    """Each key of params/<profile>/*.yaml that a notebook declares reaches the page (in the
+    first sentence or the chapter's section), unless results.SETTINGS_NOT_SHOWN names it."""
+    executed_root = ROOT / "_build" / "test" / "settings"
+    shutil.rmtree(executed_root, ignore_errors=True)
+    text = build.write_results_summary(profile, executed_root=executed_root).read_text(encoding="utf-8")
+    first, *sections = text.split("\n### ")
+    shown = 0
+    for source, section in zip(build.notebook_paths(), sections):
+        given = {}
+        for file in build.parameters.profile_files(profile, source):
+            given.update(build.parameters.read_parameter_file(file))
+        parameters = build.notebook_parameters(source, profile, output_dir="unused")
+        for key in set(given) & set(parameters) - set(results.SETTINGS_NOT_SHOWN):
+            setting = f"`{key}={results.setting_text(parameters[key])}`"
+            assert setting in first or setting in section, f"{profile}, {source.stem}: {setting} not on the page"
+            shown += 1
+    assert shown >= 8 * 10
+    assert set(results.SETTINGS_NOT_SHOWN) == {"profile", "output_dir", "artifacts_dir"}
+    assert "`images_per_identity=" in first and "`max_epochs=" in first
+    shutil.rmtree(executed_root, ignore_errors=True)
 
 
 def test_intro_results_and_all_eight_chapters_are_built(site):

@@ -1,4 +1,5 @@
-"""Study helpers: example selection, test subsets and the results-page summary."""
+"""Study helpers (example selection, test images, per-network options) and what the report
+module writes about them (captions from recorded provenance, readings, the summary JSON)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from faceexp import report  # noqa: E402
 from faceexp import study as fs  # noqa: E402
+from faceexp.train import TrainResult  # noqa: E402
 
 
 def _frame():
@@ -30,19 +33,19 @@ def test_example_triplet_picks_probe_genuine_impostor():
         fs.example_triplet(_frame().iloc[[0, 3]])
 
 
-def test_test_subset_keeps_first_images_and_every_turned_face():
+def test_test_images_keeps_first_images_and_every_turned_face():
     st = fs.Study(runs={}, images=_frame(), artifacts=None, dataset="toy")
-    sub = st.test_subset(1)
+    sub = st.test_images(1)
     # first image of each identity, plus the three-quarter face of "a"
     assert list(sub["path"]) == ["p0", "p2", "p3", "p5"]
-    assert len(st.test_subset(None)) == 7
+    assert len(st.test_images(None)) == 7
 
 
 def test_write_summary_writes_json_tables_and_figures(tmp_path):
     fig, ax = plt.subplots()
     ax.plot([0, 1])
     table = pd.DataFrame({"F-F": [1.5, np.nan]}, index=["MB2", "R50"])
-    path = fs.write_summary(tmp_path, "05_x", summary="text", values={"EER": {"ours": np.float64(1.23456), "paper": 3.75}, "n": np.int64(3)},
+    path = report.write_summary(tmp_path, "05_x", summary="text", values={"EER": {"ours": np.float64(1.23456), "paper": 3.75}, "n": np.int64(3)},
                             tables=[(table, "Table I")], figures=[(fig, "f.png", "a figure")])
     doc = json.loads(path.read_text())
     assert doc["values"] == {"EER": {"ours": 1.2346, "paper": 3.75}, "n": 3}
@@ -50,24 +53,30 @@ def test_write_summary_writes_json_tables_and_figures(tmp_path):
     assert (tmp_path / "f.png").stat().st_size > 0
 
 
-def test_per_model_value_from_dict_string_or_plain():
+def test_per_model_value_from_dict_or_plain():
     assert fs.per_model_value(12, "resnet50", "max_epochs") == 12
-    text = "mobilenetv2:6, resnet50:12"
-    assert fs.per_model_value(text, "mobilenetv2", "max_epochs") == 6
-    assert fs.per_model_value(text, "resnet50", "max_epochs") == 12
-    assert fs.per_model_value("mobilenetv2:none,resnet50:0.5", "mobilenetv2", "x") is None
-    assert fs.per_model_value("mobilenetv2:none,resnet50:0.5", "resnet50", "x") == 0.5
+    per_network = {"mobilenetv2": 6, "resnet50": 12}  # as papermill passes a YAML mapping
+    assert fs.per_model_value(per_network, "mobilenetv2", "max_epochs") == 6
+    assert fs.per_model_value(per_network, "resnet50", "max_epochs") == 12
+    assert fs.per_model_value({"mobilenetv2": None, "resnet50": 0.5}, "mobilenetv2", "x") is None
     assert fs.per_model_value({"mobilenetv2": 3}, "mobilenetv2", "x", ["mobilenetv2"]) == 3
     assert fs.per_model_value("resize-crop", "resnet50", "mode") == "resize-crop"
-    assert fs.per_model_value("C:/boxes.csv", "resnet50", "boxes") == "C:/boxes.csv"
+    assert fs.per_model_value("mobilenetv2:6", "resnet50", "boxes") == "mobilenetv2:6", \
+        "strings are values, never parsed"
     with pytest.raises(ValueError, match=r"max_epochs: per-network values must name each of "
                                          r"\['mobilenetv2', 'resnet50'\]; unknown \[\], "
                                          r"missing \['resnet50'\]"):
-        fs.per_model_value("mobilenetv2:6", "mobilenetv2", "max_epochs")
+        fs.per_model_value({"mobilenetv2": 6}, "mobilenetv2", "max_epochs")
     with pytest.raises(ValueError, match="unknown \\['vgg'\\]"):
         fs.per_model_value({"vgg": 1, "mobilenetv2": 1, "resnet50": 1}, "resnet50", "x")
-    with pytest.raises(ValueError, match="max_epochs: expected 'mobilenetv2:VALUE"):
-        fs.per_model_value("mobilenetv2:6,resnet50", "resnet50", "max_epochs")
+
+
+def test_prepare_study_wants_a_list_of_known_networks():
+    with pytest.raises(ValueError, match=r"models must be a list of architectures, e\.g\. "
+                                         r"\['mobilenetv2', 'resnet50'\], got 'mobilenetv2,resnet50'"):
+        fs.prepare_study("mobilenetv2,resnet50")
+    with pytest.raises(ValueError, match=r"models must be some of .*got unknown \['vgg'\]"):
+        fs.prepare_study(["vgg"])
 
 
 def test_resolve_device():
@@ -76,7 +85,8 @@ def test_resolve_device():
 
 
 def test_removal_reading_states_the_numbers_and_the_verdict():
-    from faceexp.study import RemovalAnalysis, removal_reading
+    from faceexp.report import removal_reading
+    from faceexp.study import RemovalAnalysis
 
     rows = []
     for network, sig in (("mobilenetv2", (0.20, 0.30)), ("resnet50", (0.10, 0.10))):
@@ -106,3 +116,39 @@ def test_removal_reading_states_the_numbers_and_the_verdict():
     assert "gives 10.0% on average" in second and "no difference" in second
     auc.loc["resnet50", "most-relevant-first"] = 0.49
     assert "*slower*" in removal_reading(result).split("\n\n")[1]
+
+
+def _run(tmp_path, arch, init_weights):
+    out = tmp_path / arch
+    out.mkdir()
+    if init_weights is not None:
+        (out / "init_weights.json").write_text(json.dumps(init_weights))
+    metrics = pd.DataFrame({"epoch": [1, 2], "val_acc": [0.5, 0.75]})
+    return TrainResult(out_dir=out, final_checkpoint=out / "final.pt", best_checkpoint=out / "best.pt",
+                       metrics=metrics, classes=["a", "b", "c"])
+
+
+def test_caption_says_which_initial_weights_each_run_recorded(tmp_path):
+    resnet = {"source": "imagenet", "path": "/w/resnet50-0676ba61.pth", "sha256": "0123456789abcdef" * 4,
+              "requested": "imagenet"}
+    mobilenet = {"source": "random", "path": None, "sha256": None, "requested": "imagenet"}
+    runs = {"mobilenetv2": _run(tmp_path, "mobilenetv2", mobilenet),
+            "resnet50": _run(tmp_path, "resnet50", resnet)}
+    study = fs.Study(runs=runs, images=_frame(), artifacts=tmp_path, dataset="toy faces")
+    assert report.caption(study, extra="4 images") == (
+        "Data: toy faces. Models: mobilenetv2: 2 epochs on 3 identities, random init (no ImageNet "
+        "weights file found), val. acc. 0.75; resnet50: 2 epochs on 3 identities, ImageNet init "
+        "(resnet50-0676ba61.pth, sha256 0123456789ab), val. acc. 0.75. 4 images")
+    assert report.caption(study, "resnet50").startswith("Data: toy faces. Models: resnet50: ")
+
+
+def test_init_weights_text_for_every_source():
+    digest = "ab" * 32
+    assert report.init_weights_text(None) == "initial weights not recorded"
+    assert report.init_weights_text({"source": "random", "requested": None}) == "random init"
+    assert report.init_weights_text({"source": "file", "path": "/x/my.pth", "sha256": digest}) == \
+        "init from my.pth (sha256 abababababab)"
+    assert report.init_weights_text({"source": "checkpoint", "path": "/r/final.pt", "sha256": digest}) == \
+        "fine-tuned from final.pt (sha256 abababababab)"
+    with pytest.raises(ValueError, match=r"record\['source'\] must be .* got 'guess'"):
+        report.init_weights_text({"source": "guess"})

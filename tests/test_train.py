@@ -112,3 +112,32 @@ def test_torchrun_two_cpu_processes(tiny_faces, tmp_path):
     # validation is sharded over the 2 ranks and summed: accuracy is a multiple of 1/4
     assert (metrics["val_acc"].iloc[0] * 4) % 1 == pytest.approx(0)
     fmodels.load_checkpoint(tmp_path / "ddp" / "final.pt", arch="mobilenetv2", num_classes=4)
+
+
+def test_initial_weights_records_the_file_read_and_its_hash(tmp_path, monkeypatch):
+    from faceexp import train as ftrain
+
+    weights = tmp_path / "resnet50-custom.pth"
+    weights.write_bytes(b"abc")
+    abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc")
+    record = ftrain.initial_weights(TrainConfig(arch="resnet50", weights=str(weights)))
+    assert record == {"source": "file", "path": str(weights.resolve()), "sha256": abc,
+                      "requested": str(weights)}
+    record = ftrain.initial_weights(TrainConfig(arch="resnet50", init_checkpoint=str(weights)))
+    assert record["source"] == "checkpoint" and record["sha256"] == abc
+    assert ftrain.initial_weights(TrainConfig(weights=None)) == \
+        {"source": "random", "path": None, "sha256": None, "requested": None}
+    monkeypatch.setattr(ftrain, "imagenet_weights_file", lambda arch: None)
+    assert ftrain.initial_weights(TrainConfig(arch="resnet50"))["source"] == "random"
+    monkeypatch.setattr(ftrain, "imagenet_weights_file", lambda arch: weights)
+    assert ftrain.initial_weights(TrainConfig(arch="resnet50"))["source"] == "imagenet"
+    with pytest.raises(FileNotFoundError, match="weights must be an existing file, got"):
+        ftrain.initial_weights(TrainConfig(weights=str(tmp_path / "missing.pth")))
+
+
+def test_a_run_records_its_initial_weights(tiny_faces, tmp_path):
+    result = train(_tiny_config(tiny_faces, max_epochs=1), tmp_path / "run", progress=False)
+    expected = {"source": "random", "path": None, "sha256": None, "requested": None}
+    assert result.init_weights == expected
+    _, meta = fmodels.load_checkpoint(tmp_path / "run" / "final.pt", arch="mobilenetv2")
+    assert meta["init_weights"] == expected

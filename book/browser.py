@@ -1,0 +1,149 @@
+"""Checks of the built book: an audit of its HTML (every page there, figures embedded,
+nothing loaded from the web, the local MathJax loaded once) and headless Chromium (formulas
+typeset, screenshots of the intro and results pages)."""
+from __future__ import annotations
+
+import html.parser
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable
+from urllib.parse import unquote, urlparse
+
+from book.layout import EXECUTED_DIR, NOTEBOOK_DIR, ROOT, BookError, display_path
+from book.notebooks import notebook_paths
+from book.site import MATHJAX_SCRIPT, html_dir
+
+SCREENSHOT_PAGES = ("book/intro", "book/results")
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+class _Assets(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.scripts, self.links, self.images = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "script" and attrs.get("src"):
+            self.scripts.append(attrs["src"])
+        elif tag == "link" and attrs.get("href") and attrs.get("rel") not in ("canonical",):
+            self.links.append(attrs["href"])
+        elif tag == "img" and attrs.get("src"):
+            self.images.append(attrs["src"])
+
+
+def page_assets(page: Path) -> _Assets:
+    """The script, link and image URLs of one HTML page."""
+    parser = _Assets()
+    parser.feed(Path(page).read_text(encoding="utf-8"))
+    return parser
+
+
+def _is_external(url: str) -> bool:
+    return url.startswith("//") or urlparse(url).scheme not in ("", "file", "data")
+
+
+def audit_book(html: Path | None = None, *, notebook_dir: Path = NOTEBOOK_DIR) -> list[str]:
+    """What is wrong with a built book (empty list: nothing).
+
+    Checks: the intro, results and every chapter page exist; each chapter embeds a figure
+    that resolves; no page loads a script or stylesheet from the web; the pages load the
+    local MathJax exactly once and its fonts are there.
+    """
+    html = Path(html) if html else html_dir()
+    problems = []
+    pages = {"intro": html / "book" / "intro.html", "results": html / "book" / "results.html"}
+    pages.update({s.stem: html / "book" / "executed" / f"{s.stem}.html" for s in notebook_paths(notebook_dir)})
+    for name, page in pages.items():
+        if not page.is_file():
+            problems.append(f"{name}: no page {page}")
+    for page in sorted(html.rglob("*.html")):
+        assets = page_assets(page)
+        for url in assets.scripts + assets.links:
+            if _is_external(url):
+                problems.append(f"{page.relative_to(html)} loads {url} from the web")
+        mathjax = [u for u in assets.scripts if "mathjax" in u.lower() or "tex-" in u.lower()]
+        if page.parent == html / "book" and page.stem in ("intro", "results"):
+            local = [u for u in mathjax if u.split("?")[0].endswith(MATHJAX_SCRIPT)]
+            if len(local) != 1 or len(mathjax) != 1:
+                problems.append(f"{page.relative_to(html)} loads MathJax as {mathjax}, expected one local {MATHJAX_SCRIPT}")
+            for url in local:
+                if not (page.parent / unquote(url.split("?")[0])).resolve().is_file():
+                    problems.append(f"{page.relative_to(html)}: {url} does not exist")
+    for stem, page in pages.items():
+        if stem in ("intro", "results") or not page.is_file():
+            continue
+        images = page_assets(page).images
+        good = [u for u in images if u.startswith("data:image/")
+                or (not _is_external(u) and (page.parent / unquote(u.split("?")[0])).resolve().is_file())]
+        if not good:
+            problems.append(f"{stem}: the chapter embeds no figure (images: {images})")
+    fonts = html / "_static" / "mathjax" / "es5" / "output" / "chtml" / "fonts" / "woff-v2"
+    if not any(fonts.glob("*.woff")):
+        problems.append(f"no MathJax fonts in {fonts}")
+    return problems
+
+
+def find_chromium() -> str | None:
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _chromium(args: list[str], *, timeout: float = 120) -> subprocess.CompletedProcess:
+    chromium = find_chromium()
+    if chromium is None:
+        raise BookError("headless Chromium is needed for --check: apt-get install -y chromium")
+    with tempfile.TemporaryDirectory(prefix="faceexp-chromium-") as profile_dir:
+        command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                   f"--user-data-dir={profile_dir}", "--hide-scrollbars", "--virtual-time-budget=20000",
+                   *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def rendered_formulas(page: Path) -> int:
+    """How many formulas MathJax typeset in ``page`` once Chromium has loaded it."""
+    result = _chromium(["--dump-dom", Path(page).resolve().as_uri()])
+    return result.stdout.count("<mjx-container")
+
+
+def screenshot(page: Path, png: Path, *, window: str = "1280,2000") -> Path:
+    """Render one page with headless Chromium into ``png``."""
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    png.unlink(missing_ok=True)
+    result = _chromium([f"--window-size={window}", f"--screenshot={png.resolve()}", Path(page).resolve().as_uri()])
+    if not png.is_file() or png.stat().st_size == 0:
+        raise BookError(f"Chromium wrote no screenshot of {page}:\n{result.stderr[-2000:]}")
+    return png
+
+
+def check_book(*, path_output: Path | None = None, log: Callable[[str], None] = print) -> list[str]:
+    """Audit the built book, count typeset formulas and screenshot the intro and results pages."""
+    html = html_dir(path_output)
+    if not (html / "index.html").is_file():
+        return [f"no book in {html}: build it first (python book/build.py)"]
+    marker = EXECUTED_DIR / "published.json"
+    if path_output is None and marker.is_file():
+        log(f"checking {display_path(html)} (profile {json.loads(marker.read_text())['profile']!r})")
+    problems = audit_book(html)
+    if find_chromium() is None:
+        raise BookError("headless Chromium is needed for --check: apt-get install -y chromium")
+    intro = html / "book" / "intro.html"
+    if intro.is_file():
+        formulas = rendered_formulas(intro)
+        log(f"MathJax typeset {formulas} formulas on the introduction")
+        if formulas == 0:
+            problems.append("MathJax typeset no formula on the introduction (math shows raw)")
+    shots = (Path(path_output) if path_output else ROOT) / "_build" / "screenshots"
+    for page in SCREENSHOT_PAGES:
+        source = html / f"{page}.html"
+        if source.is_file():
+            log(f"screenshot: {display_path(screenshot(source, shots / (Path(page).name + '.png')))}")
+    return problems

@@ -1,0 +1,232 @@
+"""What the book's pages say: the notebooks' setup, figure captions, readings and the
+summary JSON the results page is built from.
+
+The analyses live in :mod:`faceexp.study`; this module turns what they ran and found into
+text. Captions are written from recorded provenance (the data set, how many identities,
+the initial weights each training run recorded, see :func:`faceexp.train.initial_weights`),
+never from what the code assumes was run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import faceexp
+from faceexp import study as fs
+
+
+def setup_notebook(profile: str, models, artifacts_dir, *, data_root=None, seed: int = 0,
+                   device="auto", max_epochs=None, train_batch_size=None) -> fs.Study:
+    """The setup cell of every chapter: working directory, quiet compiler, the study.
+
+    Changes the working directory to the repository root when the notebook was opened
+    from ``notebooks/`` (parameters hold paths relative to the root); imports torch's C++
+    extension module with its logger at ERROR, so that the first ``torch.compile`` on a
+    machine without a CUDA runtime does not log "No CUDA runtime is found" into the
+    chapter; then :func:`faceexp.study.prepare_study` without progress bars (and without
+    the warnings of a network that starts from random weights, which its captions state,
+    or of tqdm missing ipywidgets), and prints one line saying what was loaded.
+
+    Parameters
+    ----------
+    profile : str
+        The params profile the notebook runs with (only printed).
+    models, artifacts_dir, data_root, seed, device
+        As :func:`faceexp.study.prepare_study`.
+    max_epochs, train_batch_size : int, dict or None
+        The training options ``max_epochs`` and ``batch_size``; a dict ``{arch: value}``
+        gives each network its own.
+
+    Returns
+    -------
+    faceexp.study.Study
+    """
+    if Path.cwd().name == "notebooks" and (Path.cwd().parent / "faceexp").is_dir():
+        os.chdir(Path.cwd().parent)
+    _import_cpp_extension_quietly()
+    with warnings.catch_warnings():
+        # A network without ImageNet weights says so in every caption (its run records
+        # it), not in a warning in whichever chapter happens to train it.
+        warnings.filterwarnings("ignore", message=r".*starts from random initialisation",
+                                category=UserWarning)
+        # facenet-pytorch (pose labels) imports tqdm.auto, which warns in a kernel without
+        # ipywidgets; faceexp shows no progress bars in the book.
+        warnings.filterwarnings("ignore", message=r"IProgress not found")
+        study = fs.prepare_study(models, artifacts_dir, data_root=data_root, seed=seed,
+                                 device=device, max_epochs=max_epochs,
+                                 batch_size=train_batch_size, progress=False)
+    print(f"faceexp {faceexp.__version__}, profile {profile!r}: {study.dataset}, "
+          f"networks {study.models}")
+    return study
+
+
+def _import_cpp_extension_quietly() -> None:
+    # torch.utils.cpp_extension logs "No CUDA runtime is found" once, when it is imported
+    # (torch.compile's CPU backend imports it) on a machine with a CUDA folder and no
+    # CUDA runtime. Importing it here with its logger at ERROR keeps that line out of the
+    # pages and leaves every other log record alone.
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        import torch.utils.cpp_extension  # noqa: F401
+    finally:
+        logger.setLevel(previous)
+
+
+# ----------------------------------------------------------------------------- captions
+
+
+def init_weights_text(record: dict | None) -> str:
+    """A caption phrase for a training run's initial-weights record.
+
+    ``record`` is :func:`faceexp.train.initial_weights`' dict (None: the run recorded
+    nothing). The file's name and the first 12 hex digits of its sha256 are shown.
+    """
+    if not record:
+        return "initial weights not recorded"
+    source = record.get("source")
+    if source == "random":
+        if record.get("requested") == "imagenet":
+            return "random init (no ImageNet weights file found)"
+        return "random init"
+    name = Path(record.get("path") or "?").name
+    digest = f"sha256 {str(record.get('sha256'))[:12]}"
+    if source == "imagenet":
+        return f"ImageNet init ({name}, {digest})"
+    if source == "checkpoint":
+        return f"fine-tuned from {name} ({digest})"
+    if source == "file":
+        return f"init from {name} ({digest})"
+    raise ValueError(f"record['source'] must be 'imagenet', 'file', 'checkpoint' or 'random', "
+                     f"got {source!r}")
+
+
+def caption(study: fs.Study, arch: str | None = None, extra: str = "") -> str:
+    """A caption line saying what data and which trained networks produced a figure.
+
+    Per network (``arch``, or all of the study's): epochs, training identities, the
+    initial weights its run recorded, and the final validation accuracy; ``extra`` is
+    appended as one more sentence.
+    """
+    parts = []
+    for a in [arch] if arch else study.models:
+        run = study.runs[a]
+        m = run.metrics
+        parts.append(f"{a}: {len(m)} epochs on {len(run.classes)} identities, "
+                     f"{init_weights_text(getattr(run, 'init_weights', None))}, "
+                     f"val. acc. {m['val_acc'].iloc[-1]:.2f}")
+    text = f"Data: {study.dataset}. Models: " + "; ".join(parts)
+    return text + (f". {extra}" if extra else "")
+
+
+# ----------------------------------------------------------------------------- readings
+
+
+def removal_reading(result: fs.RemovalAnalysis, *, pose_pair: str = "overall",
+                    tolerance: float = 0.005) -> str:
+    """A Markdown paragraph saying what :func:`faceexp.study.removal_analysis` found, per network.
+
+    For each network: the EER with nothing removed, the mean EER over the
+    thresholds after removing the significant pixels and after removing as
+    many random pixels / random superpixels, and the deletion AUCs
+    (most-relevant-first against least-relevant-first). AUCs within
+    ``tolerance`` of each other are called "no difference".
+    """
+    eer = result.eer[result.eer["pose_pair"] == pose_pair]
+    sentences = []
+    for network, rows in eer.groupby("network", sort=False):
+        base = rows.loc[rows["method"] == "none", "eer"].mean()
+        removed = rows[rows["method"] != "none"].groupby("method")["eer"].mean()
+        sig = removed.get("significant", np.nan)
+        text = (f"**{network}**: EER {100 * base:.1f}% with nothing removed; removing the "
+                f"pixels above each threshold gives {100 * sig:.1f}% on average over the "
+                "thresholds")
+        baselines = [f"{100 * removed[method]:.1f}% for {label}" for method, label in
+                     (("random-pixels", "as many random pixels"),
+                      ("random-superpixels", "as many pixels in random superpixels"))
+                     if method in removed]
+        if baselines:
+            text += ", against " + " and ".join(baselines)
+        if network in result.auc.index:
+            auc = result.auc.loc[network]
+            morf, lerf = auc.get("most-relevant-first"), auc.get("least-relevant-first")
+            if morf is not None and lerf is not None:
+                if morf < lerf - tolerance:
+                    verdict = "the similarity falls faster when the most relevant pixels go first"
+                elif morf > lerf + tolerance:
+                    verdict = ("the similarity falls *slower* when the most relevant pixels go "
+                               "first: the heatmap ranks pixels worse than its reverse")
+                else:
+                    verdict = ("no difference between most- and least-relevant-first: the "
+                               "heatmap does not rank pixels by their effect on the embedding")
+                text += (f". Deletion AUC {morf:.3f} most-relevant-first vs {lerf:.3f} "
+                         f"least-relevant-first: {verdict}")
+        sentences.append(text + ".")
+    return "\n\n".join(sentences)
+
+
+# ----------------------------------------------------------------------------- summary JSON
+
+
+def write_summary(output_dir, name: str, *, summary: str, values: dict | None = None,
+                  tables: list | None = None, figures: list | None = None) -> Path:
+    """Write a chapter's summary for the book's results page (book/results.py reads it).
+
+    Parameters
+    ----------
+    output_dir : path
+        Folder of ``<name>.json`` and the figures' PNG files (created if missing).
+    name : str
+        The notebook's stem, e.g. ``"05_complementarity"``.
+    summary : str
+        Markdown: what the chapter found.
+    values : dict, optional
+        Label -> number or string, or ``{"ours": x, "paper": y}``.
+    tables : list, optional
+        ``(DataFrame, caption)`` pairs.
+    figures : list, optional
+        ``(figure, file name, caption)`` triples; each figure is saved as PNG.
+
+    Returns
+    -------
+    Path
+        The JSON file written. Non-finite numbers are written as null, floats rounded to
+        4 decimals.
+    """
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for fig, file, text in figures or []:
+        fig.savefig(out / file, dpi=100, bbox_inches="tight")
+        entries.append({"file": file, "caption": text})
+    doc = {"summary": summary,
+           "values": {k: ({kk: _plain(vv) for kk, vv in v.items()} if isinstance(v, dict)
+                          else _plain(v)) for k, v in (values or {}).items()},
+           "tables": [dict(_plain_table(t), caption=c) for t, c in tables or []],
+           "figures": entries}
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def _plain_table(table: pd.DataFrame) -> dict:
+    d = table.to_dict(orient="split")
+    d["data"] = [[_plain(x) for x in row] for row in d["data"]]
+    d["index"] = [str(i) for i in d["index"]]
+    d["columns"] = [str(c) for c in d["columns"]]
+    return d
+
+
+def _plain(v):
+    if isinstance(v, (np.floating, float)):
+        return None if not np.isfinite(v) else round(float(v), 4)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
