@@ -16,6 +16,7 @@ Layout::
     artifacts/
       train/<arch>-<key>/        a faceexp.train run (final.pt, metrics.csv, split.csv)
       poses/<key>.csv            pose labels of a set of images
+      sampling/<key>.csv         the sampling study of chapter 8 (cached_table)
       explain/<key>/<n>.npz      one Explanation.save file per image
 """
 from __future__ import annotations
@@ -56,6 +57,21 @@ def make_key(**fields) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def cached_table(artifacts, kind: str, compute, **key_fields) -> pd.DataFrame:
+    """A DataFrame computed once: read ``<artifacts>/<kind>/<key>.csv`` if it exists,
+    else ``compute()`` it and write it there atomically.
+
+    ``key`` hashes ``key_fields`` (:func:`make_key`): pass everything the table
+    depends on, including :func:`source_hash` of the modules that compute it.
+    """
+    path = Path(artifacts) / kind / f"{make_key(**key_fields)}.csv"
+    if path.exists():
+        return pd.read_csv(path)
+    table = compute()
+    write_csv(table, path)
+    return table
+
+
 # ----------------------------------------------------------------- networks
 
 
@@ -86,32 +102,8 @@ def trained_network(arch: str, artifacts="artifacts", *, progress: bool = True, 
     key = make_key(config=cfg.to_dict(), code=source_hash("train", "data", "models"))
     out = Path(artifacts) / "train" / f"{arch}-{key}"
     if (out / "final.pt").exists():
-        return load_run(out)
+        return ftrain.load_run(out)
     return ftrain.train(cfg, out, progress=progress)
-
-
-def load_run(out_dir) -> "object":
-    """The :class:`faceexp.train.TrainResult` of a finished run folder."""
-    from faceexp import train as ftrain
-
-    out = Path(out_dir)
-    if not (out / "final.pt").exists():
-        raise FileNotFoundError(f"{out} holds no finished training run (no final.pt)")
-    split = pd.read_csv(out / ftrain.SPLIT_FILE)
-    return ftrain.TrainResult(
-        out_dir=out, final_checkpoint=out / "final.pt", best_checkpoint=out / "best.pt",
-        metrics=pd.read_csv(out / ftrain.METRICS_FILE),
-        classes=sorted(split.loc[split["split"] != "test", "identity"].unique(),
-                       key=fdata.natural_sort_key),
-        test_identities=sorted(split.loc[split["split"] == "test", "identity"].unique(),
-                               key=fdata.natural_sort_key))
-
-
-def run_split(run) -> pd.DataFrame:
-    """The images of a training run with a ``split`` column (train/val/test)."""
-    from faceexp import train as ftrain
-
-    return pd.read_csv(Path(run.out_dir) / ftrain.SPLIT_FILE)
 
 
 # --------------------------------------------------------------------- poses
@@ -125,14 +117,10 @@ def pose_labels(frame: pd.DataFrame, artifacts="artifacts", *, progress: bool = 
     """
     from faceexp import pose as fpose
 
-    key = make_key(images=frame_fingerprint(frame), options=options,
-                   code=source_hash("pose"))
-    path = Path(artifacts) / "poses" / f"{key}.csv"
-    if path.exists():
-        poses = pd.read_csv(path)
-    else:
-        poses = fpose.estimate_pose(frame, progress=progress, **options)
-        write_csv(poses, path)
+    poses = cached_table(artifacts, "poses",
+                         lambda: fpose.estimate_pose(frame, progress=progress, **options),
+                         images=frame_fingerprint(frame), options=options,
+                         code=source_hash("pose"))
     poses = poses.set_index("path")
     out = frame.copy()
     for column in ("pose", "looks", "yaw_proxy", "detected"):

@@ -314,8 +314,9 @@ def plot_eer_per_layer(per_layer: pd.DataFrame, *, source=None):
 
 
 def style_table_one(table: pd.DataFrame, *, caption="EER (%) per pose pair"):
-    """Table I as a styled pandas table (empty cells shown as n/a)."""
-    return (table.style.format(lambda v: "n/a" if pd.isna(v) else (f"{v:.2f}" if isinstance(v, float) else str(v)))
+    """Table I (EERs as fractions, :func:`faceexp.protocol.table_one`) as a styled pandas
+    table printed in percent (empty cells shown as n/a)."""
+    return (table.style.format(lambda v: "n/a" if pd.isna(v) else (f"{100 * v:.2f}" if isinstance(v, float) else str(v)))
             .set_caption(caption)
             .background_gradient(axis=None, cmap="RdYlGn_r")
             .set_table_styles([{"selector": "caption", "props": "caption-side: top; font-weight: bold;"}]))

@@ -179,7 +179,7 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
         runs[arch] = fart.trained_network(arch, artifacts, progress=progress,
                                           data_root=data_root, seed=seed, device=device,
                                           **{k: v for k, v in own.items() if v is not None})
-    images = fart.run_split(runs[models[0]])
+    images = runs[models[0]].split
     test = images[images["split"] == "test"]
     labelled = fart.pose_labels(test, artifacts, progress=progress)
     images = images.merge(labelled[["path", "pose", "looks", "yaw_proxy"]], on="path", how="left")
@@ -497,19 +497,17 @@ def sampling_analysis(study: Study, frame: pd.DataFrame, arch: str = "mobilenetv
     Returns ``(per_image, summary)`` DataFrames (see
     :func:`faceexp.stability.sampling_study`).
     """
-    key = fart.make_key(model=fmodels.checkpoint_hash(study.checkpoint(arch)),
-                        images=list(frame["path"]), settings=list(settings), seeds=list(seeds),
-                        n_samples=n_samples, n_segments=n_segments,
-                        code=fart.source_hash("removal", "explainer", "models", "data"))
-    path = study.artifacts / "sampling" / f"{key}.csv"
-    if path.exists():
-        per_image = pd.read_csv(path)
-    else:
+    def compute():
         images = fdata.preprocessed_images(frame)
-        per_image = fstab.sampling_study(study.embedder(arch, ["gap"], compile=compile), images,
-                                         settings=settings, seeds=seeds, n_samples=n_samples,
-                                         n_segments=n_segments, batch_size=batch_size,
-                                         progress=progress)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        per_image.to_csv(path, index=False)
+        return fstab.sampling_study(study.embedder(arch, ["gap"], compile=compile), images,
+                                    settings=settings, seeds=seeds, n_samples=n_samples,
+                                    n_segments=n_segments, batch_size=batch_size,
+                                    progress=progress)
+
+    per_image = fart.cached_table(
+        study.artifacts, "sampling", compute,
+        model=fmodels.checkpoint_hash(study.checkpoint(arch)), images=list(frame["path"]),
+        settings=list(settings), seeds=list(seeds), n_samples=n_samples, n_segments=n_segments,
+        code=fart.source_hash("stability", "faithfulness", "removal", "explainer", "lime_steps",
+                              "targets", "batching", "similarity", "models", "data"))
     return per_image, fstab.summarise_sampling_study(per_image)

