@@ -43,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -158,8 +159,10 @@ def bench(arch: str, *, n_samples: int, repeats: int, batch: int | None, log,
     floors = {engine: _compiled_embedder(model, ["gap"], engine)
               for engine in ("torch", "onnxruntime")}
     log(f"{arch}: compiling (gap, then the sweep over {len(sweep.embed.layers)} layers)")
-    _explainer(single, batch, batch).explain(image, seed=0)             # warm-ups
-    _explainer(sweep, batch, batch).explain(image, seed=0)
+    with warnings.catch_warnings():      # warm-ups: a batch of samples, an under-determined fit
+        warnings.simplefilter("ignore")
+        _explainer(single, batch, batch).explain(image, seed=0)
+        _explainer(sweep, batch, batch).explain(image, seed=0)
     single_explainer = _explainer(single, n_samples, batch)
     sweep_explainer = _explainer(sweep, n_samples, batch)
     noise = torch.rand(batch, 3, 113, 113, generator=torch.Generator().manual_seed(0))

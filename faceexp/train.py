@@ -30,6 +30,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,8 @@ from torch import nn
 
 from faceexp import data as fdata
 from faceexp import distributed
-from faceexp.files import file_sha256
+from faceexp.files import (atomic_write, file_sha256, remove_orphans, write_csv,
+                           write_json)
 from faceexp import models as fmodels
 from faceexp.models import imagenet_weights_file
 
@@ -125,9 +127,16 @@ class TrainConfig:
             raise ValueError(f"arch must be one of {fmodels.ARCHITECTURES}, got {self.arch!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not self.learning_rates or min(self.learning_rates) <= 0:
+        if not self.learning_rates or not all(math.isfinite(r) and r > 0
+                                              for r in self.learning_rates):
             raise ValueError(
-                f"learning_rates must be positive numbers, got {self.learning_rates}")
+                f"learning_rates must be finite positive numbers, got {self.learning_rates}")
+        # One spelling per file: "data", "data/" and its absolute path resume the same run.
+        for name in ("data_root", "boxes", "init_checkpoint"):
+            if getattr(self, name) is not None:
+                setattr(self, name, str(Path(getattr(self, name)).expanduser().resolve()))
+        if self.weights not in (None, "imagenet"):
+            self.weights = str(Path(self.weights).expanduser().resolve())
         if self.patience < 0:
             raise ValueError(f"patience must be >= 0, got {self.patience}")
         if self.max_epochs < 1:
@@ -322,6 +331,19 @@ class PlateauSchedule:
 
 # ------------------------------------------------------------------ training
 
+#: Settings a resumed run may change (a diverged run resumes with a lower learning rate).
+RESUMABLE_CHANGES = ("learning_rates", "patience", "min_delta", "max_epochs", "num_workers",
+                     "compile", "device", "keep_checkpoints")
+
+
+class NonFiniteLossError(ValueError):
+    """The loss became NaN or infinite: training stops, the last good epoch is kept."""
+
+    def __init__(self, step: int, loss: float, train: bool):
+        self.step, self.loss, self.train = step, loss, train
+        super().__init__(f"step {step}: the {'training' if train else 'validation'} loss is "
+                         f"{loss} (not finite)")
+
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
@@ -349,6 +371,9 @@ def _run_epoch(model, loader, optimizer, device, channels_last, *, train, progre
             else:
                 logits = model(images)
                 loss = loss_fn(logits, labels)
+            if not torch.isfinite(loss.detach()).all():
+                raise NonFiniteLossError(count // max(len(labels), 1) + 1, float(loss.detach()),
+                                         train)
             total_loss += float(loss.detach()) if not train else float(loss.detach()) * len(labels)
             correct += int((logits.argmax(1) == labels).sum())
             count += len(labels)
@@ -399,14 +424,25 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
     state_path = out_dir / STATE_FILE
     config_path = out_dir / CONFIG_FILE
     state = None
+    if is_main:
+        remove_orphans(out_dir)            # temporary files of writes a kill interrupted
     if state_path.exists():
-        saved = json.loads(config_path.read_text())
-        if saved != config.to_dict():
-            diff = {k: (saved.get(k), v) for k, v in config.to_dict().items() if saved.get(k) != v}
+        try:
+            saved = json.loads(config_path.read_text())
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise ValueError(f"run folder {out_dir}: {CONFIG_FILE} or {STATE_FILE} cannot be "
+                             f"read ({error}); use another out_dir") from None
+        diff = {k: (saved.get(k), v) for k, v in config.to_dict().items() if saved.get(k) != v}
+        fixed = {k: v for k, v in diff.items() if k not in RESUMABLE_CHANGES}
+        if fixed:
             raise ValueError(
-                f"{out_dir} holds a run with another configuration (saved, new): {diff}; "
-                "use another out_dir or the same settings to resume")
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
+                f"{out_dir} holds a run with another configuration (saved, new): {fixed}; "
+                "use another out_dir or the same settings to resume (only "
+                f"{', '.join(RESUMABLE_CHANGES)} may change)")
+        if diff:
+            warnings.warn(f"resuming {out_dir} with changed settings (saved, new): {diff}",
+                          UserWarning, stacklevel=2)
     init_path = out_dir / INIT_WEIGHTS_FILE
     if state is not None and init_path.is_file():  # resumed: the weights of the first start
         init_weights = json.loads(init_path.read_text())
@@ -414,11 +450,8 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
         init_weights = initial_weights(config)
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(json.dumps(config.to_dict(), indent=2))
-        init_path.write_text(json.dumps(init_weights, indent=2))
-        split = pd.concat([train_frame.assign(split="train"), val_frame.assign(split="val"),
-                           test_frame.assign(split="test")], ignore_index=True)
-        split.to_csv(out_dir / SPLIT_FILE, index=False)
+        write_json(config_path, config.to_dict())
+        write_json(init_path, init_weights)
 
     train_set = fdata.FaceDataset(train_frame, labels=class_to_index, boxes=boxes,
                                   mode=config.mode, train=True, seed=config.seed, report=report,
@@ -426,8 +459,21 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
     val_set = fdata.FaceDataset(val_frame, labels=class_to_index, boxes=boxes,
                                 mode=config.mode, train=False, report=report,
                                 progress=progress and is_main)
-    if len(report) and is_main:
-        report.write(out_dir / "skipped.csv")
+    # The test identities' images are decoded once too, so that every split's unreadable
+    # files are listed in skipped.csv and none of them is a row of split.csv.
+    for path in test_frame["path"]:
+        fdata.load_image(path, report=report)
+    skipped = set(report.paths)
+    if skipped:
+        test_frame = test_frame[~test_frame["path"].astype(str).isin(skipped)]
+        test_frame = test_frame.reset_index(drop=True)
+    if is_main:
+        split = pd.concat([train_frame.assign(split="train"), val_frame.assign(split="val"),
+                           test_frame.assign(split="test")], ignore_index=True)
+        split = split[~split["path"].astype(str).isin(skipped)]
+        write_csv(split, out_dir / SPLIT_FILE)
+        if len(report):
+            report.write(out_dir / "skipped.csv")
 
     # Model: ImageNet (or random) init, or the backbone of a previous run. The ImageNet
     # file read is the one recorded in init_weights.
@@ -452,6 +498,7 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
+        schedule.index = min(schedule.index, len(schedule.rates) - 1)   # rates may change
         start_epoch = int(state["epoch"])
 
     net = model
@@ -515,10 +562,21 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
             train_loader = torch.utils.data.DataLoader(
                 train_set, batch_size=local_batch, shuffle=True, generator=gen,
                 num_workers=config.num_workers, drop_last=use_compile and len(train_set) > local_batch)
-        tl, tc, tn = _run_epoch(net, train_loader, optimizer, device, channels_last, train=True,
-                                progress=progress and is_main, desc=f"epoch {epoch}", step=step)
-        vl, vc, vn = _run_epoch(model, val_loader, None, device, channels_last, train=False,
-                                progress=False, desc="val")
+        try:
+            tl, tc, tn = _run_epoch(net, train_loader, optimizer, device, channels_last,
+                                    train=True, progress=progress and is_main,
+                                    desc=f"epoch {epoch}", step=step)
+            vl, vc, vn = _run_epoch(model, val_loader, None, device, channels_last,
+                                    train=False, progress=False, desc="val")
+        except NonFiniteLossError as error:
+            if bar is not None:
+                bar.close()
+            kept = (f"epoch {epoch - 1} is kept in {out_dir}" if epoch > 1
+                    else f"no epoch had finished, nothing is kept in {out_dir}")
+            raise ValueError(
+                f"epoch {epoch}, {error}: learning rate {schedule.lr:g} is too high (or the "
+                f"data hold invalid values); the run stopped and {kept}; start it again with "
+                "a lower --lr (learning_rates) to resume from there") from None
         tl, tc, tn, vl, vc, vn = _all_reduce_sum([tl, tc, tn, vl, vc, vn], device, world)
         lr_used = schedule.lr
         val_loss = vl / max(vn, 1)
@@ -563,11 +621,10 @@ def _save_epoch(out_dir, model, optimizer, schedule, epoch, config, classes, row
     if improved or not (out_dir / "best.pt").exists():
         fmodels.save_checkpoint(out_dir / "best.pt", model, arch=config.arch,
                                 num_classes=len(classes), meta=meta)
-    pd.DataFrame(rows).to_csv(out_dir / METRICS_FILE, index=False)
-    tmp = out_dir / (STATE_FILE + ".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "epoch": epoch}, tmp)
-    os.replace(tmp, out_dir / STATE_FILE)
+    write_csv(pd.DataFrame(rows), out_dir / METRICS_FILE)
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "schedule": schedule.state_dict(), "epoch": epoch}
+    atomic_write(out_dir / STATE_FILE, lambda file: torch.save(state, file))
     if config.keep_checkpoints:
         old = sorted(out_dir.glob("epoch-*.pt"))[:-config.keep_checkpoints]
         for path in old:

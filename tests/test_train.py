@@ -141,3 +141,50 @@ def test_a_run_records_its_initial_weights(tiny_faces, tmp_path):
     assert result.init_weights == expected
     _, meta = fmodels.load_checkpoint(tmp_path / "run" / "final.pt", arch="mobilenetv2")
     assert meta["init_weights"] == expected
+
+
+def test_non_finite_learning_rates_are_refused():
+    for rates in ((float("nan"),), (float("inf"),), (0.01, -1.0)):
+        with pytest.raises(ValueError, match="learning_rates must be finite positive numbers"):
+            TrainConfig(learning_rates=rates)
+
+
+def test_relative_and_absolute_data_roots_are_one_config(tiny_faces, monkeypatch):
+    monkeypatch.chdir(tiny_faces.parent)
+    spellings = [tiny_faces.name, tiny_faces.name + "/", str(tiny_faces)]
+    dicts = [TrainConfig(data_root=s).to_dict() for s in spellings]
+    assert dicts[0] == dicts[1] == dicts[2]
+
+
+def test_a_diverging_run_stops_keeps_its_last_epoch_and_resumes_with_a_lower_rate(
+        tiny_faces, tmp_path):
+    out = tmp_path / "run"
+    train(_tiny_config(tiny_faces, max_epochs=1), out, progress=False)
+    # Epoch 2 with an absurd rate: the loss becomes NaN; epoch 1 stays resumable.
+    with pytest.raises(ValueError, match=r"epoch 2, step \d+: the training loss is nan.*"
+                                         r"epoch 1 is kept"):
+        train(_tiny_config(tiny_faces, max_epochs=2, learning_rates=(1e30,)), out,
+              progress=False)
+    assert not list(out.glob(".*.tmp"))
+    with pytest.warns(UserWarning, match="changed settings"):
+        result = train(_tiny_config(tiny_faces, max_epochs=2), out, progress=False)
+    assert result.metrics["epoch"].tolist() == [1, 2]
+    assert all(torch.isfinite(v).all() for v in
+               fmodels.load_checkpoint(out / "final.pt")[0].state_dict().values()
+               if v.is_floating_point())
+
+
+def test_unreadable_files_of_every_split_are_listed_and_never_in_the_split(tiny_faces,
+                                                                          tmp_path):
+    root = tmp_path / "faces"
+    shutil.copytree(tiny_faces, root)
+    for identity in ("s1", "s2", "s3", "s4", "s5", "s6"):
+        (root / identity / "9.pgm").write_bytes(b"P5\n92 112\n255\n" + b"\x00" * 10)
+    out = tmp_path / "run"
+    with pytest.warns(fdata.SkippedFileWarning):
+        train(_tiny_config(root, max_epochs=1), out, progress=False)
+    skipped = pd.read_csv(out / "skipped.csv")["path"].tolist()
+    assert sorted(Path(p).parent.name for p in skipped) == ["s1", "s2", "s3", "s4", "s5", "s6"]
+    split = pd.read_csv(out / "split.csv")
+    assert not split["path"].isin(skipped).any()
+    assert set(split["split"]) == {"train", "val", "test"}
