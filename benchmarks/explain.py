@@ -150,9 +150,9 @@ def bench(arch: str, *, n_samples: int, repeats: int, batch: int | None, log,
           backend: str = "auto") -> dict:
     """Time one network (forwards, gap explanation, sweep and lime interleaved per repeat)."""
     image = _face()
-    if batch is None:
-        batch = fmodels.default_batch_size(arch, "cpu")
     backend = resolve_backend(backend, "cpu")
+    if batch is None:
+        batch = fmodels.default_batch_size(arch, "cpu", backend)
     model = fmodels.build_model(arch, 1000, weights="imagenet", seed=0)
     single = _Timed(_compiled_embedder(model, ["gap"], backend))
     sweep = _Timed(_compiled_embedder(model, _sweep_layers(arch), backend))

@@ -61,7 +61,7 @@ from faceexp import checks
 from faceexp.batching import SINGLE_LAYER, BatchedEmbed, resolve_batch_size
 from faceexp.explanation import Explanation, ExplanationWarning
 from faceexp.lime_steps import (KERNEL_WIDTHS, KERNELS, SAMPLINGS, as_image, draw_samples,
-                                 fit_linear, kernel_weights, one_hot_segments, paint, perturb,
+                                 fit_linear, kernel_weights, paint, perturb,
                                  relabel_segments, superpixels)
 from faceexp.targets import (ClassProbability, Cosine, as_target, check_class_index,
                              needs_class_index, target_name)
@@ -474,8 +474,8 @@ class Explainer:
         with torch.inference_mode():
             pixels = torch.from_numpy(image).to(device).permute(2, 0, 1).contiguous()
             fill = torch.tensor(self.fill_value, dtype=torch.float32, device=device).view(3, 1, 1)
-            one_hot = one_hot_segments(segments, device)
-            on_off = torch.from_numpy(samples).to(device=device, dtype=torch.float32)
+            labels = torch.from_numpy(segments.reshape(-1)).to(device)
+            on_off = torch.from_numpy(samples).to(device)
             if extra:
                 reference_pixels = torch.from_numpy(reference_image).to(device).permute(
                     2, 0, 1).unsqueeze(0)
@@ -487,7 +487,7 @@ class Explainer:
             for b in tqdm(range(n_batches), disable=not progress, desc="explain", unit="batch"):
                 row0, row1 = b * batch_size, min(total, (b + 1) * batch_size)
                 first, last = max(row0 - extra, 0), row1 - extra     # sample indices
-                batch = perturb(pixels, one_hot, on_off[first:last], fill)
+                batch = perturb(pixels, labels, on_off[first:last], fill)
                 if row0 < extra:
                     batch = torch.cat([reference_pixels, batch])
                 activations = self._runner.run(batch)

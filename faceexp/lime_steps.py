@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 __all__ = ["superpixels", "draw_samples", "perturb", "kernel_weights", "fit_linear", "paint",
-           "as_image", "relabel_segments", "one_hot_segments", "SAMPLINGS", "KERNELS",
+           "as_image", "relabel_segments", "SAMPLINGS", "KERNELS",
            "KERNEL_WIDTHS"]
 
 SAMPLINGS = ("bernoulli", "matlab")
@@ -203,9 +203,8 @@ def perturb(image: torch.Tensor, segments: torch.Tensor, samples: torch.Tensor,
     Parameters
     ----------
     image : (3, H, W) float tensor in [0, 1]
-    segments : (S, H * W) float tensor, one-hot superpixel membership
-        (``one_hot[s, p] = 1`` when pixel p lies in superpixel s).
-    samples : (n, S) float tensor of 0/1 (1 = kept)
+    segments : (H * W,) long tensor, the superpixel label of every pixel (row-major)
+    samples : (n, S) bool tensor (True = kept)
     fill : (3, 1, 1) float tensor, the value of removed pixels
 
     Returns
@@ -213,14 +212,5 @@ def perturb(image: torch.Tensor, segments: torch.Tensor, samples: torch.Tensor,
     (n, 3, H, W) float tensor, on the inputs' device.
     """
     height, width = image.shape[1:]
-    masks = (samples @ segments).view(-1, 1, height, width)
-    return image * masks + fill * (1.0 - masks)
-
-
-def one_hot_segments(segments: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(S, H * W) float one-hot membership of an (H, W) label map."""
-    n_superpixels = int(segments.max()) + 1
-    flat = torch.from_numpy(segments.reshape(-1)).to(device)
-    one_hot = torch.zeros(n_superpixels, flat.numel(), dtype=torch.float32, device=device)
-    one_hot[flat, torch.arange(flat.numel(), device=device)] = 1.0
-    return one_hot
+    kept = samples[:, segments].view(-1, 1, height, width)
+    return torch.where(kept, image, fill)

@@ -21,28 +21,31 @@ from faceexp.models.onnx_backend import OnnxRuntimeForward, resolve_backend
 _POOLINGS = ("flatten", "mean")
 
 
-# Explanation batches measured fastest by benchmarks/explain.py (1000 samples, compiled,
-# channels_last, 2-core AVX2 CPU): MobileNetV2 ran 1000 forwards in 12.3 s at batch 8
-# against 19.5 s at batch 50 (its activations stay in cache); ResNet50 was the same at 10
-# and 50 (11.9-12.0 img/s).
-_CPU_BATCH = {"mobilenetv2": 8, "resnet50": 50}
+# Explanation batches measured fastest on the 2-core AVX2 CPU of the build machine.
+# torch (compiled, channels_last; benchmarks/explain.py, 1000 samples): MobileNetV2 ran
+# 1000 forwards in 12.3 s at batch 8 against 19.5 s at batch 50 (its activations stay in
+# cache); ResNet50 was the same at 10 and 50 (11.9-12.0 img/s). onnxruntime (gap layer):
+# MobileNetV2 145 / 140 / 118 img/s and ResNet50 31.5 / 31.7 / 27.6 img/s at batch 8 / 16 / 50.
+_CPU_BATCH = {"torch": {"mobilenetv2": 8, "resnet50": 50},
+              "onnxruntime": {"mobilenetv2": 8, "resnet50": 16}}
 _OTHER_BATCH = 50
 
 
-def default_batch_size(arch: str, device="cpu") -> int:
+def default_batch_size(arch: str, device="cpu", backend: str = "torch") -> int:
     """Perturbed images per forward pass for explaining with ``arch`` on ``device``.
 
-    On the CPU, the batch that benchmarks/explain.py measured fastest for each
-    architecture (MobileNetV2 8, ResNet50 50). Elsewhere 50: not measured here;
-    on a GPU a larger batch (``batch_size=`` of the explainer) is usually faster.
+    On the CPU, the batch measured fastest for each architecture and engine (torch:
+    MobileNetV2 8, ResNet50 50; onnxruntime: 8 and 16). Elsewhere 50: not measured
+    here; on a GPU a larger batch (``batch_size=`` of the explainer) is usually faster.
     """
     arch = _check_arch(arch)
     try:
         kind = torch.device(device).type
     except (RuntimeError, TypeError):
         raise ValueError(f"device: not a torch device: {device!r}") from None
-    return _CPU_BATCH[arch] if kind == "cpu" else _OTHER_BATCH
-
+    if kind != "cpu":
+        return _OTHER_BATCH
+    return _CPU_BATCH["onnxruntime" if backend == "onnxruntime" else "torch"][arch]
 
 
 # ----------------------------------------------------------------------------
@@ -261,10 +264,10 @@ class Embedder:
     @property
     def preferred_batch_size(self) -> int:
         """The batch an explainer should use: ``batch_size`` if set, else
-        :func:`default_batch_size` for this architecture and device."""
+        :func:`default_batch_size` for this architecture, device and engine."""
         if self.batch_size is not None:
             return self.batch_size
-        return default_batch_size(self.arch, self.device)
+        return default_batch_size(self.arch, self.device, self.backend)
 
     def eval(self) -> "Embedder":
         """No-op kept for nn.Module-like callers: calls always run in eval mode."""
@@ -333,7 +336,9 @@ class Embedder:
         size = self.batch_size if self.batch_size is not None else len(batch)
         runner = BatchedEmbed(self._forward, batch_size=size,
                               pad=self.compiled and self.batch_size is not None)
-        training = [module for module in self._extractor.modules() if module.training]
+        # onnxruntime runs an exported eval-mode graph: no training flags to switch.
+        training = [] if self.backend == "onnxruntime" else \
+            [module for module in self._extractor.modules() if module.training]
         for module in training:
             module.training = False
         try:

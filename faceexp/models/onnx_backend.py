@@ -104,6 +104,10 @@ class OnnxRuntimeForward:
             options = ort.SessionOptions()
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+            # No arena: flattened early layers are hundreds of MB per batch; an arena keeps
+            # its peak for the whole session.
+            options.enable_cpu_mem_arena = False
+            options.enable_mem_pattern = False
             self._sessions[size] = ort.InferenceSession(graph, options,
                                                         providers=["CPUExecutionProvider"])
         return self._sessions[size]
