@@ -70,15 +70,13 @@ def to_rgb_uint8(image, *, name: str | None = None) -> np.ndarray:
     """
     name = image_name(image) if name is None else name
     if isinstance(image, (str, Path)):
-        path = Path(image)
-        if not path.exists():
-            raise FileNotFoundError(f"image file {str(path)!r} does not exist")
-        try:
-            with Image.open(path) as pil:
-                pil.load()
-                image = pil.convert("RGB")
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            raise ValueError(f"image {name} cannot be decoded ({type(exc).__name__}: {exc})") from None
+        from faceexp.data import SkipReport, load_image
+
+        report = SkipReport(warn=False)
+        decoded = load_image(image, report=report)
+        if decoded is None:
+            raise ValueError(f"image {name} cannot be decoded ({next(iter(report))[1]})")
+        image = decoded.convert("RGB")
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
     if hasattr(image, "detach"):  # a torch tensor
