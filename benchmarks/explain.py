@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from faceexp import data as fdata
+from faceexp import preprocessing as fpre
 from faceexp import models as fmodels
 from faceexp.explainer import Explainer
 from faceexp.models.onnx_backend import resolve_backend
@@ -60,7 +61,7 @@ N_SEGMENTS = 75
 def _face() -> np.ndarray:
     """A real ORL face, preprocessed to (113, 113, 3) float32 in [0, 1]."""
     path = fdata.orl_root() / "s1" / "1.pgm"
-    return fdata.preprocess(fdata.load_image(path)).transpose(1, 2, 0).copy()
+    return fpre.preprocess(fpre.load_image(path)).transpose(1, 2, 0).copy()
 
 
 def _sweep_layers(arch: str) -> list[str]:
@@ -84,8 +85,8 @@ def _lime_runner(arch: str, image: np.ndarray, n_samples: int):
     from skimage.segmentation import slic
 
     eager = fmodels.build_model(arch, 1000, weights="imagenet", seed=0).eval()
-    mean = torch.tensor(fdata.IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(fdata.IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(fpre.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(fpre.IMAGENET_STD).view(1, 3, 1, 1)
 
     def classifier_fn(images):
         t0 = time.perf_counter()

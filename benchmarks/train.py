@@ -17,12 +17,13 @@ import torch
 from torch import nn
 
 from faceexp import data as fdata
+from faceexp import preprocessing as fpre
 from faceexp import models as fmodels
 
 
 def _orl_batch(n):
     frame = fdata.load_orl().iloc[:n]
-    ds = fdata.FaceDataset(frame, train=False)
+    ds = fpre.FaceDataset(frame, train=False)
     x = torch.stack([ds[i][0] for i in range(len(ds))])
     y = torch.arange(len(ds)) % 10
     return x, y

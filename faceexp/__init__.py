@@ -8,8 +8,10 @@ importance.
 
 Data flows one way through the modules::
 
-    data, pose -> models -> train | embeddings -> explain | protocol, metrics
-      -> heatmaps, removal -> artifacts (cache), study (analyses) -> plots, report (captions, summaries) -> notebooks
+    checks, files -> data, preprocessing, pose -> batching, similarity -> models,
+      recognisers -> train | embeddings, layer_sweep -> targets, lime_steps, explainer,
+      explanation_sets | metrics, fusion, protocol -> heatmaps, removal, faithfulness,
+      stability -> artifacts (cache), study (analyses) -> plots, report -> notebooks
 
 Public names are importable from the package itself (``faceexp.explain``);
 they are loaded lazily so ``import faceexp`` stays cheap.
@@ -23,11 +25,10 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # data
     **dict.fromkeys(["orl_root", "load_orl", "scan_identity_folders", "split_identities",
-                     "validation_holdout", "FaceDataset", "preprocess", "load_image",
-                     "load_bounding_boxes", "SkipReport", "SkippedFileWarning",
-                     "IMAGENET_MEAN", "IMAGENET_STD", "INPUT_SIZE", "preprocessed_images",
-                     "preprocessed_image"],
-                    "data"),
+                     "validation_holdout", "load_bounding_boxes", "SkipReport",
+                     "SkippedFileWarning"], "data"),
+    **dict.fromkeys(["FaceDataset", "preprocess", "load_image", "IMAGENET_MEAN", "IMAGENET_STD",
+                     "INPUT_SIZE", "preprocessed_images", "preprocessed_image"], "preprocessing"),
     # pose
     **dict.fromkeys(["POSES", "POSE_CODES", "estimate_pose", "read_pose_template_list",
                      "look_left", "look_left_batch", "yaw_proxy"], "pose"),

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faceexp import data as fdata
+from faceexp import preprocessing as fpre
 from faceexp.embeddings import frame_fingerprint
 from faceexp.explanation import Explanation, stack_heatmaps
 from faceexp.files import write_csv
@@ -227,7 +227,7 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
     from faceexp import models as fmodels
 
     layers = list(layers)
-    images = fdata.preprocessed_images(frame)
+    images = fpre.preprocessed_images(frame)
     key = make_key(model=fmodels.checkpoint_hash(checkpoint), layers=layers, pooling=pooling,
                    target=fexplain.target_name(target), options=options, backend=backend,
                    code=source_hash("explainer", "explanation", "targets", "batching",

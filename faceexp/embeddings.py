@@ -45,6 +45,7 @@ import torch
 
 from faceexp import checks
 from faceexp import data as fdata
+from faceexp import preprocessing as fpre
 from faceexp.batching import BatchedEmbed
 from faceexp.files import atomic_write, write_text
 from faceexp.models.checkpoints import state_dict_hash
@@ -174,7 +175,7 @@ class _Images:
             self.frame = frame.reset_index(drop=True)
             self.array = None
             self.n = len(frame)
-            self.size = (fdata.INPUT_SIZE, fdata.INPUT_SIZE)
+            self.size = (fpre.INPUT_SIZE, fpre.INPUT_SIZE)
             self.fields = {"images": frame_fingerprint(self.frame), "mode": mode,
                            "boxes": _boxes_fingerprint(boxes, self.frame)}
         elif isinstance(frame, (np.ndarray, torch.Tensor)):
@@ -207,7 +208,7 @@ class _Images:
             frame = self.frame
             if "identity" not in frame.columns:
                 frame = frame.assign(identity="")
-            dataset = fdata.FaceDataset(frame, boxes=self.boxes, mode=self.mode, train=False,
+            dataset = fpre.FaceDataset(frame, boxes=self.boxes, mode=self.mode, train=False,
                                         progress=self.progress)
             if len(dataset) != self.n:
                 skipped = dataset.report.paths
@@ -320,7 +321,7 @@ def compute_embeddings(
         attributes are used when present.
     frame : pandas.DataFrame or array, shape (N, 3, H, W)
         Images: a frame with a ``path`` column (and ``image`` when ``boxes``
-        is given), read and preprocessed by :class:`faceexp.data.FaceDataset`,
+        is given), read and preprocessed by :class:`faceexp.preprocessing.FaceDataset`,
         or an already preprocessed float image array (numpy or torch). Row
         ``k`` of each result belongs to ``frame.iloc[k]``.
     model_id : str, optional
@@ -347,7 +348,7 @@ def compute_embeddings(
         :func:`faceexp.data.load_bounding_boxes`) or the CSV file itself;
         only with ``mode="resize-crop"`` and a frame.
     mode : {"resize-crop", "aligned"}
-        Preprocessing, see :func:`faceexp.data.preprocess` (frames only).
+        Preprocessing, see :func:`faceexp.preprocessing.preprocess` (frames only).
     progress : bool, default True
         A tqdm bar while computing.
     mmap_threshold_mb : float, default 256

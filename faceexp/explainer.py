@@ -69,7 +69,7 @@ from faceexp.targets import (ClassProbability, Cosine, as_target, check_class_in
 __all__ = ["explain", "Explainer", "Explanation", "Cosine", "ClassProbability",
            "resolve_batch_size", "needs_class_index", "target_name"]
 
-#: ImageNet normalisation mean in pixel space (= ``faceexp.data.IMAGENET_MEAN``):
+#: ImageNet normalisation mean in pixel space (= ``faceexp.preprocessing.IMAGENET_MEAN``):
 #: the value that becomes 0 once the model normalises its input.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _FILLS = ("black", "mean")

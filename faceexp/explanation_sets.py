@@ -55,7 +55,7 @@ def explain_set(frame: pd.DataFrame, embed: Callable, out_dir, *, read: Callable
         Results: ``out_dir/<image>.npz`` (:func:`result_path`).
     read : callable, optional
         ``path -> (H, W, 3)`` float image in [0, 1] as ``embed`` expects it;
-        default the paper's preprocessing (113x113, :func:`faceexp.data.preprocess`).
+        default the paper's preprocessing (113x113, :func:`faceexp.preprocessing.preprocess`).
     seed : int
         Image k is explained with seed ``seed + k``.
     rank, world_size : int
@@ -83,7 +83,7 @@ def explain_set(frame: pd.DataFrame, embed: Callable, out_dir, *, read: Callable
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, {world_size}), got {rank!r}")
     if read is None:
-        from faceexp.data import preprocessed_image as read
+        from faceexp.preprocessing import preprocessed_image as read
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"out_dir {str(out_dir)!r} is a file; give a folder")

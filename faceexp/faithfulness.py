@@ -24,7 +24,7 @@ import torch
 from scipy.integrate import trapezoid
 
 from faceexp import checks
-from faceexp.data import IMAGENET_MEAN
+from faceexp.preprocessing import IMAGENET_MEAN
 from faceexp.batching import BatchedEmbed, resolve_batch_size
 from faceexp.similarity import cosine_rows
 from faceexp.removal import (

@@ -40,7 +40,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from faceexp.data import SkipReport, _skip, load_image
+from faceexp.data import SkipReport, _skip
+from faceexp.preprocessing import load_image
 
 __all__ = [
     "POSES",

@@ -2,7 +2,7 @@
 
 The paper validates its heatmaps by removing, from every image, the pixels
 whose heatmap value exceeds a threshold (0.9, 0.8, ..., 0.1), setting them to
-the normalisation mean of the input layer (:data:`faceexp.data.IMAGENET_MEAN`
+the normalisation mean of the input layer (:data:`faceexp.preprocessing.IMAGENET_MEAN`
 in pixel space, 0 once the model normalises the image), and re-running the
 verification protocol (:func:`removal_experiment`): if the heatmaps point at
 what the network uses, the EER rises faster than when the same number of
@@ -44,7 +44,7 @@ import torch
 
 from faceexp import checks
 from faceexp import protocol
-from faceexp.data import IMAGENET_MEAN
+from faceexp.preprocessing import IMAGENET_MEAN
 from faceexp.batching import BatchedEmbed, resolve_batch_size
 from faceexp.metrics import eer_by_group, group_masks
 

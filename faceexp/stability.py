@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from faceexp import checks
-from faceexp.data import IMAGENET_MEAN
+from faceexp.preprocessing import IMAGENET_MEAN
 from faceexp.batching import resolve_batch_size
 from faceexp.explainer import Explainer
 from faceexp.faithfulness import DEFAULT_STEPS, ORDERS, _steps, deletion_auc, deletion_curves

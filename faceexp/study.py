@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faceexp import artifacts as fart
-from faceexp import data as fdata
+from faceexp import artifacts as fcache
+from faceexp import preprocessing as fpre
 from faceexp import explainer as fexplain
 from faceexp import faithfulness as ffaith
 from faceexp import heatmaps as fheat
@@ -176,12 +176,12 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
     runs = {}
     for arch in models:
         own = {k: per_model_value(v, arch, k, models) for k, v in options.items()}
-        runs[arch] = fart.trained_network(arch, artifacts, progress=progress,
+        runs[arch] = fcache.trained_network(arch, artifacts, progress=progress,
                                           data_root=data_root, seed=seed, device=device,
                                           **{k: v for k, v in own.items() if v is not None})
     images = runs[models[0]].split
     test = images[images["split"] == "test"]
-    labelled = fart.pose_labels(test, artifacts, progress=progress)
+    labelled = fcache.pose_labels(test, artifacts, progress=progress)
     images = images.merge(labelled[["path", "pose", "looks", "yaw_proxy"]], on="path", how="left")
     dataset = ("ORL faces (AT&T Laboratories Cambridge)" if data_root is None
                else f"images under {data_root}")
@@ -229,7 +229,7 @@ def explain_study(study: Study, frame: pd.DataFrame, *, layers=("gap",), target=
     image's training identity.
     """
     classes = study.class_indices(frame) if fexplain.needs_class_index(target) else None
-    return {arch: fart.explain_images(study.checkpoint(arch), frame, study.artifacts,
+    return {arch: fcache.explain_images(study.checkpoint(arch), frame, study.artifacts,
                                       layers=layers, target=target, class_indices=classes,
                                       seed=seed, device=study.device, progress=progress,
                                       **options)
@@ -301,7 +301,7 @@ def sweep_layers(arch: str) -> list:
 def explain_test_images(study: Study, frame: pd.DataFrame, *, seed=0, progress=True,
                         **options) -> dict:
     """Explain the test images once for chapters 4, 6 and 7: block ends + GAP, one pass."""
-    return {arch: fart.explain_images(study.checkpoint(arch), frame, study.artifacts,
+    return {arch: fcache.explain_images(study.checkpoint(arch), frame, study.artifacts,
                                       layers=sweep_layers(arch), seed=seed, device=study.device,
                                       progress=progress, **options)
             for arch in study.models}
@@ -498,16 +498,16 @@ def sampling_analysis(study: Study, frame: pd.DataFrame, arch: str = "mobilenetv
     :func:`faceexp.stability.sampling_study`).
     """
     def compute():
-        images = fdata.preprocessed_images(frame)
+        images = fpre.preprocessed_images(frame)
         return fstab.sampling_study(study.embedder(arch, ["gap"], compile=compile), images,
                                     settings=settings, seeds=seeds, n_samples=n_samples,
                                     n_segments=n_segments, batch_size=batch_size,
                                     progress=progress)
 
-    per_image = fart.cached_table(
+    per_image = fcache.cached_table(
         study.artifacts, "sampling", compute,
         model=fmodels.checkpoint_hash(study.checkpoint(arch)), images=list(frame["path"]),
         settings=list(settings), seeds=list(seeds), n_samples=n_samples, n_segments=n_segments,
-        code=fart.source_hash("stability", "faithfulness", "removal", "explainer", "lime_steps",
+        code=fcache.source_hash("stability", "faithfulness", "removal", "explainer", "lime_steps",
                               "targets", "batching", "similarity", "models", "data"))
     return per_image, fstab.summarise_sampling_study(per_image)

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from faceexp import data as fdata
+from faceexp import preprocessing as fpre
 from faceexp import distributed
 from faceexp.files import (atomic_write, file_sha256, remove_orphans, write_csv,
                            write_json)
@@ -293,7 +294,9 @@ class PlateauSchedule:
     """Step through ``rates`` when the validation loss stops improving.
 
     ``step(val_loss)`` returns False once the last rate has plateaued (stop).
-    Its state is a plain dict so it can be checkpointed.
+    Its state is a plain dict so it can be checkpointed. Why not torch's
+    ``ReduceLROnPlateau``: the paper steps through a list of rates (not a factor)
+    and stops at the last plateau, which that scheduler cannot say.
     """
 
     rates: tuple
@@ -453,16 +456,16 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
         write_json(config_path, config.to_dict())
         write_json(init_path, init_weights)
 
-    train_set = fdata.FaceDataset(train_frame, labels=class_to_index, boxes=boxes,
+    train_set = fpre.FaceDataset(train_frame, labels=class_to_index, boxes=boxes,
                                   mode=config.mode, train=True, seed=config.seed, report=report,
                                   progress=progress and is_main)
-    val_set = fdata.FaceDataset(val_frame, labels=class_to_index, boxes=boxes,
+    val_set = fpre.FaceDataset(val_frame, labels=class_to_index, boxes=boxes,
                                 mode=config.mode, train=False, report=report,
                                 progress=progress and is_main)
     # The test identities' images are decoded once too, so that every split's unreadable
     # files are listed in skipped.csv and none of them is a row of split.csv.
     for path in test_frame["path"]:
-        fdata.load_image(path, report=report)
+        fpre.load_image(path, report=report)
     skipped = set(report.paths)
     if skipped:
         test_frame = test_frame[~test_frame["path"].astype(str).isin(skipped)]

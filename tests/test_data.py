@@ -12,19 +12,22 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from faceexp import data
+from faceexp import preprocessing as fpre
 from faceexp.data import (
-    INPUT_SIZE,
-    FaceDataset,
     SkippedFileWarning,
     SkipReport,
     load_bounding_boxes,
-    load_image,
     load_orl,
     orl_root,
-    preprocess,
     scan_identity_folders,
     split_identities,
     validation_holdout,
+)
+from faceexp.preprocessing import (
+    INPUT_SIZE,
+    FaceDataset,
+    load_image,
+    preprocess,
 )
 
 
@@ -45,9 +48,9 @@ def truncated_jpeg(path):
 # constants, ORL
 # --------------------------------------------------------------------------- #
 def test_constants():
-    assert data.IMAGENET_MEAN == (0.485, 0.456, 0.406)
-    assert data.IMAGENET_STD == (0.229, 0.224, 0.225)
-    assert (data.INPUT_SIZE, data.RESIZE_SHORTER) == (113, 129)
+    assert fpre.IMAGENET_MEAN == (0.485, 0.456, 0.406)
+    assert fpre.IMAGENET_STD == (0.229, 0.224, 0.225)
+    assert (fpre.INPUT_SIZE, fpre.RESIZE_SHORTER) == (113, 129)
 
 
 @pytest.fixture(scope="module")

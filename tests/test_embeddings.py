@@ -12,7 +12,7 @@ from PIL import Image
 
 from faceexp import embeddings as femb
 from faceexp.similarity import pair_cosine
-from faceexp.data import preprocess
+from faceexp.preprocessing import preprocess
 from faceexp.embeddings import compute_embeddings, frame_fingerprint
 from faceexp.models import state_dict_hash
 from faceexp.layer_sweep import layer_sweep_scores, plan_layer_groups

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from faceexp import explain, models
-from faceexp.data import preprocessed_images, load_orl
+from faceexp.data import load_orl
+from faceexp.preprocessing import preprocessed_images
 from faceexp.heatmaps import psnr_pairs
 
 

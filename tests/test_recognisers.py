@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from faceexp import data, recognisers
+from faceexp import preprocessing as fpre
 from faceexp.metrics import equal_error_rate
 from faceexp.recognisers import alignment
 from faceexp.recognisers.verification import bootstrap_eer_ci
@@ -265,7 +266,7 @@ def test_paper_cnn_from_a_checkpoint(orl_six, tmp_path):
     rec = recognisers.load("mobilenetv2", checkpoint=path)
     face = rec.align(orl_six[0])
     assert face.shape == (113, 113, 3)
-    expected = data.preprocess(Image.open(orl_six[0])).transpose(1, 2, 0)
+    expected = fpre.preprocess(Image.open(orl_six[0])).transpose(1, 2, 0)
     np.testing.assert_array_equal(face, expected)
     assert rec(face.transpose(2, 0, 1)[None]).shape == (1, 1280)
     with pytest.raises(ValueError, match="resnet50"):

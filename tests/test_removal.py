@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from faceexp.data import IMAGENET_MEAN
+from faceexp.preprocessing import IMAGENET_MEAN
 from faceexp.removal import (
     removal_experiment,
     remove_random_pixels,

@@ -137,7 +137,7 @@ def load_network_embedder(args, command: str, device=None):
         paper CNN is the ImageNet-initialised one, and the notice says so: it has
         never seen a face.
     """
-    from faceexp.data import preprocessed_image
+    from faceexp.preprocessing import preprocessed_image
     from faceexp.models import Embedder, build_model, load_checkpoint
 
     device = args.device if device is None else device

@@ -13,7 +13,7 @@ import torch
 from torch import fx, nn
 
 from faceexp.batching import BatchedEmbed
-from faceexp.data import IMAGENET_MEAN, IMAGENET_STD
+from faceexp.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from faceexp.models.catalogue import _trace, layer_catalogue, resolve_layer
 from faceexp.models.networks import _LOGITS_NODE, _arch_of, _check_arch, _unwrap
 from faceexp.models.onnx_backend import OnnxRuntimeForward, resolve_backend
