@@ -99,7 +99,7 @@ def trained_network(arch: str, artifacts="artifacts", *, progress: bool = True, 
     from faceexp import train as ftrain
 
     cfg = ftrain.TrainConfig(arch=arch, **config)
-    key = make_key(config=cfg.to_dict(), code=source_hash("train", "data", "models"))
+    key = make_key(config=cfg.to_dict(), code=source_hash("train", "data", "preprocessing", "models"))
     out = Path(artifacts) / "train" / f"{arch}-{key}"
     if (out / "final.pt").exists():
         return ftrain.load_run(out)
@@ -120,7 +120,7 @@ def pose_labels(frame: pd.DataFrame, artifacts="artifacts", *, progress: bool = 
     poses = cached_table(artifacts, "poses",
                          lambda: fpose.estimate_pose(frame, progress=progress, **options),
                          images=frame_fingerprint(frame), options=options,
-                         code=source_hash("pose"))
+                         code=source_hash("pose", "preprocessing"))
     poses = poses.set_index("path")
     out = frame.copy()
     for column in ("pose", "looks", "yaw_proxy", "detected"):
@@ -230,12 +230,11 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
     images = fpre.preprocessed_images(frame)
     key = make_key(model=fmodels.checkpoint_hash(checkpoint), layers=layers, pooling=pooling,
                    target=fexplain.target_name(target), options=options, backend=backend,
-                   code=source_hash("explainer", "explanation", "targets", "batching",
-                                    "similarity", "models", "data"))
+                   code=source_hash("explainer", "lime_steps", "explanation", "targets",
+                                    "batching", "similarity", "models", "preprocessing"))
     folder = Path(artifacts) / "explain" / key
     folder.mkdir(parents=True, exist_ok=True)
-    classes = [None if class_indices is None else int(c) for c in
-               (class_indices if class_indices is not None else [None] * len(frame))]
+    classes = [None] * len(frame) if class_indices is None else [int(c) for c in class_indices]
     image_keys = [hashlib.sha256(f"{p}|{seed + i}|{classes[i]}".encode()).hexdigest()[:16]
                   for i, p in enumerate(frame["path"])]
     todo = [i for i, k in enumerate(image_keys) if not (folder / f"{k}.npz").exists()]

@@ -509,5 +509,5 @@ def sampling_analysis(study: Study, frame: pd.DataFrame, arch: str = "mobilenetv
         model=fmodels.checkpoint_hash(study.checkpoint(arch)), images=list(frame["path"]),
         settings=list(settings), seeds=list(seeds), n_samples=n_samples, n_segments=n_segments,
         code=fcache.source_hash("stability", "faithfulness", "removal", "explainer", "lime_steps",
-                              "targets", "batching", "similarity", "models", "data"))
+                              "targets", "batching", "similarity", "models", "preprocessing"))
     return per_image, fstab.summarise_sampling_study(per_image)
