@@ -15,8 +15,9 @@ function, and a *target* turns each copy's output into one number per layer:
 
 A weighted linear model of the targets on the binary superpixel on/off vectors
 (intercept included, weights from a kernel on the distance to the unperturbed
-image) gives one coefficient per superpixel; the coefficients are painted onto
-their superpixels, smoothed with a Gaussian and scaled to [0, 1].
+image) gives one coefficient per superpixel; the coefficients (by default only
+their positive part, as the paper's MATLAB code) are painted onto their
+superpixels, smoothed with a Gaussian and scaled to [0, 1].
 
 The target is composed into one explainer (as captum's ``Lime`` composes its
 similarity and perturbation functions), so the modes share the sampling, the
@@ -46,7 +47,18 @@ kernel         ``"matlab"``: d = fraction         ``"lime"``: d = cosine distanc
                                                   w = sqrt(exp(-d^2/0.25^2))
 fit            weighted least squares             Ridge(alpha=1): ``ridge=1.0``
 fill           black (``fill="black"``)           ``hide_color=0``: black
+superpixels    SLIC-zero (``slic_zero=True``):  quickshift (``segmentation_fn``);
+               MATLAB ``superpixels``' default; here ``slic_zero=False`` (plain
+               the text says SLIC, 75 of them   SLIC) or a ``segments=`` map
+painting       ``max(b, 0)`` (MATLAB code,      ``get_image_and_mask``: positive
+               ``positive_only=True``); raw b   only by default, as MATLAB
+               (text): ``positive_only=False``
 ============== ================================ =================================
+
+The defaults follow the code the paper ran (its reference [11], the MATLAB
+LIME): Bernoulli sampling with the text's p_off = 0.6, the MATLAB kernel,
+weighted least squares, black fill, SLIC-zero superpixels and positive
+coefficients painted. Every other choice of the table is an option.
 """
 from __future__ import annotations
 
@@ -115,8 +127,10 @@ class Explainer:
         Requested SLIC superpixels (paper 75); SLIC returns about that many.
     compactness : float
         SLIC compactness in Lab space (10: skimage's and MATLAB's default).
-    slic_zero : bool
-        SLIC-zero (adaptive compactness, MATLAB ``superpixels``' default method).
+    slic_zero : bool, default True
+        SLIC-zero (adaptive compactness), the default method of MATLAB's
+        ``superpixels``, which the paper's MATLAB LIME calls; False: plain
+        SLIC with the fixed ``compactness``.
     sampling : {"bernoulli", "matlab"}
         ``"bernoulli"`` (paper text): each superpixel blacked out independently
         with probability ``p_off``. ``"matlab"`` (the MATLAB LIME): per sample a
@@ -135,9 +149,12 @@ class Explainer:
         squares (paper), 1 = lime's ``Ridge(alpha=1)``.
     sigma : float >= 0
         Gaussian smoothing of the painted coefficients in pixels (paper 4; 0 = none).
-    positive_only : bool
-        Paint ``max(coefficient, 0)`` (the MATLAB LIME) instead of the raw
-        coefficients (default, the paper's text).
+    positive_only : bool, default True
+        Paint ``max(coefficient, 0)``, as the MATLAB LIME the paper ran does
+        (superpixels whose removal raises the target are painted like those
+        that do not matter); False: the raw coefficients (the paper's text,
+        "set to the value of the associated coefficient"). See
+        :func:`faceexp.lime_steps.paint`.
     batch_size : int, optional
         Rows per ``embed`` call; a short last batch is padded
         (:class:`faceexp.batching.BatchedEmbed`), so a compiled ``embed`` always
@@ -152,11 +169,11 @@ class Explainer:
 
     def __init__(self, embed: Callable, *, layers: Sequence[str] | None = None,
                  target: Any = "cosine", n_samples: int = 1000, n_segments: int = 75,
-                 compactness: float = 10.0, slic_zero: bool = False,
+                 compactness: float = 10.0, slic_zero: bool = True,
                  sampling: str = "bernoulli", p_off: float = 0.6,
                  fill: str | Sequence[float] = "black", kernel: str = "matlab",
                  kernel_width: float | None = None, ridge: float = 0.0, sigma: float = 4.0,
-                 positive_only: bool = False, batch_size: int | None = None,
+                 positive_only: bool = True, batch_size: int | None = None,
                  device: str | torch.device | None = None):
         if not callable(embed):
             raise ValueError(f"embed must be a callable mapping (N, 3, H, W) batches to "
@@ -309,12 +326,17 @@ class Explainer:
         layers, targets, class_index = self._score(image, segments, samples, reference_image,
                                                    reference_vectors, class_index, progress)
         coefficients, intercepts, r2 = fit_linear(samples, targets.T, weights, ridge=self.ridge)
-        for name, values in zip(layers, targets):
+        for name, values, layer_coefficients in zip(layers, targets, coefficients):
             if np.ptp(values) == 0:
                 warnings.warn(
                     f"layer {name!r}: every perturbed sample gave the same target "
                     f"({values[0]:.6g}), so the embedding does not react to the perturbation "
                     "and the heatmap is all zeros", ExplanationWarning, stacklevel=2)
+            elif self.positive_only and np.all(layer_coefficients <= 0):
+                warnings.warn(
+                    f"layer {name!r}: no superpixel has a positive coefficient, so painting "
+                    "max(coefficient, 0) gives an all-zero heatmap (pass positive_only=False to "
+                    "see the raw coefficients)", ExplanationWarning, stacklevel=2)
         heatmaps = paint(coefficients, segments, sigma=self.sigma,
                          positive_only=self.positive_only)
         options = self._options(n_superpixels, segments_source, reference_kind, class_index,

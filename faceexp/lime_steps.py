@@ -3,13 +3,14 @@
 :class:`faceexp.explainer.Explainer` runs them in this order; the tests and the
 sensitivity analyses call them one by one:
 
-1. :func:`superpixels`: SLIC segments of the image;
+1. :func:`superpixels`: SLIC-zero segments of the image (MATLAB's default);
 2. :func:`draw_samples`: which superpixels each perturbed sample keeps;
 3. :func:`perturb`: the perturbed images (removed superpixels take ``fill``);
 4. (the embed callable and the target score every sample: the explainer's job);
 5. :func:`kernel_weights`: each sample's weight from its distance to the image;
 6. :func:`fit_linear`: the weighted (ridge) least-squares fit of the targets;
-7. :func:`paint`: coefficients painted on their superpixels, smoothed, scaled.
+7. :func:`paint`: coefficients (``max(b, 0)``, as the MATLAB LIME) painted on
+   their superpixels, smoothed, scaled.
 """
 from __future__ import annotations
 
@@ -68,11 +69,16 @@ def relabel_segments(segments: Any, shape: tuple[int, int]) -> np.ndarray:
 
 
 def superpixels(image: np.ndarray, n_segments: int = 75, *, compactness: float = 10.0,
-                slic_zero: bool = False) -> np.ndarray:
+                slic_zero: bool = True) -> np.ndarray:
     """SLIC superpixels (skimage) of an (H, W, 3) float image: (H, W) int labels 0 .. S-1.
 
+    ``slic_zero=True`` (default) runs SLIC-zero (SLICO: the compactness is
+    adapted per superpixel after the first iteration), because the paper's
+    MATLAB LIME calls MATLAB's ``superpixels``, whose default method is
+    ``"slic0"``; ``slic_zero=False`` is plain SLIC with a fixed compactness.
     ``compactness=10`` in Lab space is skimage's and MATLAB ``superpixels``'
-    default; ``start_label=0`` makes the labels index the coefficient vector.
+    default (SLIC-zero's starting value); ``start_label=0`` makes the labels
+    index the coefficient vector.
     """
     from skimage.segmentation import slic
 
@@ -172,13 +178,19 @@ def fit_linear(samples: np.ndarray, targets: np.ndarray, weights: np.ndarray, *,
 
 
 def paint(coefficients: np.ndarray, segments: np.ndarray, *, sigma: float = 4.0,
-          positive_only: bool = False) -> np.ndarray:
+          positive_only: bool = True) -> np.ndarray:
     """(L, S) coefficients -> (L, H, W) heatmaps in [0, 1].
 
-    Paint every superpixel with its coefficient (``max(b, 0)`` if
-    ``positive_only``, as the MATLAB LIME), smooth with a Gaussian of ``sigma``
-    pixels the way MATLAB's ``imgaussfilt`` does (kernel radius ceil(2 sigma),
-    replicated border), then min-max scale each map; a constant map becomes 0.
+    Paint every superpixel with its coefficient, by default ``max(b, 0)``
+    (``positive_only=True``): the paper's MATLAB LIME paints only positive
+    coefficients, so superpixels whose removal *raises* the target share the
+    heatmap's 0 with the ones that do not matter. ``positive_only=False``
+    paints the raw coefficients (the paper's text: "the pixels of each
+    superpixel are set to the value of the associated coefficient"). Then
+    smooth with a Gaussian of ``sigma`` pixels the way MATLAB's
+    ``imgaussfilt`` does (kernel radius ceil(2 sigma), replicated border) and
+    min-max scale each map; a constant map (e.g. every coefficient <= 0 with
+    ``positive_only``) becomes all 0.
     """
     from scipy.ndimage import gaussian_filter
 

@@ -277,12 +277,13 @@ def _like_input(result: torch.Tensor, original: Any):
 
 
 def _slic_maps(images: torch.Tensor, n_segments: int) -> np.ndarray:
-    """SLIC maps of (N, 3, H, W) images with the explainer's default options."""
-    from skimage.segmentation import slic
+    """SLIC maps of (N, 3, H, W) images with the explainer's default options
+    (:func:`faceexp.lime_steps.superpixels`)."""
+    from faceexp.lime_steps import superpixels
 
     pixels = images.cpu().numpy().transpose(0, 2, 3, 1)
-    return np.stack([slic(image, n_segments=n_segments, compactness=_SLIC_COMPACTNESS,
-                          start_label=0, channel_axis=-1) for image in pixels])
+    return np.stack([superpixels(image, n_segments, compactness=_SLIC_COMPACTNESS)
+                     for image in pixels])
 
 
 def _segments_or_slic(segments: Any, images: torch.Tensor, n_segments: int) -> np.ndarray:

@@ -1,7 +1,6 @@
 """LIME for verification (faceexp.explainer): answers worked out by hand, by sklearn and by lime."""
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 
@@ -98,10 +97,17 @@ def _square_mask() -> np.ndarray:
     return mask
 
 
-def test_square_embedding_slic_superpixels():
+@pytest.mark.parametrize("slic_zero", [False, None])
+def test_square_embedding_slic_superpixels(slic_zero):
+    """Plain SLIC (``slic_zero=False``) and the default, SLIC-zero (MATLAB's ``superpixels``)."""
+    from faceexp.lime_steps import superpixels
+
     image = _smooth_image()
-    exp = explain(image, _square_embed, n_segments=30, n_samples=400, seed=1)
+    options = {} if slic_zero is None else {"slic_zero": slic_zero}
+    exp = explain(image, _square_embed, n_segments=30, n_samples=400, seed=1, **options)
     segments = exp.segments
+    assert exp.options["slic_zero"] is (slic_zero is None)
+    assert np.array_equal(segments, superpixels(image, 30, slic_zero=slic_zero is None))
     labels = np.arange(segments.max() + 1)
     assert exp.options["n_superpixels"] == len(labels) >= 10
     assert np.array_equal(np.unique(segments), labels)        # relabelled 0..S-1
@@ -111,7 +117,15 @@ def test_square_embedding_slic_superpixels():
     coefficients = exp.coefficients[0]
     inside_fraction = np.array([mask[segments == s].mean() for s in labels])
     inside_pixels = np.array([mask[segments == s].sum() for s in labels])
-    assert inside_fraction[np.argmax(coefficients)] > 0.9
+    if slic_zero is False:
+        assert inside_fraction[np.argmax(coefficients)] > 0.9
+    else:
+        # SLIC-zero's superpixels straddle the square's edge more (measured: 25 superpixels,
+        # none of the five most important fully inside); the top one still lies mostly inside
+        # and holds 102 of the square's pixels, and the five most important all touch it.
+        assert inside_fraction[np.argmax(coefficients)] > 0.5
+        assert set(np.argsort(coefficients)[-5:]) <= set(touching)
+        assert not np.array_equal(segments, superpixels(image, 30, slic_zero=False))
     # a superpixel at least 10% inside the square outranks every one fully outside
     assert coefficients[inside_fraction >= 0.1].min() > coefficients[outside].max()
     assert np.abs(coefficients[outside]).max() < 0.1 * coefficients.max()
@@ -304,12 +318,16 @@ def test_wls_solver_on_random_data_and_constant_target():
 def test_painting_and_smoothing_by_hand():
     image = _smooth_image()
     segments = _grid()
-    rough = explain(image, _square_embed, segments=segments, n_samples=100, seed=0, sigma=0)
+    # raw coefficients (the paper's text): positive_only=False
+    rough = explain(image, _square_embed, segments=segments, n_samples=100, seed=0, sigma=0,
+                    positive_only=False)
     painted = rough.coefficients[0][segments]
+    assert painted.min() < 0          # so that painting max(b, 0) makes a difference below
     expected = (painted - painted.min()) / (painted.max() - painted.min())
     np.testing.assert_allclose(rough.heatmap(), expected, atol=1e-12)
     # sigma=4 is MATLAB's imgaussfilt: kernel 2*ceil(2*sigma)+1 = 17 taps, replicated border
-    smooth = explain(image, _square_embed, segments=segments, n_samples=100, seed=0, sigma=4)
+    smooth = explain(image, _square_embed, segments=segments, n_samples=100, seed=0, sigma=4,
+                     positive_only=False)
     taps = np.exp(-np.arange(-8, 9) ** 2 / (2 * 16.0))
     taps /= taps.sum()
     padded = np.pad(painted, 8, mode="edge")
@@ -317,10 +335,50 @@ def test_painting_and_smoothing_by_hand():
     both = np.stack([np.convolve(c, taps, mode="valid") for c in rows.T]).T
     expected = (both - both.min()) / (both.max() - both.min())
     np.testing.assert_allclose(smooth.heatmap(), expected, atol=1e-10)
-    positive = explain(image, _square_embed, segments=segments, n_samples=100, seed=0, sigma=0,
-                       positive_only=True)
+    # the default paints max(b, 0), as the MATLAB LIME the paper ran
+    positive = explain(image, _square_embed, segments=segments, n_samples=100, seed=0, sigma=0)
+    assert positive.options["positive_only"] is True
     clipped = np.maximum(painted, 0)
     np.testing.assert_allclose(positive.heatmap(), clipped / clipped.max(), atol=1e-12)
+    assert not np.allclose(positive.heatmap(), rough.heatmap())
+    explicit = explain(image, _square_embed, segments=segments, n_samples=100, seed=0, sigma=0,
+                       positive_only=True)
+    np.testing.assert_array_equal(explicit.heatmaps, positive.heatmaps)
+
+
+def test_explainer_warns_when_no_coefficient_is_positive():
+    image = _smooth_image()
+
+    def negative_only(activations, reference):
+        """The share of black pixels: removing any superpixel raises it (coefficients < 0)."""
+        return (activations[:, 1:] == 0).double().mean(dim=1)
+
+    def black_share(batch):
+        return torch.cat([torch.ones(len(batch), 1), batch.reshape(len(batch), -1)], dim=1)
+
+    with pytest.warns(ExplanationWarning, match="no superpixel has a positive coefficient"):
+        exp = explain(image, black_share, target=negative_only, segments=_grid(), n_samples=200,
+                      seed=0)
+    assert (exp.coefficients[0] <= 0).all()
+    assert np.array_equal(exp.heatmaps, np.zeros((1, SIZE, SIZE)))
+    raw = explain(image, black_share, target=negative_only, segments=_grid(), n_samples=200,
+                  seed=0, positive_only=False)
+    assert raw.heatmaps.max() == 1.0
+
+
+def test_all_negative_coefficients_paint_an_all_zero_map():
+    """max(b, 0) of coefficients that are all <= 0 is constant: the map is all 0 (MATLAB's too)."""
+    from faceexp.lime_steps import paint
+
+    segments = np.array([[0, 0, 1], [2, 2, 1]])
+    coefficients = np.array([[-0.5, -0.1, 0.0], [-0.5, 0.3, 0.1]])
+    heatmaps = paint(coefficients, segments, sigma=0)
+    np.testing.assert_array_equal(heatmaps[0], np.zeros((2, 3)))
+    # second map: max(b, 0) = (0, 0.3, 0.1), scaled by 0.3
+    np.testing.assert_allclose(heatmaps[1], [[0, 0, 1], [1 / 3, 1 / 3, 1]])
+    raw = paint(coefficients, segments, sigma=0, positive_only=False)
+    # raw b = (-0.5, -0.1, 0) for the first: min-max scaled over [-0.5, 0]
+    np.testing.assert_allclose(raw[0], [[0, 0, 0.8], [1, 1, 0.8]])
 
 
 def test_constant_embedding_gives_zero_heatmap():
