@@ -3,7 +3,7 @@
 
 Usage (from anywhere; paths are relative to the repository root)::
 
-    python book/build.py [--profile demo] [--only NAME ...] [--param KEY=VALUE ...] [--force]
+    python book/build.py [--profile demo] [--only NAME ...] [--param KEY=VALUE ...] [--force] [--quiet]
     python book/build.py --check [--skip-build]     # audit the built HTML, screenshot two pages
     python book/build.py --strip                    # clear outputs from notebooks/*.ipynb
 
@@ -15,7 +15,10 @@ Steps of a build:
    cell tagged ``parameters``), ``params/<profile>/<stem>.yaml`` (every key must be
    declared), ``--param`` options, and the injected ``profile`` and ``output_dir``
    (``book/executed/<profile>/outputs``) (:mod:`book.parameters`). Up-to-date copies are
-   skipped.
+   skipped. While a notebook runs, the terminal shows each code cell as it starts, what
+   the cell prints and its progress bars (a bar's state at most every 10 s), each line
+   prefixed with the notebook's stem; ``--quiet`` turns that off. The executed copies keep
+   no progress bars.
 2. The profile's executed notebooks are published to ``book/executed/<stem>.ipynb`` (the
    files ``_toc.yml`` names), and ``book/executed/results_summary.md`` is generated from
    the summaries the notebooks wrote and the settings they ran with (:mod:`book.results`);
@@ -43,8 +46,8 @@ if _ROOT not in sys.path:
 # ruff: noqa: E402, F401
 from book import browser, execute, notebooks, parameters, results, site
 from book.browser import audit_book, check_book, find_chromium, rendered_formulas
-from book.execute import (dependencies, execute_notebook, execute_profile, execution_key, is_up_to_date,
-                          stale_notebooks)
+from book.execute import (ProgressRelay, dependencies, execute_notebook, execute_profile, execution_key,
+                          is_up_to_date, stale_notebooks, strip_progress_bars)
 from book.layout import BookError, NotebookError, display_path
 from book.notebooks import error_outputs, hygiene_problems, notebook_paths, select_notebooks, strip_notebook
 from book.parameters import (declared_parameters, notebook_parameters, parameters_cell_problems,
@@ -62,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="override a parameter for every notebook that declares it, e.g. data_root=/data/vggface2")
     parser.add_argument("--force", action="store_true", help="execute even the up-to-date notebooks")
+    parser.add_argument("--quiet", action="store_true",
+                        help="do not show the running notebooks' cells, printed lines and progress bars")
     parser.add_argument("--skip-build", action="store_true", help="neither execute nor build: with --check, check the built book")
     parser.add_argument("--check", action="store_true",
                         help="audit the built HTML and screenshot the intro and results pages (_build/screenshots/)")
@@ -77,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError(f"--profile must be one of {', '.join(profiles())}, got {args.profile!r}")
             start = time.perf_counter()
             results = execute_profile(args.profile, only=args.only, overrides=parse_overrides(args.param),
-                                      force=args.force)
+                                      force=args.force, progress=None if args.quiet else sys.stdout)
             print(f"notebooks: {sum(r.status == 'executed' for r in results)} executed, "
                   f"{sum(r.status != 'executed' for r in results)} up to date, {time.perf_counter() - start:.1f} s")
             if args.only:

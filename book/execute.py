@@ -9,6 +9,14 @@ hashes the notebook's cells, its parameters, every ``faceexp/**/*.py`` file and 
 of the notebooks it depends on. A notebook that uses what an earlier one writes (the
 trained checkpoints) says so in its metadata, ``"faceexp": {"depends_on":
 ["02_training"]}``, and re-runs whenever that one has.
+
+While a notebook runs, what it prints (and its tqdm bars, on stderr) can be relayed to a
+text stream (:class:`ProgressRelay`, the ``progress`` argument): one line per code cell
+started, then the cell's output lines, each prefixed with the notebook's stem; a progress
+bar, which redraws one line after a carriage return, shows at most one state every
+``interval`` seconds per bar, and its last state when it completes or the cell ends. The
+kernel then sees ``FACEEXP_BOOK_PROGRESS=1``. The executed copy keeps no progress bar: the
+lines a cell redrew are removed from its stored output (:func:`strip_progress_bars`).
 """
 from __future__ import annotations
 
@@ -16,11 +24,12 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TextIO
 
 import nbformat
 
@@ -83,16 +92,233 @@ def execution_key(nb, parameters: dict, *, kernel: str = KERNEL, package: str | 
     return _sha256(payload.encode(), (package or package_digest()).encode())
 
 
+# Set in the kernel's environment while its output is relayed: code in a notebook may show
+# progress bars then (they reach the terminal, not the executed copy).
+PROGRESS_ENV = "FACEEXP_BOOK_PROGRESS"
+
+
 @contextlib.contextmanager
-def _kernel_environment():
+def _kernel_environment(progress: bool = False):
     # A kernel that inherits MPLBACKEND=Agg embeds no figures: the inline backend must
     # stay the default, whatever the caller (or a test) exported.
-    saved = os.environ.pop("MPLBACKEND", None)
+    saved = {name: os.environ.pop(name, None) for name in ("MPLBACKEND", PROGRESS_ENV)}
+    if progress:
+        os.environ[PROGRESS_ENV] = "1"
     try:
         yield
     finally:
-        if saved is not None:
-            os.environ["MPLBACKEND"] = saved
+        os.environ.pop(PROGRESS_ENV, None)
+        os.environ.update({name: value for name, value in saved.items() if value is not None})
+
+
+# --------------------------------------------------------------------------- progress
+
+# A terminal splits a stream into records at newlines, carriage returns (tqdm redraws its
+# bar after one) and cursor movements (tqdm moves between the lines of nested bars).
+_DELIMITER = re.compile(r"\r\n|\r|\n|\x1b\[[0-9;]*[A-HJK]")
+_BAR_KEY = re.compile(r"\s*([^:|]*?):")
+# What a tqdm bar draws: a percentage before the bar, or the elapsed time in brackets.
+_BAR_LOOK = re.compile(r"\d%\||\[\d+:\d\d[^\]]*\]")
+_BAR_END = re.compile(r"\[\d+:\d\d[^\]]*\]\s*$")
+
+
+def _records(text: str, before: str = "") -> tuple[list[tuple[str, str, str]], str, str]:
+    """Split ``text`` into records ``(text, delimiter before, delimiter after)``.
+
+    ``before`` is the delimiter that preceded ``text``; returns the complete records, the
+    unterminated rest and the delimiter before that rest. CR LF counts as LF.
+    """
+    records, start = [], 0
+    for match in _DELIMITER.finditer(text):
+        after = "\n" if match.group() == "\r\n" else match.group()
+        records.append((text[start:match.start()], before, after))
+        before, start = after, match.end()
+    return records, text[start:], before
+
+
+def _is_bar(text: str, before: str, after: str | None) -> bool:
+    # A record overwritten after it was drawn (a carriage return or a cursor movement
+    # follows it) is a state of a progress bar; so is one drawn after a carriage return
+    # that looks like a bar (the final state of a bar that stays, or of an outer bar of
+    # nested ones), unlike tqdm.write's lines.
+    if after is not None and after != "\n":
+        return True
+    return before == "\r" and _BAR_LOOK.search(text) is not None
+
+
+def _stream_text(output) -> str:
+    return "".join(output.text) if isinstance(output.text, list) else output.text
+
+
+def _keep(record: str, before: str, after: str | None) -> bool:
+    # What stays in a stored stream: no state of a bar, no blank line a bar's carriage
+    # return or cursor movement left behind.
+    return not _is_bar(record, before, after) and (bool(record.strip()) or before in ("", "\n"))
+
+
+def strip_progress_bars(nb) -> int:
+    """Remove the progress bars from the stream outputs of ``nb``, in place.
+
+    A cell whose stream outputs hold a carriage return or a cursor movement is read as a
+    terminal would read each of its streams (stdout, stderr), across the outputs of the
+    other stream: the lines that were redrawn (the states of tqdm bars) are removed and
+    every other line stays, in order, in the output where it ended. Outputs left empty
+    are dropped, and consecutive ones of one stream merged. Other cells are left alone.
+    Returns how many outputs were removed or changed.
+    """
+    changed = 0
+    for cell in nb.cells:
+        streams = [o for o in cell.get("outputs", []) if o.output_type == "stream"]
+        if cell.cell_type != "code" or not any(ch in _stream_text(o) for o in streams for ch in "\r\x1b"):
+            continue
+        state: dict[str, tuple[str, str]] = {}  # name: (unterminated rest, delimiter before it)
+        last = {o.name: o for o in streams}
+        outputs = []
+        for output in cell.outputs:
+            if output.output_type != "stream":
+                outputs.append(output)
+                continue
+            text = _stream_text(output)
+            rest, before = state.get(output.name, ("", ""))
+            records, rest, before = _records(rest + text, before)
+            kept = "".join(record + "\n" for record, pre, post in records if _keep(record, pre, post))
+            if output is last[output.name] and rest and _keep(rest, before, None):
+                kept += rest
+            state[output.name] = (rest, before)
+            changed += kept != text
+            if not kept:
+                continue
+            output.text = kept
+            if outputs and outputs[-1].output_type == "stream" and outputs[-1].name == output.name:
+                outputs[-1].text += kept
+                changed += 1
+            else:
+                outputs.append(output)
+        cell.outputs = outputs
+    return changed
+
+
+class _Channel:
+    """The file object papermill writes one stream (stdout or stderr) of the kernel to."""
+
+    def __init__(self, relay: "ProgressRelay"):
+        self._relay, self._rest, self._before, self._passed = relay, "", "", None
+
+    def write(self, text: str) -> int:
+        records, self._rest, self._before = _records(self._rest + text, self._before)
+        for record, before, after in records:
+            if record == self._passed and after != "\n":
+                self._passed = None  # seen when it was drawn, when it was the rest
+                continue
+            self._relay._record(record, _is_bar(record, before, after), ended=after == "\n")
+        self._passed = None
+        if self._before == "\r" and _BAR_END.search(self._rest):  # a whole bar, not yet redrawn
+            self._relay._record(self._rest, True)
+            self._passed = self._rest
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._rest and self._rest != self._passed:
+            self._relay._record(self._rest, _is_bar(self._rest, self._before, None))
+        self._rest, self._before, self._passed = "", "", None
+
+
+class ProgressRelay:
+    """Relays what a running notebook prints to ``stream``, one readable line at a time.
+
+    Every line reads ``  <name> | <text>``. A code cell announces itself when it starts
+    (``In [n] <its first line>``) and, when it took ``interval`` seconds or more, when it
+    ends. A printed line is passed on as it comes; a progress bar (a line redrawn after a
+    carriage return, as tqdm draws on stderr) shows its first state at once, then at most
+    one state every ``interval`` seconds (bars whose descriptions differ only in numbers,
+    like ``epoch 1`` and ``epoch 2``, count as one), and its last state when it completes
+    (a bar that stays) or when the cell ends.
+
+    Give :meth:`options` to ``papermill.execute_notebook``; call :meth:`close` after.
+
+    Parameters
+    ----------
+    name : str
+        The prefix, the notebook's stem.
+    stream : text stream
+        Where the lines go (flushed after each).
+    interval : float
+        Seconds between two states of one progress bar.
+    clock : callable
+        Returns seconds (``time.monotonic``).
+    """
+
+    def __init__(self, name: str, stream: TextIO, *, interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.name, self.stream, self.interval, self.clock = name, stream, interval, clock
+        self.stdout, self.stderr = _Channel(self), _Channel(self)
+        self._bars: dict[str, dict] = {}
+        self._cells = 0
+        self._cell_start = None
+
+    def options(self) -> dict:
+        """Keyword arguments of ``papermill.execute_notebook`` that feed this relay."""
+        return {"stdout_file": self.stdout, "stderr_file": self.stderr,
+                "on_cell_execute": self.cell_started, "on_cell_executed": self.cell_finished}
+
+    def line(self, text: str) -> None:
+        """Write ``text`` (one line) with the prefix."""
+        self.stream.write(f"  {self.name} | {text}\n")
+        self.stream.flush()
+
+    def _record(self, text: str, bar: bool, ended: bool = False) -> None:
+        text = text.rstrip()
+        if not text.strip():
+            return
+        if not bar:
+            self.line(text)
+            return
+        match = _BAR_KEY.match(text)
+        key = re.sub(r"\d+", "#", match.group(1).strip() if match else "")
+        state = self._bars.setdefault(key, {"last": None, "shown": None, "at": None})
+        state["last"] = text
+        now = self.clock()
+        done = ended and "100%|" in text  # the last state of a bar that stays
+        if text != state["shown"] and (done or state["at"] is None or now - state["at"] >= self.interval):
+            state["shown"], state["at"] = text, now
+            self.line(text)
+
+    def _finish_bars(self) -> None:
+        for state in self._bars.values():
+            if state["last"] != state["shown"]:
+                self.line(state["last"])
+        self._bars.clear()
+
+    def cell_started(self, cell, cell_index: int, **_) -> None:
+        """nbclient's ``on_cell_execute`` hook: a code cell starts."""
+        self._cells += 1
+        self._cell_start = self.clock()
+        lines = [ln.strip() for ln in cell.source.splitlines()]
+        code = [ln for ln in lines if ln and not ln.startswith("#")] or [ln for ln in lines if ln] or [""]
+        first, more = code[0], " ..." if len(code) > 1 else ""
+        if len(first) > 72:
+            first, more = first[:72], " ..."
+        self.line(f"In [{self._cells}] {first}{more}")
+
+    def cell_finished(self, cell, cell_index: int, **_) -> None:
+        """nbclient's ``on_cell_executed`` hook: a code cell ended (or raised)."""
+        self.stdout.close()
+        self.stderr.close()
+        self._finish_bars()
+        if self._cell_start is not None:
+            seconds = self.clock() - self._cell_start
+            if seconds >= self.interval:
+                self.line(f"In [{self._cells}] done in {seconds:.0f} s")
+            self._cell_start = None
+
+    def close(self) -> None:
+        """Pass on what is still held back (after a failure, say)."""
+        self.stdout.close()
+        self.stderr.close()
+        self._finish_bars()
 
 
 def _engine_options() -> dict:
@@ -153,9 +379,20 @@ def is_up_to_date(executed: Path, key: str) -> tuple[bool, float]:
     return fresh, float(record.get("seconds", 0.0))
 
 
+def _strip_copy(executed: Path) -> None:
+    # The copy a failed run left keeps its traceback, not its progress bars.
+    try:
+        nb = read_notebook(executed)
+        if strip_progress_bars(nb):
+            nbformat.write(nb, str(executed))
+    except Exception:
+        pass
+
+
 def execute_notebook(source: Path, executed: Path, parameters: dict, *, force: bool = False,
                      kernel: str = KERNEL, cwd: Path = ROOT, package: str | None = None,
-                     upstream: dict | None = None) -> Execution:
+                     upstream: dict | None = None, progress: TextIO | None = None,
+                     interval: float = 10.0) -> Execution:
     """Run one notebook with papermill into ``executed`` unless that copy is up to date.
 
     Parameters
@@ -170,6 +407,12 @@ def execute_notebook(source: Path, executed: Path, parameters: dict, *, force: b
         Execute even when the copy is up to date.
     upstream : dict, optional
         ``{stem: recorded_run(...)}`` of the notebooks this one depends on.
+    progress : text stream, optional
+        Where to relay, while it runs, what the notebook prints and its progress bars
+        (:class:`ProgressRelay`, lines prefixed with the notebook's stem); None: nowhere
+        (papermill then draws its bar of cells when stderr is a terminal).
+    interval : float
+        Seconds between two states of one progress bar in ``progress``.
 
     Raises
     ------
@@ -191,13 +434,17 @@ def execute_notebook(source: Path, executed: Path, parameters: dict, *, force: b
     if "output_dir" in parameters:
         summary = Path(cwd) / parameters["output_dir"] / f"{source.stem}.json"
         summary.unlink(missing_ok=True)  # a stale summary must not outlive a failed run
+    relay = ProgressRelay(source.stem, progress, interval=interval) if progress is not None else None
     start = time.perf_counter()
     try:
-        with _kernel_environment():
+        with _kernel_environment(progress=relay is not None):
             papermill.execute_notebook(str(source), str(executed), parameters=parameters,
                                        kernel_name=kernel, cwd=str(cwd), log_output=False,
-                                       progress_bar=sys.stderr.isatty(), **_engine_options())
+                                       progress_bar=relay is None and sys.stderr.isatty(),
+                                       **_engine_options(), **(relay.options() if relay else {}))
     except PapermillExecutionError as exc:
+        _strip_copy(executed)
+
         raise NotebookError(
             f"notebook {source.name} failed in cell {exc.cell_index} (In [{exc.exec_count}]): "
             f"{exc.ename}: {exc.evalue}\n  the executed copy with the traceback: {display_path(executed)}"
@@ -205,9 +452,13 @@ def execute_notebook(source: Path, executed: Path, parameters: dict, *, force: b
     except Exception as exc:
         raise NotebookError(f"notebook {source.name} could not be executed: "
                             f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        if relay is not None:
+            relay.close()
     seconds = time.perf_counter() - start
 
     out = read_notebook(executed)
+    strip_progress_bars(out)
     for cell in out.cells:  # the defaults are shown folded; the injected cell shows the values used
         if cell.cell_type == "code" and "parameters" in cell_tags(cell):
             cell.metadata["tags"] = cell_tags(cell) + ["hide-cell"]
@@ -223,10 +474,12 @@ def execute_notebook(source: Path, executed: Path, parameters: dict, *, force: b
 
 def execute_profile(profile: str, *, only: Iterable[str] | None = None, overrides: dict | None = None,
                     force: bool = False, executed_root: Path = EXECUTED_DIR, notebook_dir: Path = NOTEBOOK_DIR,
-                    params_dir: Path = PARAMS_DIR, log: Callable[[str], None] = print) -> list[Execution]:
+                    params_dir: Path = PARAMS_DIR, log: Callable[[str], None] = print,
+                    progress: TextIO | None = None, interval: float = 10.0) -> list[Execution]:
     """Execute the profile's stale notebooks into ``<executed_root>/<profile>/``, in order.
 
-    Stops at the first failing notebook (NotebookError).
+    ``progress`` and ``interval``: as :func:`execute_notebook` (each notebook's lines are
+    prefixed with its stem). Stops at the first failing notebook (NotebookError).
     """
     check_kernel()
     every = notebook_paths(notebook_dir)
@@ -248,7 +501,7 @@ def execute_profile(profile: str, *, only: Iterable[str] | None = None, override
                     for dep in dependencies(read_notebook(source), source, stems)}
         log(f"[{number}/{len(paths)}] {source.stem} ...")
         result = execute_notebook(source, out_dir / source.name, parameters, force=force, package=package,
-                                  upstream=upstream)
+                                  upstream=upstream, progress=progress, interval=interval)
         note = "(last run took" if result.status == "up to date" else "in"
         log(f"[{number}/{len(paths)}] {source.stem}: {result.status} {note} {result.seconds:.1f} s"
             + (")" if result.status == "up to date" else ""))

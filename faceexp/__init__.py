@@ -67,9 +67,18 @@ _EXPORTS = {
                      "removed_fraction", "removal_experiment"], "removal"),
     **dict.fromkeys(["deletion_curves", "deletion_auc", "faithfulness_gap"], "faithfulness"),
     **dict.fromkeys(["sampling_study", "summarise_sampling_study"], "stability"),
+    # uncertainty, face regions and verdicts on the paper's claims
+    **dict.fromkeys(["bootstrap_eer", "eer_interval", "kfold_fusion", "mean_interval",
+                     "paired_difference", "noise_floor", "relative_to_floor"], "uncertainty"),
+    **dict.fromkeys(["region_masks", "region_ratios", "region_table", "region_contrast",
+                     "REGIONS"], "regions"),
+    **dict.fromkeys(["Claim", "Verdict", "CLAIMS", "verdict", "verdict_paragraph",
+                     "claims_table"], "verdicts"),
     # cached experiment steps shared by the notebooks
-    **dict.fromkeys(["trained_network", "explain_images", "HeatmapSet",
+    **dict.fromkeys(["trained_network", "explain_images", "explain_subject", "HeatmapSet",
                      "pose_labels"], "artifacts"),
+    # what the book explains: real recognisers (canonical crop) and the paper's CNNs
+    **dict.fromkeys(["RecogniserSubject", "PaperSubject", "canonical_crops"], "subjects"),
     # the paper's analyses end to end, for the notebooks
     **dict.fromkeys(["prepare_study", "Study", "example_triplet"], "study"),
     # what the book's pages say: notebook setup, captions, results-page summaries

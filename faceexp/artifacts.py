@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faceexp import preprocessing as fpre
 from faceexp.embeddings import frame_fingerprint
 from faceexp.explanation import Explanation, stack_heatmaps
 from faceexp.files import write_csv
@@ -99,7 +98,9 @@ def trained_network(arch: str, artifacts="artifacts", *, progress: bool = True, 
     from faceexp import train as ftrain
 
     cfg = ftrain.TrainConfig(arch=arch, **config)
-    key = make_key(config=cfg.to_dict(), code=source_hash("train", "data", "preprocessing", "models"))
+    key = make_key(config=cfg.to_dict(), code=source_hash(
+        "train", "data", "preprocessing", "distributed", "models/networks", "models/checkpoints",
+        "models/catalogue"))
     out = Path(artifacts) / "train" / f"{arch}-{key}"
     if (out / "final.pt").exists():
         return ftrain.load_run(out)
@@ -171,6 +172,16 @@ class HeatmapSet:
     def coefficients(self) -> list:
         return [x.coefficients for x in self.explanations]
 
+    @property
+    def embedding_layer(self) -> str:
+        """The explained subject's embedding layer ("gap" for the paper's CNNs)."""
+        return self.options.get("embedding_layer", "gap")
+
+    @property
+    def embedding(self) -> np.ndarray:
+        """Heatmaps of the embedding layer, (N, H, W)."""
+        return self.layer(self.embedding_layer)
+
     def layer(self, name: str) -> np.ndarray:
         """Heatmaps of one layer, (N, H, W)."""
         if name not in self.layers:
@@ -221,50 +232,78 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
     -------
     HeatmapSet
     """
+    from faceexp.subjects import PaperSubject
+
+    subject = PaperSubject(Path(checkpoint).parent.name.split("-")[0], checkpoint, device=device)
+    return explain_subject(subject, frame, artifacts, layers=layers, pooling=pooling, target=target,
+                           class_indices=class_indices, seed=seed, compile=compile, backend=backend,
+                           progress=progress, **options)
+
+
+def explain_subject(subject, frame: pd.DataFrame, artifacts="artifacts", *, layers=None,
+                    pooling="flatten", target="cosine", class_indices=None, seed=0, compile=False,
+                    backend="auto", progress=True, **options) -> HeatmapSet:
+    """Explain every image of ``frame`` with a subject (:mod:`faceexp.subjects`), cached.
+
+    As :func:`explain_images`, for a real recogniser (canonical crops; photos
+    without a face are left out and listed in ``failed``) or a paper CNN.
+    ``layers`` default to the subject's embedding layer.
+    """
     from tqdm import tqdm
 
     from faceexp import explainer as fexplain
-    from faceexp import models as fmodels
 
-    layers = list(layers)
-    images = fpre.preprocessed_images(frame)
-    key = make_key(model=fmodels.checkpoint_hash(checkpoint), layers=layers, pooling=pooling,
+    layers = [subject.embedding_layer] if layers is None else list(layers)
+    all_images, kept, failed_align = subject.images(frame)
+    key = make_key(model=subject.model_id, layers=layers, pooling=pooling,
                    target=fexplain.target_name(target), options=options, backend=backend,
                    code=source_hash("explainer", "lime_steps", "explanation", "targets",
-                                    "batching", "similarity", "models", "preprocessing"))
+                                    "batching", "similarity", "models", "preprocessing",
+                                    "recognisers", "subjects", "data"))
     folder = Path(artifacts) / "explain" / key
     folder.mkdir(parents=True, exist_ok=True)
+    images = np.zeros((len(frame), *all_images.shape[1:]), np.float32)
+    images[kept] = all_images
     classes = [None] * len(frame) if class_indices is None else [int(c) for c in class_indices]
-    image_keys = [hashlib.sha256(f"{p}|{seed + i}|{classes[i]}".encode()).hexdigest()[:16]
-                  for i, p in enumerate(frame["path"])]
-    todo = [i for i, k in enumerate(image_keys) if not (folder / f"{k}.npz").exists()]
-    failed = []
+    from faceexp.data import BOX_COLUMNS
+
+    boxes = (frame[list(BOX_COLUMNS)].astype(float).to_numpy().round(2).tolist()
+             if set(BOX_COLUMNS) <= set(frame.columns) else [None] * len(frame))
+    image_keys = [hashlib.sha256(f"{p}|{seed + i}|{classes[i]}".encode()
+                                 + (f"|{boxes[i]}".encode() if boxes[i] is not None else b"")
+                                 ).hexdigest()[:16] for i, p in enumerate(frame["path"])]
+    kept_set = set(int(k) for k in kept)
+    todo = [i for i, k in enumerate(image_keys)
+            if i in kept_set and not (folder / f"{k}.npz").exists()]
+    failed = list(failed_align.itertuples(index=False, name=None))
     if todo:
         softmax_alone = fexplain.needs_class_index(target) and not isinstance(target, dict)
         embed_layers = list(dict.fromkeys(layers + (["softmax"] if softmax_alone else [])))
-        embedder = fmodels.load_embedder(checkpoint, embed_layers, pooling=pooling,
-                                         compile=compile, device=device, backend=backend)
+        embed_options = dict(pooling=pooling, compile=compile, backend=backend) \
+            if subject.kind == "paper" else {}
+        embedder = subject.embedder(embed_layers, **embed_options)
         explainer = fexplain.Explainer(embedder, layers=["softmax"] if softmax_alone else layers,
                                        target=target, **options)
-        for i in tqdm(todo, desc=f"explain ({len(layers)} layer(s))", unit="image",
+        for i in tqdm(todo, desc=f"explain {subject.name} ({len(layers)} layer(s))", unit="image",
                       disable=not progress):
             try:
                 result = explainer.explain(images[i], class_index=classes[i], seed=seed + i)
             except (ValueError, RuntimeError) as exc:
                 warnings.warn(f"could not explain {frame['path'].iloc[i]}: {exc}", stacklevel=2)
-                failed.append({"path": frame["path"].iloc[i], "reason": str(exc)})
+                failed.append((frame["path"].iloc[i], str(exc)))
                 continue
             result.save(folder / f"{image_keys[i]}.npz")
     keep, explanations = [], []
     for i, k in enumerate(image_keys):
         path = folder / f"{k}.npz"
-        if path.exists():
+        if i in kept_set and path.exists():
             explanations.append(Explanation.load(path))
             keep.append(i)
     if not keep:
-        raise ValueError("no image of the frame could be explained; see the warnings")
+        raise ValueError(f"no image of the frame could be explained by {subject.name}; see the warnings")
     return HeatmapSet(
         frame=frame.iloc[keep].reset_index(drop=True), explanations=explanations,
         images=images[keep], failed=pd.DataFrame(failed, columns=["path", "reason"]),
         options=dict(options, layers=layers, pooling=pooling,
-                     target=fexplain.target_name(target), seed=seed))
+                     target=fexplain.target_name(target), seed=seed, subject=subject.name,
+                     embedding_layer=subject.embedding_layer))

@@ -71,7 +71,8 @@ def _sha256_json(fields) -> str:
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> str:
-    """SHA-256 of a frame's images as files: path, size and mtime of each row, in order.
+    """SHA-256 of a frame's images as files: path, size and mtime of each row, in order,
+    and each row's face box (``faceexp.data.BOX_COLUMNS``) when the frame has one.
 
     Cheap (no image is read). A file replaced by one of the same size and
     modification time is not noticed.
@@ -86,13 +87,18 @@ def frame_fingerprint(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256()
     images = frame["image"].astype(str).tolist() if "image" in frame.columns \
         else [""] * len(frame)
-    for path, image in zip(frame["path"].astype(str), images):
+    from faceexp.data import BOX_COLUMNS
+
+    boxes = (frame[list(BOX_COLUMNS)].astype(float).to_numpy().round(2).tolist()
+             if set(BOX_COLUMNS) <= set(frame.columns) else [None] * len(frame))
+    for path, image, box in zip(frame["path"].astype(str), images, boxes):
         try:
             stat = os.stat(path)
         except FileNotFoundError:
             raise FileNotFoundError(f"image file {path!r} (in frame['path']) does not exist") \
                 from None
-        digest.update(f"{path}\0{image}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{path}\0{image}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+        digest.update(f"\0{box}\n".encode() if box is not None else b"\n")
     return digest.hexdigest()
 
 

@@ -15,7 +15,9 @@ samples):
   k with ``k % N == r`` (PyTorch's process group, :mod:`faceexp.distributed`;
   no scheduler of our own), so the union of the shards is a one-process run;
 * **no lost work**: an image that cannot be read or explained is listed in
-  ``failed-<rank>.csv`` with the reason, and the run goes on.
+  ``failed-<rank>.csv`` with the reason, and the run goes on;
+* **face boxes**: a frame with box columns (:data:`faceexp.data.BOX_COLUMNS`,
+  e.g. :meth:`faceexp.data.Dataset.test_frame`) has each image read through its box.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from faceexp import checks
+from faceexp.data import frame_boxes
 from faceexp.explainer import Explainer
 from faceexp.files import remove_orphans, write_csv
 
@@ -48,14 +51,17 @@ def explain_set(frame: pd.DataFrame, embed: Callable, out_dir, *, read: Callable
     frame : pandas.DataFrame
         Columns ``path`` and ``image`` (the path relative to the set's root, e.g.
         from :func:`faceexp.data.scan_identity_folders`); its row order is the
-        order that numbers the images (and their seeds).
+        order that numbers the images (and their seeds). With box columns
+        (:data:`faceexp.data.BOX_COLUMNS`) each image is read as
+        ``read(path, box=(x, y, w, h))``.
     embed : callable
         The embed callable handed to :class:`faceexp.explainer.Explainer`.
     out_dir : str or Path
         Results: ``out_dir/<image>.npz`` (:func:`result_path`).
     read : callable, optional
-        ``path -> (H, W, 3)`` float image in [0, 1] as ``embed`` expects it;
-        default the paper's preprocessing (113x113, :func:`faceexp.preprocessing.preprocess`).
+        ``path -> (H, W, 3)`` float image in [0, 1] as ``embed`` expects it,
+        accepting ``box=`` when the frame has boxes; default the paper's
+        preprocessing (box crop, 113x113, :func:`faceexp.preprocessing.preprocessed_image`).
     seed : int
         Image k is explained with seed ``seed + k``.
     rank, world_size : int
@@ -84,6 +90,7 @@ def explain_set(frame: pd.DataFrame, embed: Callable, out_dir, *, read: Callable
         raise ValueError(f"rank must be in [0, {world_size}), got {rank!r}")
     if read is None:
         from faceexp.preprocessing import preprocessed_image as read
+    boxes = frame_boxes(frame)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"out_dir {str(out_dir)!r} is a file; give a folder")
@@ -103,7 +110,8 @@ def explain_set(frame: pd.DataFrame, embed: Callable, out_dir, *, read: Callable
             continue
         start = time.perf_counter()
         try:
-            image = read(path)
+            box = None if boxes is None else boxes[k]
+            image = read(path) if box is None else read(path, box=box)
             explanation = explainer.explain(image, seed=seed + k)
             explanation.save(target, image=image)
         except (ValueError, OSError, RuntimeError) as exc:

@@ -130,23 +130,97 @@ def plot_heatmap_row(images, heatmaps, titles=None, *, ncols=None, source=None, 
     return _caption(fig, source)
 
 
-def plot_psnr_examples(examples: pd.DataFrame, heatmaps: Mapping, *, layer="gap", source=None):
+def plot_psnr_examples(examples: pd.DataFrame, heatmaps: Mapping, *, layer=None, source=None):
     """Figure 5: the images at the maximum, average and minimum PSNR between two
-    networks, each with both networks' heatmaps.
+    subjects, each with both subjects' heatmaps.
 
     examples : from :func:`faceexp.heatmaps.psnr_examples` (columns ``position``,
-        ``example``, ``psnr`` and the grouping column ``pose``).
-    heatmaps : ``{arch: HeatmapSet}`` of the same images (first two are used).
+        ``example``, ``psnr`` and the grouping column ``pose``; optionally
+        ``position_a`` / ``position_b``, each set's own row, as
+        :func:`faceexp.study.compare_networks_analysis` gives them).
+    heatmaps : ``{name: HeatmapSet}`` of the same images (first two are used).
+    layer : str, optional
+        Default each set's embedding layer.
     """
     (a, ha), (b, hb) = list(heatmaps.items())[:2]
     imgs, maps, titles = [], [], []
     for _, r in examples.iterrows():
-        i = int(r["position"])
-        for name, hs in ((a, ha), (b, hb)):
+        for name, hs, column in ((a, ha, "position_a"), (b, hb, "position_b")):
+            i = int(r[column]) if column in r else int(r["position"])
             imgs.append(hs.images[i])
-            maps.append(hs.layer(layer)[i])
+            maps.append(hs.layer(layer or getattr(hs, "embedding_layer", "gap"))[i])
             titles.append(f"{r['example']} {r.get('pose', '')}: {name}\n{r['psnr']:.1f} dB")
     return plot_heatmap_row(imgs, maps, titles, ncols=6, source=source)
+
+
+def plot_layer_rows(maps: Mapping, columns: Mapping, *, faces: Mapping | None = None, source=None,
+                    size=1.9):
+    """Average heatmaps across depth, one row per network with its own columns (Fig. 7).
+
+    Parameters
+    ----------
+    maps : mapping (network, column) -> (H, W) heatmap
+    columns : mapping network -> list of column labels (left to right)
+    faces : mapping network -> (H, W, 3) average face, optional (drawn under)
+    """
+    width = max(len(c) for c in columns.values())
+    fig, axes = plt.subplots(len(columns), width, figsize=(size * width + 0.6, size * len(columns) + 0.5),
+                             squeeze=False)
+    for r, (net, cols) in enumerate(columns.items()):
+        for c in range(width):
+            ax = axes[r, c]
+            _off(ax)
+            if c >= len(cols) or (net, cols[c]) not in maps:
+                ax.set_visible(c < len(cols))
+                continue
+            hm = maps[(net, cols[c])]
+            face = faces.get(net) if faces else None
+            ax.imshow(overlay(face, hm) if face is not None else hm,
+                      cmap=None if face is not None else "jet", vmin=0, vmax=1)
+            ax.set_title(str(cols[c]), fontsize=8)
+            if c == 0:
+                ax.set_ylabel(str(net), fontsize=9)
+    fig.tight_layout(rect=(0, 0.05 if source else 0, 1, 1))
+    return _caption(fig, source)
+
+
+def plot_region_ratios(table: pd.DataFrame, *, source=None):
+    """Region ratio (heatmap mass share / area share; 1 = no preference) per face region,
+    one group of bars per region and one bar per network, with 95% intervals
+    (``table`` from :func:`faceexp.claims.region_summary`)."""
+    nets = list(dict.fromkeys(table["network"]))
+    regions = list(dict.fromkeys(table["region"]))
+    fig, ax = plt.subplots(figsize=(1.2 * len(regions) + 2, 3.4))
+    width = 0.8 / max(1, len(nets))
+    for k, net in enumerate(nets):
+        part = table[table["network"] == net].set_index("region").reindex(regions)
+        x = np.arange(len(regions)) - 0.4 + width * (k + 0.5)
+        err = np.vstack([part["ratio"] - part["ci_low"], part["ci_high"] - part["ratio"]])
+        ax.bar(x, part["ratio"], width * 0.9, yerr=err, capsize=2, label=net, color=f"C{k}")
+    ax.axhline(1.0, color="0.4", lw=1, ls="--")
+    ax.set_xticks(np.arange(len(regions)), regions)
+    ax.set(ylabel="mass share / area share")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout(rect=(0, 0.07 if source else 0, 1, 1))
+    return _caption(fig, source)
+
+
+def plot_verification(table: pd.DataFrame, *, source=None):
+    """EER (%) with its 95% interval per recogniser, in its own alignment and in the
+    canonical crop (``table`` from :func:`faceexp.study.verification_analysis`)."""
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(table)))
+    labels = [f"{r.recogniser} ({r.frame})" for r in table.itertuples()]
+    y = np.arange(len(table))[::-1]
+    eer = 100 * table["eer"].to_numpy()
+    err = np.vstack([eer - 100 * table["ci_low"].to_numpy(), 100 * table["ci_high"].to_numpy() - eer])
+    colours = ["C0" if f == "own" else "C1" for f in table["frame"]]
+    for k in range(len(table)):
+        ax.errorbar(eer[k], y[k], xerr=err[:, k:k + 1], fmt="o", color=colours[k], capsize=3)
+    ax.set_yticks(y, labels)
+    ax.set(xlabel="EER (%) with 95% interval (bootstrap over identities)")
+    ax.set_xlim(left=0)
+    fig.tight_layout(rect=(0, 0.08 if source else 0, 1, 1))
+    return _caption(fig, source)
 
 
 # --------------------------------------------------------------- training
@@ -252,7 +326,7 @@ def plot_psnr_histograms(psnr: pd.DataFrame, *, by="pose", value="psnr", bins=15
     data = psnr.dropna(subset=[value])
     sns.histplot(data=data, x=value, hue=by if by in data else None, bins=bins,
                  element="step", stat="count", common_norm=False, ax=ax)
-    ax.set(xlabel="PSNR between MobileNetV2 and ResNet50 heatmaps (dB)", ylabel="images")
+    ax.set(xlabel="PSNR between two networks' heatmaps of the same image (dB)", ylabel="images")
     if source:
         fig.tight_layout(rect=(0, 0.06, 1, 1))
         _caption(fig, source)
@@ -262,7 +336,8 @@ def plot_psnr_histograms(psnr: pd.DataFrame, *, by="pose", value="psnr", bins=15
 # ----------------------------------------------------------- verification
 
 
-def plot_fusion_curves(sweep: pd.DataFrame, *, best_a=None, ax=None, source=None):
+def plot_fusion_curves(sweep: pd.DataFrame, *, best_a=None, names=("MB2", "R50"), ax=None,
+                       source=None):
     """EER (%) against the fusion weight a, one line per pose pair (Fig. 6).
 
     ``sweep`` has columns ``a``, ``group``, ``eer`` (fraction), as returned by
@@ -283,12 +358,24 @@ def plot_fusion_curves(sweep: pd.DataFrame, *, best_a=None, ax=None, source=None
     if best_a is not None:
         ax.axvline(best_a, color="k", ls=":", lw=1)
         ax.text(best_a, ax.get_ylim()[1], f" a={best_a:.2f}", va="top", fontsize=8)
-    ax.set(xlabel="a  (score = a·s_MB2 + (1−a)·s_R50)", ylabel="EER (%)")
+    ax.set(xlabel=f"a  (score = a·s_{names[0]} + (1−a)·s_{names[1]})", ylabel="EER (%)")
     ax.legend(fontsize=7, ncol=2)
     if source:
         fig.tight_layout(rect=(0, 0.06, 1, 1))
         _caption(fig, source)
     return fig
+
+
+def plot_fusion_sweeps(sweeps: Mapping, bests: Mapping, *, source=None):
+    """:func:`plot_fusion_curves` for several fused pairs side by side
+    (``{"a + b": sweep}`` and ``{"a + b": best}`` as
+    :func:`faceexp.study.complementarity_analysis` gives them)."""
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(5.5 * len(sweeps), 3.4), squeeze=False)
+    for ax, (key, sweep) in zip(axes[0], sweeps.items()):
+        plot_fusion_curves(sweep, best_a=bests[key]["a"], names=tuple(key.split(" + ")), ax=ax)
+        ax.set_title(key, fontsize=9)
+    fig.tight_layout(rect=(0, 0.06 if source else 0, 1, 1))
+    return _caption(fig, source)
 
 
 def plot_eer_per_layer(per_layer: pd.DataFrame, *, source=None):
@@ -345,8 +432,14 @@ def plot_removal_eer(results: pd.DataFrame, *, pose_pairs=("overall",), source=N
             base = part[thr.isna()]
             part = part.assign(threshold=thr).dropna(subset=["threshold"])
             for method, g in part.groupby("method", sort=False):
-                g = g.sort_values("threshold", ascending=False)
-                ax.plot(g["threshold"], 100 * g["eer"], label=method, **METHOD_STYLE.get(method, {}))
+                g = g.groupby("threshold")["eer"].agg(["mean", "min", "max", "count"])
+                g = g.sort_index(ascending=False)
+                seeds = int(g["count"].max())
+                label = f"{method} (mean of {seeds} seeds; band: min-max)" if seeds > 1 else method
+                line, = ax.plot(g.index, 100 * g["mean"], label=label, **METHOD_STYLE.get(method, {}))
+                if seeds > 1:
+                    ax.fill_between(g.index, 100 * g["min"], 100 * g["max"], alpha=0.2,
+                                    color=line.get_color())
             if len(base):
                 ax.axhline(100 * base["eer"].iloc[0], color="0.5", lw=1, label="no removal")
             ax.invert_xaxis()
@@ -443,12 +536,41 @@ def plot_sampling_study(summary: pd.DataFrame, *, x="stability", y="faithfulness
         fig, ax = plt.subplots(figsize=(5.5, 4))
     else:
         fig = ax.figure
-    for k, (_, row) in enumerate(summary.iterrows()):
+    markers = {net: m for net, m in zip(dict.fromkeys(summary.get("network", [])), "osD^v")}
+    colours = {lab: f"C{k}" for k, lab in enumerate(dict.fromkeys(summary[label]))}
+    for _, row in summary.iterrows():
+        net = row.get("network")
         ax.errorbar(row[x], row[y], xerr=row.get(f"{x}_sd"), yerr=row.get(f"{y}_sd"),
-                    fmt="o", color=f"C{k}", capsize=3, label=str(row[label]))
+                    fmt=markers.get(net, "o"), color=colours[row[label]], capsize=3,
+                    label=f"{net}: {row[label]}" if net is not None else str(row[label]))
     ax.set(xlabel=x.replace("_", " "), ylabel=y.replace("_", " "))
     ax.legend(fontsize=7)
     if source:
         fig.tight_layout(rect=(0, 0.06, 1, 1))
         _caption(fig, source)
     return fig
+
+
+def plot_sensitivity(summary: pd.DataFrame, *, source=None):
+    """PSNR to the default heatmap per explainer choice (bars, 95% intervals), the seed
+    floor as a dashed line, and faithfulness beside it (``summary`` from
+    :func:`faceexp.sensitivity.summarise_sensitivity`)."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 0.6 + 0.45 * len(summary)), sharey=True)
+    labels = list(summary.index)
+    y = np.arange(len(labels))[::-1]
+    for axis, column, low, high, title in (
+            (ax, "PSNR to default (dB)", "PSNR low", "PSNR high", "PSNR to the default (dB)"),
+            (bx, "faithfulness", "faithfulness low", "faithfulness high", "faithfulness (AUC gap)")):
+        values = summary[column].to_numpy(dtype=float)
+        err = np.vstack([values - summary[low].to_numpy(dtype=float),
+                         summary[high].to_numpy(dtype=float) - values])
+        axis.barh(y, values, xerr=err, capsize=3,
+                  color=["0.6" if k == "default" else "C0" for k in labels])
+        axis.set(xlabel=title)
+    if "default" in summary.index:
+        ax.axvline(float(summary.loc["default", "PSNR to default (dB)"]), color="k", ls="--", lw=1,
+                   label="seed floor")
+        ax.legend(fontsize=7)
+    ax.set_yticks(y, labels)
+    fig.tight_layout(rect=(0, 0.07 if source else 0, 1, 1))
+    return _caption(fig, source)

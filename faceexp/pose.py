@@ -2,9 +2,12 @@
 
 The paper's cross-pose experiments use VGGFace2-Pose: 368 test identities x
 (10 frontal + 10 three-quarter + 10 profile) images, listed in VGGFace2's
-``test_posetemp_imglist.txt`` (:func:`read_pose_template_list`). For other
-data (ORL offline, a user's photos) the pose is estimated from MTCNN's five
-landmarks (:func:`estimate_pose`).
+``test_posetemp_imglist.txt`` (:func:`read_pose_template_list`, which lives in
+:mod:`faceexp.data` beside the other released files and is re-exported here;
+:meth:`faceexp.data.Dataset.test_frame` gives those images with the list's
+poses). For other data (ORL offline, a user's photos) the pose is estimated
+from MTCNN's five landmarks (:func:`estimate_pose`), inside each image's face
+box when the frame has one.
 
 The yaw proxy
 -------------
@@ -40,8 +43,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from faceexp.data import SkipReport, _skip
-from faceexp.preprocessing import load_image
+from faceexp.data import (POSES, TEMPLATE_LIST_BLOCK, SkipReport, _skip, frame_boxes,
+                          read_pose_template_list)
+from faceexp.preprocessing import BOX_MARGIN, crop_box, load_image
 
 __all__ = [
     "POSES",
@@ -54,6 +58,7 @@ __all__ = [
     "THREE_QUARTER_MAX",
     "TEMPLATE_LIST_BLOCK",
     "read_pose_template_list",
+    "POSE_CROP_SIZE",
     "yaw_proxy",
     "pose_from_yaw_proxy",
     "looks_from_yaw_proxy",
@@ -62,8 +67,6 @@ __all__ = [
     "look_left_batch",
 ]
 
-#: Pose names, from frontal to profile.
-POSES = ("frontal", "three-quarter", "profile")
 #: Short codes used in tables and plots.
 POSE_CODES = {"frontal": "F", "three-quarter": "3/4", "profile": "P"}
 #: Pose / gaze direction of an image in which no face was found.
@@ -78,83 +81,9 @@ THREE_QUARTER_MAX_DEGREES = 55.0
 FRONTAL_MAX = NOSE_DEPTH_RATIO * math.tan(math.radians(FRONTAL_MAX_DEGREES))
 #: Largest ``|yaw proxy|`` called three-quarter: 0.6 tan 55° ≈ 0.857.
 THREE_QUARTER_MAX = NOSE_DEPTH_RATIO * math.tan(math.radians(THREE_QUARTER_MAX_DEGREES))
-#: Lines per identity in VGGFace2's pose template list (10 per pose).
-TEMPLATE_LIST_BLOCK = 30
-_PER_POSE = TEMPLATE_LIST_BLOCK // len(POSES)
-_TEMPLATE_SIZE = 5
+#: Side of the square a box crop is resized to for MTCNN (uniform scaling keeps the proxy).
+POSE_CROP_SIZE = 224
 _LOOKS = ("left", "right", UNKNOWN)
-
-
-# --------------------------------------------------------------------------- #
-# VGGFace2-Pose
-# --------------------------------------------------------------------------- #
-def read_pose_template_list(path, *, root=None) -> pd.DataFrame:
-    """Read VGGFace2's ``test_posetemp_imglist.txt`` (the paper's VGGFace2-Pose).
-
-    The file has one image per line (``n000001/0001_01.jpg``), 30 lines per
-    identity: the first 10 frontal, the next 10 three-quarter, the last 10
-    profile, in templates of 5 images. 368 identities give 11,040 lines.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The list file.
-    root : str or path-like, optional
-        VGGFace2's ``test/`` folder; when given a ``path`` column
-        ``root/<image>`` is added.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per line, in file order, with columns ``image``,
-        ``identity`` (the part before ``/``), ``pose`` (one of
-        :data:`POSES`) and ``template`` (``k // 5`` for the identity's
-        ``k``-th line: 0-1 frontal, 2-3 three-quarter, 4-5 profile), and
-        ``path`` when ``root`` is given.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file does not exist.
-    ValueError
-        If a line is not ``<identity>/<file>`` or an identity's number of
-        lines is not a multiple of 30 (the message names it).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pose template list {str(path)!r} does not exist")
-    images, identities = [], []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            image = line.strip()
-            if not image:
-                continue
-            identity, slash, name = image.partition("/")
-            if not slash or not identity or not name or len(image.split()) != 1:
-                raise ValueError(
-                    f"{path}: line {number}: expected one image as '<identity>/<file>' "
-                    f"(e.g. 'n000001/0001_01.jpg'), got {image!r}"
-                )
-            images.append(image)
-            identities.append(identity)
-    if not images:
-        raise ValueError(f"pose template list {str(path)!r} is empty")
-    frame = pd.DataFrame({"image": images, "identity": identities})
-    position = frame.groupby("identity", sort=False).cumcount().to_numpy()
-    counts = frame["identity"].value_counts(sort=False)
-    bad = counts[counts % TEMPLATE_LIST_BLOCK != 0]
-    if len(bad):
-        raise ValueError(
-            f"{path}: identity {bad.index[0]!r} has {bad.iloc[0]} lines, not a multiple of "
-            f"{TEMPLATE_LIST_BLOCK} (10 frontal, 10 three-quarter, 10 profile)"
-            + (f"; {len(bad) - 1} more identities too" if len(bad) > 1 else "")
-        )
-    frame["pose"] = np.asarray(POSES, dtype=object)[(position % TEMPLATE_LIST_BLOCK) // _PER_POSE]
-    frame["template"] = position // _TEMPLATE_SIZE
-    if root is not None:
-        root = Path(root).expanduser().absolute()
-        frame["path"] = [str(root / image) for image in images]
-    return frame
 
 
 # --------------------------------------------------------------------------- #
@@ -259,6 +188,8 @@ def estimate_pose(
     num_threads: int | None = 1,
     progress: bool = True,
     report: SkipReport | None = None,
+    boxes=None,
+    box_margin: float = BOX_MARGIN,
 ) -> pd.DataFrame:
     """Estimate each image's head pose with MTCNN's five landmarks.
 
@@ -270,6 +201,15 @@ def estimate_pose(
     bounded. An image with no face found, or that cannot be decoded, gets
     ``detected=False``, pose and looks :data:`UNKNOWN`, NaN proxy, and is
     recorded in ``report`` (or warned about); it never raises.
+
+    Face boxes: when the frame has box columns
+    (:data:`faceexp.data.BOX_COLUMNS`) or ``boxes`` is given, MTCNN looks
+    only at each image's box, grown by ``box_margin`` on every side (MTCNN
+    misses faces cut at the forehead or chin, and the largest face of a
+    crowded photo may be someone else's) as a square
+    (:func:`faceexp.preprocessing.crop_box`, black outside the image) resized
+    to :data:`POSE_CROP_SIZE` pixels: all crops have one size, so they are
+    batched, and a uniform scaling leaves the yaw proxy unchanged.
 
     Parameters
     ----------
@@ -293,6 +233,12 @@ def estimate_pose(
         Show a progress bar.
     report : faceexp.data.SkipReport, optional
         Receives unreadable images and images without a face.
+    boxes : mapping of str to (x, y, w, h), optional
+        VGGFace2's boxes (:func:`faceexp.data.load_bounding_boxes`), looked
+        up by the frame's ``image`` column; default the frame's box columns.
+        Only with a frame.
+    box_margin : float, default :data:`faceexp.preprocessing.BOX_MARGIN` (0.25)
+        Fraction of the box's size added on each side.
 
     Returns
     -------
@@ -307,11 +253,21 @@ def estimate_pose(
     ------
     ValueError
         If ``batch_size`` < 1, ``thresholds`` are not increasing positive
-        numbers, or a frame lacks ``path``.
+        numbers, a frame lacks ``path``, ``boxes`` come with paths instead of a
+        frame, or an image has no box in ``boxes``.
     FileNotFoundError
         If an image file does not exist.
     """
     paths, index = _paths_of(frame_or_paths)
+    if isinstance(frame_or_paths, pd.DataFrame):
+        box_list = frame_boxes(frame_or_paths, boxes)
+    elif boxes is not None:
+        raise ValueError("boxes are looked up by image name: pass a frame with 'path' and "
+                         "'image' columns, not a list of paths")
+    else:
+        box_list = None
+    if not (isinstance(box_margin, (int, float)) and box_margin >= 0):
+        raise ValueError(f"box_margin must be a number >= 0, got {box_margin!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if num_threads is not None and (
@@ -333,7 +289,8 @@ def estimate_pose(
     if num_threads is not None:
         torch.set_num_threads(int(num_threads))
     try:
-        _detect_all(mtcnn, paths, proxy, batch_size=int(batch_size), progress=progress, report=report)
+        _detect_all(mtcnn, paths, proxy, batch_size=int(batch_size), progress=progress,
+                    report=report, boxes=box_list, box_margin=float(box_margin))
     finally:
         torch.set_num_threads(threads)
     detected = ~np.isnan(proxy)
@@ -350,8 +307,10 @@ def estimate_pose(
     )
 
 
-def _detect_all(mtcnn, paths, proxy, *, batch_size, progress, report) -> None:
-    """Fill ``proxy[i]`` with the yaw proxy of the largest face in ``paths[i]``."""
+def _detect_all(mtcnn, paths, proxy, *, batch_size, progress, report, boxes=None,
+                box_margin=BOX_MARGIN) -> None:
+    """Fill ``proxy[i]`` with the yaw proxy of the largest face in ``paths[i]`` (in ``boxes[i]``)."""
+    from PIL import Image
     from tqdm import tqdm
 
     chunk = max(int(batch_size) * 16, 512)
@@ -363,7 +322,19 @@ def _detect_all(mtcnn, paths, proxy, *, batch_size, progress, report) -> None:
                 if image is None:
                     bar.update(1)
                     continue
-                image = image.convert("RGB")
+                box = None if boxes is None else boxes[i]
+                if box is None:
+                    image = image.convert("RGB")
+                else:
+                    try:
+                        image = crop_box(image, box, margin=box_margin, square=True,
+                                         name=paths[i])
+                    except ValueError as exc:
+                        _skip(report, paths[i], str(exc))
+                        bar.update(1)
+                        continue
+                    image = image.resize((POSE_CROP_SIZE, POSE_CROP_SIZE),
+                                         Image.Resampling.BILINEAR)
                 groups.setdefault(image.size, []).append((i, image))
             for members in groups.values():
                 for b in range(0, len(members), batch_size):

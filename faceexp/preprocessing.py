@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from faceexp.data import SkipReport, _box_key, _skip, natural_sort_key
+from faceexp.data import SkipReport, _skip, frame_boxes, natural_sort_key
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -28,7 +28,9 @@ __all__ = [
     "INPUT_SIZE",
     "RESIZE_SHORTER",
     "PRELOAD_LIMIT",
+    "BOX_MARGIN",
     "load_image",
+    "crop_box",
     "preprocess",
     "FaceDataset",
     "preprocessed_images",
@@ -45,6 +47,11 @@ INPUT_SIZE = 113
 RESIZE_SHORTER = 129
 #: ``FaceDataset(preload=None)`` keeps decoded images in memory up to this many.
 PRELOAD_LIMIT = 20000
+#: A face box is grown by this fraction of its width (height) on the left and right (top
+#: and bottom) before MTCNN looks inside it (:func:`faceexp.pose.estimate_pose`, the
+#: recognisers' alignment): MTCNN misses faces cut at the chin or forehead, and alignment
+#: warps then draw real pixels. The paper's CNNs read the box itself (:func:`preprocess`).
+BOX_MARGIN = 0.25
 
 _MODES = ("resize-crop", "aligned")
 
@@ -122,6 +129,62 @@ def _check_box(box, image_size, name) -> tuple[int, int, int, int]:
     return left, top, right, bottom
 
 
+def crop_box(image: Image.Image, box, *, margin: float = 0.0, square: bool = False,
+             name=None) -> Image.Image:
+    """The region of a face box, grown by a margin: what a face detector or a network sees.
+
+    Parameters
+    ----------
+    image : PIL.Image.Image
+        Any mode; the result is RGB.
+    box : (x, y, w, h)
+        Pixels (VGGFace2's loose box); it may extend past the image but must
+        overlap it.
+    margin : float, default 0
+        Fraction of the box's width added on the left and on the right, and
+        of its height on the top and on the bottom (``0.25``: a box 1.5 times
+        as wide and as high).
+    square : bool, default False
+        False: the grown box is clipped to the image (as :func:`preprocess`
+        clips a box). True: a square of side ``max(w, h) * (1 + 2 * margin)``
+        centred on the box, with black where it leaves the image, so that
+        crops can be resized to one size without distorting the face.
+    name : str, optional
+        Named in errors.
+
+    Returns
+    -------
+    PIL.Image.Image
+        RGB. ``crop_box(image, box)`` is the crop :func:`preprocess` resizes.
+
+    Raises
+    ------
+    ValueError
+        The box is not four numbers, is empty, lies outside the image, or
+        ``margin`` is negative.
+    """
+    name = "image" if name is None else str(name)
+    if not (isinstance(margin, (int, float)) and np.isfinite(margin) and margin >= 0):
+        raise ValueError(f"margin must be a number >= 0 (a fraction of the box size), got "
+                         f"{margin!r}")
+    image = _to_rgb(image)
+    left, top, right, bottom = _check_box(box, image.size, name)
+    if margin == 0 and not square:
+        return image.crop((left, top, right, bottom))
+    x, y, w, h = (float(v) for v in box)
+    if square:
+        side = int(round(max(w, h) * (1 + 2 * margin)))
+        left = int(round(x + w / 2 - side / 2))
+        top = int(round(y + h / 2 - side / 2))
+        return image.crop((left, top, left + side, top + side))  # black outside the image
+    width, height = image.size
+    left = max(int(np.floor(x - margin * w)), 0)
+    top = max(int(np.floor(y - margin * h)), 0)
+    right = min(int(np.ceil(x + w + margin * w)), width)
+    bottom = min(int(np.ceil(y + h + margin * h)), height)
+    return image.crop((left, top, right, bottom))
+
+
 def _preprocess_uint8(image, *, box=None, mode="resize-crop", name=None) -> np.ndarray:
     """:func:`preprocess` without the flip and the scaling: uint8 (3, 113, 113)."""
     if not isinstance(image, Image.Image):
@@ -132,7 +195,7 @@ def _preprocess_uint8(image, *, box=None, mode="resize-crop", name=None) -> np.n
     image = _to_rgb(image)
     if mode == "resize-crop":
         if box is not None:
-            image = image.crop(_check_box(box, image.size, name))
+            image = crop_box(image, box, name=name)
         width, height = image.size
         # Shorter side -> 129; the longer side truncated like torchvision's Resize(129).
         if width <= height:
@@ -243,14 +306,18 @@ class FaceDataset(torch.utils.data.Dataset):
     ----------
     frame : pandas.DataFrame
         Columns ``path`` and ``identity`` (and ``image`` when ``boxes`` is
-        given), e.g. from :func:`scan_identity_folders`.
+        given), e.g. from :func:`scan_identity_folders`. A frame with the
+        box columns ``box_x, box_y, box_w, box_h``
+        (:func:`faceexp.data.attach_boxes`, :meth:`faceexp.data.Dataset.frame`)
+        is cropped to them when ``boxes`` is None.
     labels : mapping of identity to int, optional
         Class index of each identity (e.g. the training set's mapping, to
         label a validation frame alike). Default: the frame's identities in
         natural order -> ``0 .. K-1``.
     boxes : mapping of str to (x, y, w, h), optional
         From :func:`load_bounding_boxes`; looked up by the ``image`` column
-        without its extension (``n000001/0001_01``) or with it.
+        without its extension (``n000001/0001_01``) or with it. Takes
+        precedence over the frame's box columns.
     mode : {"resize-crop", "aligned"}
         See :func:`preprocess`.
     train : bool, default False
@@ -309,9 +376,10 @@ class FaceDataset(torch.utils.data.Dataset):
             )
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-        if boxes is not None and mode != "resize-crop":
-            raise ValueError("boxes are only used with mode='resize-crop'")
         frame = frame.reset_index(drop=True)
+        box_list = frame_boxes(frame, boxes)
+        if box_list is not None and mode != "resize-crop" and any(b is not None for b in box_list):
+            raise ValueError("boxes are only used with mode='resize-crop'")
 
         if labels is None:
             ids = sorted(frame["identity"].unique(), key=natural_sort_key)
@@ -327,19 +395,6 @@ class FaceDataset(torch.utils.data.Dataset):
                 )
         self.class_to_index = {k: int(v) for k, v in labels.items()}
         self.classes = [k for k, _ in sorted(self.class_to_index.items(), key=lambda kv: kv[1])]
-
-        box_list = None
-        if boxes is not None:
-            box_list = []
-            for image in frame["image"]:
-                key = _box_key(image)
-                box = boxes.get(key, boxes.get(str(image)))
-                if box is None:
-                    raise ValueError(
-                        f"boxes has no entry for image {image!r} (looked up as {key!r}): "
-                        "use the loose_bb CSV of the same split, or drop the image"
-                    )
-                box_list.append(tuple(box))
 
         self.mode = mode
         self.train = bool(train)
@@ -441,7 +496,9 @@ def preprocessed_images(frame: pd.DataFrame, *, mode: str = "resize-crop", boxes
     Parameters
     ----------
     frame : pandas.DataFrame
-        Images with a ``path`` column (and ``image`` when ``boxes`` is given).
+        Images with a ``path`` column (and ``image`` when ``boxes`` is given);
+        its box columns (:data:`faceexp.data.BOX_COLUMNS`), when present, crop
+        each image as ``boxes`` would.
     mode, boxes
         As in :class:`FaceDataset`.
 

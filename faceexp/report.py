@@ -21,8 +21,15 @@ import faceexp
 from faceexp import study as fs
 
 
-def setup_notebook(profile: str, models, artifacts_dir, *, data_root=None, seed: int = 0,
-                   device="auto", max_epochs=None, train_batch_size=None) -> fs.Study:
+def progress() -> bool:
+    """Whether the running notebook should show progress bars: True under ``make book``
+    (book/build.py relays them to the terminal and strips them from the pages; it sets
+    ``FACEEXP_BOOK_PROGRESS=1``), False in JupyterLab or papermill run by hand."""
+    return os.environ.get("FACEEXP_BOOK_PROGRESS") == "1"
+
+
+def setup_notebook(profile: str, models, artifacts_dir, *, recognisers=(), data_root=None,
+                   seed: int = 0, device="auto", max_epochs=None, train_batch_size=None) -> fs.Study:
     """The setup cell of every chapter: working directory, quiet compiler, the study.
 
     Changes the working directory to the repository root when the notebook was opened
@@ -37,7 +44,7 @@ def setup_notebook(profile: str, models, artifacts_dir, *, data_root=None, seed:
     ----------
     profile : str
         The params profile the notebook runs with (only printed).
-    models, artifacts_dir, data_root, seed, device
+    models, artifacts_dir, recognisers, data_root, seed, device
         As :func:`faceexp.study.prepare_study`.
     max_epochs, train_batch_size : int, dict or None
         The training options ``max_epochs`` and ``batch_size``; a dict ``{arch: value}``
@@ -58,11 +65,12 @@ def setup_notebook(profile: str, models, artifacts_dir, *, data_root=None, seed:
         # facenet-pytorch (pose labels) imports tqdm.auto, which warns in a kernel without
         # ipywidgets; faceexp shows no progress bars in the book.
         warnings.filterwarnings("ignore", message=r"IProgress not found")
-        study = fs.prepare_study(models, artifacts_dir, data_root=data_root, seed=seed,
+        study = fs.prepare_study(models, artifacts_dir, recognisers=recognisers,
+                                 data_root=data_root, seed=seed,
                                  device=device, max_epochs=max_epochs,
-                                 batch_size=train_batch_size, progress=False)
-    print(f"faceexp {faceexp.__version__}, profile {profile!r}: {study.dataset}, "
-          f"networks {study.models}")
+                                 batch_size=train_batch_size, progress=progress())
+    print(f"faceexp {faceexp.__version__}, profile {profile!r}: {study.dataset}; "
+          f"recognisers {study.recognisers}; networks trained here {study.models}")
     return study
 
 
@@ -108,15 +116,25 @@ def init_weights_text(record: dict | None) -> str:
                      f"got {source!r}")
 
 
-def caption(study: fs.Study, arch: str | None = None, extra: str = "") -> str:
-    """A caption line saying what data and which trained networks produced a figure.
+def caption(study: fs.Study, arch=None, extra: str = "") -> str:
+    """A caption line saying what data and which networks produced a figure.
 
-    Per network (``arch``, or all of the study's): epochs, training identities, the
-    initial weights its run recorded, and the final validation accuracy; ``extra`` is
-    appended as one more sentence.
+    ``arch`` is one name, a list of names, or None (the study's trained networks). Per
+    trained network: epochs, training identities, the initial weights its run recorded,
+    and the final validation accuracy; per pretrained recogniser: its training data, the
+    weights' package and the frame it is explained in. ``extra`` is appended as one more
+    sentence.
     """
+    from faceexp import subjects as fsub
+
+    names = study.models if arch is None else ([arch] if isinstance(arch, str) else list(arch))
     parts = []
-    for a in [arch] if arch else study.models:
+    for a in names:
+        if a in study.recognisers:
+            source = study.subject(a).recogniser.source
+            parts.append(f"{fsub.label(a)} (pretrained on {fsub.TRAINED_ON[a]}, weights from "
+                         f"{source.get('package', '?')}; {study.subject(a).frame_name})")
+            continue
         run = study.runs[a]
         m = run.metrics
         parts.append(f"{a}: {len(m)} epochs on {len(run.classes)} identities, "
@@ -127,6 +145,43 @@ def caption(study: fs.Study, arch: str | None = None, extra: str = "") -> str:
 
 
 # ----------------------------------------------------------------------------- readings
+
+
+def verification_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`faceexp.study.verification_analysis`'s table for a page: EER and its 95%
+    interval in percent, pair counts, one row per recogniser and frame."""
+    out = pd.DataFrame({
+        "recogniser": table["recogniser"], "frame": table["frame"],
+        "EER (%)": (100 * table["eer"]).round(2),
+        "95% interval (%)": [f"{100 * lo:.2f}-{100 * hi:.2f}"
+                             for lo, hi in zip(table["ci_low"], table["ci_high"])],
+        "genuine pairs": table["genuine"], "impostor pairs": table["impostor"],
+        "identities": table["identities"], "photos without a face": table["failed"]})
+    return out.set_index(["recogniser", "frame"])
+
+
+def interval_table(intervals: pd.DataFrame) -> pd.DataFrame:
+    """:func:`faceexp.uncertainty.eer_interval`'s rows for a page: one row per network and
+    pose pair, "EER % [low, high]" and the pair counts."""
+    out = intervals.copy()
+    out["EER (%) [95% interval]"] = [
+        "n/a" if not np.isfinite(e) else f"{100 * e:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]"
+        for e, lo, hi in zip(out["eer"], out["ci_low"], out["ci_high"])]
+    keys = [c for c in ("system", "group") if c in out]
+    return out.set_index(keys)[["EER (%) [95% interval]", "genuine", "impostor", "identities"]]
+
+
+def verification_sentence(table: pd.DataFrame) -> str:
+    """One sentence with each recogniser's EER (canonical frame) and interval."""
+    rows = table[table["frame"] == "canonical"] if "canonical" in set(table["frame"]) else table
+    parts = [f"{r.recogniser} {100 * r.eer:.2f}% (95% interval {100 * r.ci_low:.2f}-{100 * r.ci_high:.2f}%)"
+             for r in rows.itertuples()]
+    if not parts:
+        return ""
+    first = rows.iloc[0]
+    return (f"EER of the real recognisers on all {first['identities']} identities "
+            f"({first['genuine']} genuine and {first['impostor']} impostor pairs), in the crop the book "
+            f"explains them in: " + ", ".join(parts) + ".")
 
 
 def removal_reading(result: fs.RemovalAnalysis, *, pose_pair: str = "overall",
@@ -172,11 +227,33 @@ def removal_reading(result: fs.RemovalAnalysis, *, pose_pair: str = "overall",
     return "\n\n".join(sentences)
 
 
+def sensitivity_reading(summary: pd.DataFrame) -> str:
+    """A Markdown paragraph from :func:`faceexp.sensitivity.summarise_sensitivity`: which
+    choices move the heatmaps beyond the seed floor, and which is most faithful."""
+    floor = float(summary.loc["default", "PSNR to default (dB)"]) if "default" in summary.index \
+        else float("nan")
+    moving = [k for k, r in summary.iterrows()
+              if str(r.get("against the seed floor", "")).startswith("moves")]
+    quiet = [k for k in summary.index if k != "default" and k not in moving]
+    best = summary["faithfulness"].idxmax()
+    text = (f"Two seeds of the default explainer agree at {floor:.1f} dB (the seed floor). ")
+    text += (("Choices that change the heatmaps more than a new seed does: " + ", ".join(moving) + ". ")
+             if moving else "No choice changes the heatmaps more than a new seed does. ")
+    if quiet:
+        text += "Within the floor (they matter no more than the luck of the draw): " + ", ".join(quiet) + ". "
+    text += (f"Most faithful on these images: {best} (AUC gap {summary.loc[best, 'faithfulness']:.3f}, "
+             f"95% interval {summary.loc[best, 'faithfulness low']:.3f} to "
+             f"{summary.loc[best, 'faithfulness high']:.3f}; the default: "
+             f"{summary.loc['default', 'faithfulness']:.3f}).") if "default" in summary.index else ""
+    return text
+
+
 # ----------------------------------------------------------------------------- summary JSON
 
 
 def write_summary(output_dir, name: str, *, summary: str, values: dict | None = None,
-                  tables: list | None = None, figures: list | None = None) -> Path:
+                  tables: list | None = None, figures: list | None = None,
+                  verdicts: list | None = None) -> Path:
     """Write a chapter's summary for the book's results page (book/results.py reads it).
 
     Parameters
@@ -193,6 +270,9 @@ def write_summary(output_dir, name: str, *, summary: str, values: dict | None = 
         ``(DataFrame, caption)`` pairs.
     figures : list, optional
         ``(figure, file name, caption)`` triples; each figure is saved as PNG.
+    verdicts : list, optional
+        :class:`faceexp.verdicts.Verdict` objects of the paper's claims this chapter
+        tests; the results page stacks them into its claims table.
 
     Returns
     -------
@@ -211,6 +291,10 @@ def write_summary(output_dir, name: str, *, summary: str, values: dict | None = 
                           else _plain(v)) for k, v in (values or {}).items()},
            "tables": [dict(_plain_table(t), caption=c) for t, c in tables or []],
            "figures": entries}
+    if verdicts:
+        from faceexp.claims import as_records
+
+        doc["verdicts"] = as_records(verdicts)
     path = out / f"{name}.json"
     path.write_text(json.dumps(doc, indent=2))
     return path

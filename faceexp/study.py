@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from faceexp import artifacts as fcache
-from faceexp import preprocessing as fpre
 from faceexp import explainer as fexplain
 from faceexp import faithfulness as ffaith
 from faceexp import heatmaps as fheat
@@ -69,10 +68,31 @@ class Study:
     dataset: str
     device: str = "cpu"
     options: dict = field(default_factory=dict)
+    recognisers: list = field(default_factory=list)
+    _subjects: dict = field(default_factory=dict, repr=False)
 
     @property
     def models(self) -> list:
+        """The paper's CNNs trained here, in order."""
         return list(self.runs)
+
+    @property
+    def subjects(self) -> list:
+        """Everything the book explains: the real recognisers first, then the paper's CNNs."""
+        return list(self.recognisers) + self.models
+
+    def subject(self, name: str):
+        """The :mod:`faceexp.subjects` object of a recogniser or trained network."""
+        if name not in self._subjects:
+            from faceexp import subjects as fsub
+
+            if name in self.recognisers:
+                self._subjects[name] = fsub.RecogniserSubject(name, self.artifacts)
+            elif name in self.runs:
+                self._subjects[name] = fsub.PaperSubject(name, self.checkpoint(name), device=self.device)
+            else:
+                raise ValueError(f"{name!r} is not in this study: choose one of {self.subjects}")
+        return self._subjects[name]
 
     def checkpoint(self, arch: str) -> Path:
         return Path(self.runs[arch].final_checkpoint)
@@ -139,7 +159,7 @@ class Study:
 
 
 def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
-                  data_root=None, seed=0, device="auto", progress=True,
+                  recognisers=(), data_root=None, seed=0, device="auto", progress=True,
                   **train_options) -> Study:
     """Train (or read) the networks and label the test images' poses.
 
@@ -147,6 +167,9 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
     ----------
     models : sequence of str
         Architectures, e.g. ``["mobilenetv2", "resnet50"]``.
+    recognisers : sequence of str
+        Pretrained face recognisers explained beside them (and first), e.g.
+        ``["sface", "facenet-casia", "dlib"]`` (:mod:`faceexp.subjects`).
     artifacts : path
         Cache folder (trained runs, poses, explanations, embeddings).
     data_root : path, optional
@@ -168,6 +191,10 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
         raise ValueError(f"models must be a list of architectures, e.g. "
                          f"{list(fmodels.ARCHITECTURES)}, got {models!r}")
     models = list(models)
+    from faceexp.recognisers import PRETRAINED
+
+    if isinstance(recognisers, str) or any(r not in PRETRAINED for r in recognisers or ()):
+        raise ValueError(f"recognisers must be a list of some of {list(PRETRAINED)}, got {recognisers!r}")
     unknown = [m for m in models if m not in fmodels.ARCHITECTURES]
     if unknown:
         raise ValueError(f"models must be some of {fmodels.ARCHITECTURES}, got unknown {unknown}")
@@ -182,11 +209,20 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
     images = runs[models[0]].split
     test = images[images["split"] == "test"]
     labelled = fcache.pose_labels(test, artifacts, progress=progress)
-    images = images.merge(labelled[["path", "pose", "looks", "yaw_proxy"]], on="path", how="left")
-    dataset = ("ORL faces (AT&T Laboratories Cambridge)" if data_root is None
-               else f"images under {data_root}")
+    listed = "pose" in images and images.loc[images["split"] == "test", "pose"].notna().any()
+    if listed:  # poses from the data set's pose list (VGGFace2-Pose); MTCNN only says where a face looks
+        extra = labelled[["path", "looks", "yaw_proxy"]]
+    else:
+        extra = labelled[["path", "pose", "looks", "yaw_proxy"]]
+        images = images.drop(columns=["pose", "template"], errors="ignore")
+    images = images.merge(extra, on="path", how="left")
+    from faceexp import data as fdata
+
+    dataset = fdata.ORL_NAME if data_root is None else fdata.resolve_dataset(data_root).name
+    dataset += " (poses from the data set's pose list)" if listed else ""
     return Study(runs=runs, images=images, artifacts=Path(artifacts), dataset=dataset,
-                 device=device, options=dict(options, seed=seed))
+                 device=device, options=dict(options, seed=seed),
+                 recognisers=list(recognisers or ()))
 
 
 def per_model_value(value, arch: str, name: str, models=fmodels.ARCHITECTURES):
@@ -252,45 +288,75 @@ class GapSoftmax:
     faces: pd.DataFrame  # split, count, image
     psnr: pd.DataFrame  # per image: network, split, identity, psnr
     psnr_mean: pd.DataFrame  # network x split mean PSNR (dB)
+    maps: dict = field(default_factory=dict)  # network -> (gap (N, H, W), softmax (N, H, W))
+    uninformative: pd.DataFrame = None  # per network, source, split: images, uninformative, mean R²
+
+
+#: Seed distance between explanations that must not share perturbations (GAP vs softmax,
+#: one network vs another): image i of source k is explained with seed + i + k * offset.
+SOURCE_SEED_OFFSET = 100_000
 
 
 def gap_vs_softmax_analysis(study: Study, *, n_identities=None, seed=0, progress=True,
                             **options) -> GapSoftmax:
-    """GAP-embedding vs softmax heatmaps on training and validation images."""
+    """GAP-embedding vs softmax heatmaps on training and validation images.
+
+    A heatmap that is constant (it carries no information: the target did not move
+    under perturbation, or no coefficient was positive) is left out of the averages and
+    of the PSNR means; ``uninformative`` counts them per network, source and set, with
+    the fits' mean R² (near 0 when the probability barely moves).
+    """
     frame = study.one_per_identity(("train", "val"), n_identities)
-    # both heatmaps of an image come from the same perturbed samples and forward passes
-    both = explain_study(study, frame, layers=["gap", "softmax"],
-                         target={"gap": "cosine", "softmax": "softmax"}, seed=seed,
+    # independent perturbations for the two sources (seeds SOURCE_SEED_OFFSET apart), so
+    # their agreement is not built in by shared samples
+    gaps = explain_study(study, frame, layers=["gap"], target="cosine", seed=seed,
                          progress=progress, **options)
-    maps, groups, psnr = [], [], []
+    softs = explain_study(study, frame, layers=["softmax"], target="softmax",
+                          seed=seed + SOURCE_SEED_OFFSET, progress=progress, **options)
+    maps, groups, psnr, pairs, empty = [], [], [], {}, []
     for arch in study.models:
-        hs = both[arch]
-        gap, soft = hs.layer("gap"), hs.layer("softmax")
-        maps += [gap, soft]
-        groups += [hs.frame.assign(network=arch, source="GAP embedding"),
-                   hs.frame.assign(network=arch, source="softmax")]
-        psnr.append(fheat.psnr_between(gap, soft, hs.frame).assign(network=arch))
+        hs = gaps[arch]
+        gap, soft = hs.layer("gap"), softs[arch].layer("softmax")
+        r2s = {"gap": hs.r2[:, 0], "softmax": softs[arch].r2[:, 0]}
+        pairs[arch] = (gap, soft)
+        for source, stack, layer in (("GAP embedding", gap, "gap"), ("softmax", soft, "softmax")):
+            informative = stack.reshape(len(stack), -1).std(axis=1) > 0
+            maps.append(stack[informative])
+            groups.append(hs.frame[informative].assign(network=arch, source=source))
+            r2 = r2s[layer]
+            for split in dict.fromkeys(hs.frame["split"]):
+                rows = (hs.frame["split"] == split).to_numpy()
+                empty.append({"network": arch, "source": source, "split": split,
+                              "images": int(rows.sum()),
+                              "uninformative": int((rows & ~informative).sum()),
+                              "mean R²": float(np.nanmean(r2[rows]))})
+        keep = (gap.reshape(len(gap), -1).std(axis=1) > 0) & (soft.reshape(len(soft), -1).std(axis=1) > 0)
+        psnr.append(fheat.psnr_between(gap[keep], soft[keep], hs.frame[keep].reset_index(drop=True))
+                    .assign(network=arch))
     heat = np.concatenate(maps)
     table = pd.concat(groups, ignore_index=True)
     averages = fheat.average_heatmaps(heat, table, by=["network", "split", "source"])
-    first = both[study.models[0]]
+    first = gaps[study.models[0]]
     faces = fheat.average_faces(first.images, first.frame, by=["split"])
     psnr = pd.concat(psnr, ignore_index=True)
     finite = psnr.replace([np.inf], np.nan)
     mean = finite.groupby(["network", "split"])["psnr"].mean().unstack("split")
-    return GapSoftmax(averages=averages, faces=faces, psnr=psnr, psnr_mean=mean)
+    return GapSoftmax(averages=averages, faces=faces, psnr=psnr, psnr_mean=mean, maps=pairs,
+                      uninformative=pd.DataFrame(empty).set_index(["network", "source", "split"]))
 
 
 @dataclass
 class NetworkComparison:
     """Result of :func:`compare_networks_analysis` (paper IV-B, Figs. 3-5)."""
 
-    heatmaps: dict  # arch -> HeatmapSet (layers: block ends + gap)
-    averages: pd.DataFrame  # network, pose, count, heatmap (gap layer, faces looking left)
-    faces: pd.DataFrame  # pose, count, image
-    psnr: pd.DataFrame  # per image PSNR between the two networks (gap layer)
+    heatmaps: dict  # name -> HeatmapSet (layers: sweep layers, embedding last)
+    averages: pd.DataFrame  # network, pose, count, heatmap (embedding layer, faces looking left)
+    faces: pd.DataFrame  # network, pose, count, image
+    psnr: pd.DataFrame  # per image and pair of subjects in one frame: pair, a, b, psnr, pose ...
+    pair_table: pd.DataFrame  # per pair: images, median and mean PSNR (dB)
     histograms: pd.DataFrame
-    examples: pd.DataFrame  # per pose: max / average / min PSNR rows
+    examples: pd.DataFrame  # first pair, per pose: max / average / min PSNR rows
+    example_pair: tuple = ()
 
 
 def sweep_layers(arch: str) -> list:
@@ -298,37 +364,123 @@ def sweep_layers(arch: str) -> list:
     return fmodels.block_ends(arch) + ["gap"]
 
 
-def explain_test_images(study: Study, frame: pd.DataFrame, *, seed=0, progress=True,
+def explain_test_images(study: Study, frame: pd.DataFrame, *, names=None, seed=0, progress=True,
                         **options) -> dict:
-    """Explain the test images once for chapters 4, 6 and 7: block ends + GAP, one pass."""
-    return {arch: fcache.explain_images(study.checkpoint(arch), frame, study.artifacts,
-                                      layers=sweep_layers(arch), seed=seed, device=study.device,
-                                      progress=progress, **options)
-            for arch in study.models}
+    """Explain the test images once for chapters 4, 6 and 7, with every subject of the
+    study (or ``names``): its sweep layers (block ends, embedding last) from one pass.
+
+    Returns ``{name: HeatmapSet}``; a recogniser leaves out photos it finds no face in.
+    """
+    names = study.subjects if names is None else list(names)
+    out = {}
+    for name in names:
+        # every network draws its own perturbations (seeds SOURCE_SEED_OFFSET apart), so
+        # that agreement between two networks' heatmaps is not built in by shared samples
+        subject = study.subject(name)
+        k = study.subjects.index(name)
+        out[name] = fcache.explain_subject(subject, frame, study.artifacts,
+                                           layers=subject.sweep_layers,
+                                           seed=seed + k * SOURCE_SEED_OFFSET,
+                                           progress=progress, **options)
+    return out
+
+
+def _same_frame(study: Study, a: str, b: str) -> bool:
+    return study.subject(a).kind == study.subject(b).kind
+
+
+def comparable_pairs(study: Study, names=None) -> list:
+    """Pairs of subjects whose heatmaps share a frame (recognisers with recognisers in the
+    canonical crop, the paper's CNNs with each other), in the study's order."""
+    names = study.subjects if names is None else list(names)
+    return [(a, b) for k, a in enumerate(names) for b in names[k + 1:] if _same_frame(study, a, b)]
 
 
 def compare_networks_analysis(study: Study, heatmaps: dict, *, bins=15) -> NetworkComparison:
-    """Average heatmaps per pose and network, and per-image PSNR between networks."""
-    maps, groups = [], []
-    for arch, hs in heatmaps.items():
-        maps.append(hs.layer("gap"))
-        groups.append(hs.frame.assign(network=arch))
-    table = pd.concat(groups, ignore_index=True)
-    averages = fheat.average_heatmaps(np.concatenate(maps), table, by=["network", "pose"],
-                                      looks=_looks(table))
-    first = next(iter(heatmaps.values()))
-    faces = fheat.average_faces(first.images, first.frame, by=["pose"], looks=_looks(first.frame))
-    psnr = histograms = examples = None
-    if len(heatmaps) >= 2:
-        (a, ha), (b, hb) = list(heatmaps.items())[:2]
+    """Average heatmaps per pose and subject, and per-image PSNR between every two subjects
+    whose heatmaps share a frame (:func:`comparable_pairs`)."""
+    averages, faces = [], []
+    for name, hs in heatmaps.items():
+        table = hs.frame.assign(network=name)
+        averages.append(fheat.average_heatmaps(hs.embedding, table, by=["network", "pose"],
+                                               looks=_looks(table)))
+        faces.append(fheat.average_faces(hs.images, table, by=["network", "pose"],
+                                         looks=_looks(table)))
+    psnr = []
+    for a, b in comparable_pairs(study, list(heatmaps)):
+        ha, hb = heatmaps[a], heatmaps[b]
         both = ha.frame[["path"]].reset_index().merge(hb.frame[["path"]].reset_index(), on="path")
-        psnr = fheat.psnr_between(ha.layer("gap")[both["index_x"]],
-                                  hb.layer("gap")[both["index_y"]],
+        part = fheat.psnr_between(ha.embedding[both["index_x"]], hb.embedding[both["index_y"]],
                                   ha.frame.iloc[both["index_x"]].reset_index(drop=True))
-        histograms = fheat.psnr_histograms(psnr, by="pose", bins=bins)
-        examples = fheat.psnr_examples(psnr, by="pose")
-    return NetworkComparison(heatmaps=heatmaps, averages=averages, faces=faces, psnr=psnr,
-                             histograms=histograms, examples=examples)
+        psnr.append(part.assign(pair=f"{a} vs {b}", a=a, b=b,
+                                position_a=both["index_x"].to_numpy(),
+                                position_b=both["index_y"].to_numpy()))
+    psnr = pd.concat(psnr, ignore_index=True) if psnr else None
+    pair_table = histograms = examples = None
+    example_pair = ()
+    if psnr is not None:
+        finite = psnr.replace([np.inf], np.nan)
+        pair_table = finite.groupby("pair", sort=False)["psnr"].agg(
+            images="count", median="median", mean="mean").round(2)
+        histograms = fheat.psnr_histograms(psnr, by="pair", bins=bins)
+        first = psnr[psnr["pair"] == psnr["pair"].iloc[0]]
+        example_pair = (first["a"].iloc[0], first["b"].iloc[0])
+        examples = fheat.psnr_examples(first.drop(columns=["pair", "a", "b"]).reset_index(drop=True),
+                                       by="pose")
+        # psnr_examples gives positions in ``first``; map them to each set's own positions
+        examples["position_a"] = first["position_a"].to_numpy()[examples["position"].to_numpy()]
+        examples["position_b"] = first["position_b"].to_numpy()[examples["position"].to_numpy()]
+    return NetworkComparison(heatmaps=heatmaps, averages=pd.concat(averages, ignore_index=True),
+                             faces=pd.concat(faces, ignore_index=True), psnr=psnr,
+                             pair_table=pair_table, histograms=histograms, examples=examples,
+                             example_pair=example_pair)
+
+
+@dataclass
+class SeedFloor:
+    """Result of :func:`seed_floor`: how much two seeds of one network disagree."""
+
+    floor: pd.DataFrame  # per network: psnr, ci_low, ci_high, n, n_constant, n_identical
+    per_image: dict  # network -> (K,) PSNR between the two seeds
+    against: pd.DataFrame  # per pair: between, floor, difference, ci_low, ci_high, reading
+
+
+def seed_floor(study: Study, frame: pd.DataFrame, heatmaps: dict, comparison=None, *,
+               n_images=8, seed=0, seed_offset=1000, progress=True, **options) -> SeedFloor:
+    """The seed-to-seed noise floor of the heatmap PSNR, and every between-network PSNR
+    against it.
+
+    The first ``n_images`` rows of ``frame`` are explained again by every network of
+    ``heatmaps`` with seeds shifted by ``seed_offset`` (independent perturbations, the
+    same superpixels' algorithm and settings ``options``); the PSNR between the two
+    explanations of an image is the floor: what chance alone makes two heatmaps of one
+    network differ. Each pair of networks of ``comparison`` (a
+    :class:`NetworkComparison`) is then compared with the mean floor of its two networks
+    (:func:`faceexp.uncertainty.relative_to_floor`, unpaired): is the difference between
+    two networks larger than between two seeds of one?
+    """
+    from faceexp import uncertainty as func
+
+    subset = frame.head(int(n_images))
+    again = explain_test_images(study, subset, names=list(heatmaps), seed=seed + seed_offset,
+                                progress=progress, **options)
+    rows, per_image = [], {}
+    for name, hs in heatmaps.items():
+        other = again[name]
+        both = hs.frame[["path"]].reset_index().merge(other.frame[["path"]].reset_index(), on="path")
+        a, b = hs.embedding[both["index_x"]], other.embedding[both["index_y"]]
+        rows.append(func.noise_floor(a, b, seed=seed).assign(network=name))
+        per_image[name] = fheat.psnr_pairs(a, b)
+    against = []
+    if comparison is not None and comparison.psnr is not None:
+        for pair, part in comparison.psnr.groupby("pair", sort=False):
+            a, b = part["a"].iloc[0], part["b"].iloc[0]
+            floor = np.concatenate([per_image[a], per_image[b]])
+            against.append(func.relative_to_floor(part["psnr"].to_numpy(), floor, paired=False,
+                                                  seed=seed).assign(pair=pair))
+    against = pd.concat(against, ignore_index=True).set_index("pair") if against else None
+    return SeedFloor(floor=pd.concat(rows, ignore_index=True).set_index("network"),
+                     per_image=per_image, against=against)
 
 
 # -------------------------------------------------------------- verification
@@ -339,44 +491,193 @@ class Complementarity:
     """Result of :func:`complementarity_analysis` (paper IV-C, Table I, Fig. 6)."""
 
     pairs: pd.DataFrame
-    scores: dict  # arch -> (P,) cosine scores at GAP
-    table: pd.DataFrame  # Table I (EER %), with the fused row
-    sweep: pd.DataFrame  # a, group, eer
-    best: dict
-    eer_gap: pd.Series  # overall EER (%) per network
+    scores: dict  # name -> (P,) cosine scores of the embedding
+    eer: pd.DataFrame  # EER (fraction) per subject and Table I column
+    tables: dict  # "a + b" -> Table I of the pair (fractions), fused row included
+    sweeps: dict  # "a + b" -> fusion sweep (a, group, eer)
+    bests: dict  # "a + b" -> best fusion
+    frame: pd.DataFrame = None  # the verified images
+    fused_pairs: list = field(default_factory=list)  # (a, b) of each fused pair
+    intervals: pd.DataFrame = None  # eer with 95% identity-bootstrap interval per subject, pose pair
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The first fused pair's Table I."""
+        return next(iter(self.tables.values()))
+
+    @property
+    def sweep(self) -> pd.DataFrame:
+        return next(iter(self.sweeps.values()))
+
+    @property
+    def best(self) -> dict:
+        return next(iter(self.bests.values()))
+
+    @property
+    def eer_gap(self) -> pd.Series:
+        """Overall EER (fraction) per subject."""
+        return self.eer["overall"]
+
+    @property
+    def fusion_table(self) -> pd.DataFrame:
+        """Every fused pair's Table I stacked, indexed by (fused pair, row)."""
+        return pd.concat(self.tables, names=["fused pair", "row"])
 
 
 def embed_test_images(study: Study, frame: pd.DataFrame, arch: str, layers=("gap",), *,
                       batch_size=50, progress=True) -> dict:
-    """Flip-averaged descriptors of ``frame``, cached under the study's artifacts."""
+    """Flip-averaged descriptors of ``frame`` by a subject, cached under the study's
+    artifacts: ``{layer: (N, D)}`` (recognisers: rows of the photos they align, see
+    :func:`verifiable_frame`)."""
     from faceexp import embeddings as femb
 
+    subject = study.subject(arch)
+    if subject.kind == "recogniser":
+        return _recogniser_descriptors(study, subject, frame, list(layers), progress=progress)
     embedder = study.embedder(arch, list(layers))
     return femb.compute_embeddings(embedder, frame, model_id=fmodels.checkpoint_hash(
         study.checkpoint(arch)), layers=list(layers), batch_size=batch_size,
         cache_dir=study.artifacts / "embeddings", progress=progress)
 
 
-def complementarity_analysis(study: Study, frame: pd.DataFrame | None = None, *,
-                             all_impostors=False, progress=True) -> Complementarity:
-    """Table I: EER per pose pair of both networks and of their best score fusion."""
-    frame = study.split("test") if frame is None else frame
+def _recogniser_descriptors(study: Study, subject, frame: pd.DataFrame, layers: list, *,
+                            progress=True) -> dict:
+    import torch
+
+    from faceexp.batching import BatchedEmbed
+    from faceexp.embeddings import frame_fingerprint
+
+    key = fcache.make_key(model=subject.model_id, images=frame_fingerprint(frame), layers=layers,
+                          code=fcache.source_hash("batching", "subjects", "recognisers"))
+    path = study.artifacts / "descriptors" / f"{key}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return {layer: z[f"layer{k}"] for k, layer in enumerate(layers)}
+    images, keep, failed = subject.images(frame)
+    if len(keep) != len(frame):
+        raise ValueError(f"{subject.name} finds no face in {len(frame) - len(keep)} of the photos "
+                         f"(e.g. {failed['path'].iloc[0]}); verify on verifiable_frame(study, frame)")
+    runner = BatchedEmbed(subject.embedder(layers), flip_average=True, layers=layers)
+    out = runner(torch.from_numpy(images.transpose(0, 3, 1, 2).copy()), progress=progress,
+                 desc=f"embed {subject.name}")
+    out = {layer: out[layer].numpy() for layer in layers}
+    from faceexp.files import atomic_write
+
+    atomic_write(path, lambda file: np.savez(file, **{f"layer{k}": out[layer]
+                                                      for k, layer in enumerate(layers)}))
+    return out
+
+
+def verifiable_frame(study: Study, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` every recogniser of the study finds a face in (all rows
+    without recognisers), so that every subject is scored on the same pairs."""
+    if not study.recognisers:
+        return frame.reset_index(drop=True)
+    from faceexp.subjects import canonical_crops
+
+    _, keep, _ = canonical_crops(frame, study.artifacts)
+    return frame.iloc[keep].reset_index(drop=True)
+
+
+def default_fusions(study: Study) -> list:
+    """The pairs fused in chapter 5: the first two recognisers, then the paper's pair."""
+    pairs = []
+    for group in (study.recognisers, study.models):
+        if len(group) >= 2:
+            pairs.append((group[0], group[1]))
+    return pairs
+
+
+def complementarity_analysis(study: Study, frame: pd.DataFrame | None = None, *, fusions=None,
+                             all_impostors=True, n_boot=1000, progress=True) -> Complementarity:
+    """Table I: EER per pose pair of every subject (with a 95% interval from a bootstrap
+    over identities, ``n_boot`` resamples), and of the best score fusion of each pair in
+    ``fusions`` (default :func:`default_fusions`). ``all_impostors``: every impostor pair
+    (default; ORL has few people), or the paper's next-100-users rule."""
+    frame = verifiable_frame(study, study.split("test") if frame is None else frame)
     pairs = fprot.verification_pairs_by_pose(frame, all_impostors=all_impostors)
-    scores = {arch: fprot.cosine_scores(embed_test_images(study, frame, arch, progress=progress)["gap"],
-                                        pairs)
-              for arch in study.models}
-    names = {"mobilenetv2": "MB2", "resnet50": "R50"}
-    eer = fprot.eer_table({names.get(a, a): s for a, s in scores.items()}, pairs)
-    if len(study.models) >= 2:
-        a, b = study.models[:2]
-        table = fprot.table_one({names.get(a, a): scores[a], names.get(b, b): scores[b]}, pairs)
-        sweep = ffusion.fusion_sweep(scores[a], scores[b], pairs["label"].to_numpy(),
-                                      groups=pairs["pose_pair"].to_numpy())
-        best = ffusion.best_fusion(sweep)
-    else:
-        table, sweep, best = eer, None, None
-    return Complementarity(pairs=pairs, scores=scores, table=table, sweep=sweep, best=best,
-                           eer_gap=eer["overall"])
+    scores = {}
+    for name in study.subjects:
+        layer = study.subject(name).embedding_layer
+        scores[name] = fprot.cosine_scores(
+            embed_test_images(study, frame, name, [layer], progress=progress)[layer], pairs)
+    eer = fprot.eer_table(scores, pairs)
+    from faceexp import uncertainty as func
+
+    intervals = func.eer_interval(scores, pairs, by="pose_pair", n_boot=n_boot, seed=0)
+    fusions = default_fusions(study) if fusions is None else [tuple(f) for f in fusions]
+    tables, sweeps, bests = {}, {}, {}
+    for a, b in fusions:
+        key = f"{a} + {b}"
+        tables[key] = fprot.table_one({a: scores[a], b: scores[b]}, pairs)
+        sweeps[key] = ffusion.fusion_sweep(scores[a], scores[b], pairs["label"].to_numpy(),
+                                           groups=pairs["pose_pair"].to_numpy())
+        bests[key] = ffusion.best_fusion(sweeps[key])
+    if not tables:
+        tables, sweeps, bests = {"": eer}, {"": None}, {"": None}
+    return Complementarity(pairs=pairs, scores=scores, eer=eer, tables=tables, sweeps=sweeps,
+                           bests=bests, frame=frame, fused_pairs=fusions, intervals=intervals)
+
+
+def verification_analysis(study: Study, *, n_resamples=1000, identities=None,
+                          frames=("canonical",), progress=True) -> pd.DataFrame:
+    """Every recogniser on every photo of the data set (all genuine and impostor pairs,
+    descriptors averaged with the mirror image), in the canonical crop the book explains
+    it in (``"canonical"``) and, if asked, aligned its own way (``"own"``, as
+    ``faceexp verify``); EER with a 95% interval from a bootstrap over identities
+    (:func:`faceexp.uncertainty.eer_interval`). Cached.
+
+    ``identities`` keeps only the first n identities (None: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``recogniser``, ``frame``, ``eer``, ``ci_low``, ``ci_high`` (fractions),
+        ``genuine``, ``impostor``, ``identities``, ``images``, ``failed`` (photos
+        without a face, left out).
+    """
+    from faceexp import recognisers
+    from faceexp import uncertainty as func
+    from faceexp.embeddings import frame_fingerprint
+
+    unknown = sorted(set(frames) - {"own", "canonical"})
+    if unknown:
+        raise ValueError(f"frames must be some of ['own', 'canonical'], got {unknown}")
+    photos = study.images[["path", "identity"]].reset_index(drop=True)
+    if identities is not None:
+        keep = list(dict.fromkeys(photos["identity"]))[:int(identities)]
+        photos = photos[photos["identity"].isin(keep)].reset_index(drop=True)
+
+    def compute():
+        rows = []
+        for name in study.recognisers:
+            if "canonical" in frames:
+                subject = study.subject(name)
+                usable = verifiable_frame(study, photos)
+                layer = subject.embedding_layer
+                descriptors = embed_test_images(study, usable, name, [layer], progress=progress)[layer]
+                pairs = fprot.verification_pairs(usable, all_impostors=True)
+                scores = fprot.cosine_scores(descriptors, pairs)
+                r = func.eer_interval(scores, pairs, n_boot=n_resamples, seed=0).iloc[-1]
+                rows.append({"recogniser": name, "frame": "canonical", "eer": r["eer"],
+                             "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                             "genuine": int(r["genuine"]), "impostor": int(r["impostor"]),
+                             "identities": int(r["identities"]), "images": len(usable),
+                             "failed": len(photos) - len(usable)})
+            if "own" in frames:
+                r = recognisers.verify_frame(photos, recognisers.load(name),
+                                             n_resamples=n_resamples, progress=progress)
+                rows.append({"recogniser": name, "frame": "own", "eer": r.eer,
+                             "ci_low": r.ci95[0], "ci_high": r.ci95[1], "genuine": r.genuine,
+                             "impostor": r.impostor, "identities": r.identities,
+                             "images": r.images, "failed": len(r.failed)})
+        return pd.DataFrame(rows)
+
+    return fcache.cached_table(study.artifacts, "verification", compute,
+                               images=frame_fingerprint(photos), recognisers=study.recognisers,
+                               n_resamples=n_resamples, frames=list(frames),
+                               code=fcache.source_hash("recognisers", "metrics", "batching",
+                                                       "uncertainty", "subjects", "protocol"))
 
 
 # -------------------------------------------------------------------- layers
@@ -387,55 +688,104 @@ class LayerAnalysis:
     """Result of :func:`layers_analysis` (paper IV-D, Figs. 7-8)."""
 
     averages: pd.DataFrame  # network, layer, block, count, heatmap
-    faces: pd.DataFrame
+    faces: pd.DataFrame  # network, count, image
     per_layer: pd.DataFrame  # network, layer, index, block_end, eer
+
+
+def block_label(subject, layer: str) -> str:
+    """Column label of a layer in Fig. 7: the block number, "GAP" or the embedding."""
+    if layer == subject.embedding_layer:
+        return "GAP" if layer == "gap" else "embedding"
+    if subject.kind == "paper":
+        return str(fmodels.block_ends(subject.name).index(layer) + 1)
+    return layer
+
+
+def layered(study: Study) -> list:
+    """The study's subjects with layers to analyse (the paper's CNNs, FaceNet)."""
+    return [n for n in study.subjects if study.subject(n).has_layers]
+
+
+def depth_columns(study: Study, heatmaps: dict) -> dict:
+    """Per subject with layers, the Fig. 7 columns in depth order (paper CNNs: blocks
+    1, 3, 6, 10, 13, 16 and GAP; FaceNet: each explained layer)."""
+    out = {}
+    for name, hs in heatmaps.items():
+        subject = study.subject(name)
+        if not subject.has_layers:
+            continue
+        labels = [block_label(subject, layer) for layer in hs.layers]
+        if subject.kind == "paper":
+            labels = [x for x in labels if x in ("1", "3", "6", "10", "13", "16", "GAP")]
+        out[name] = labels
+    return out
 
 
 def layers_analysis(study: Study, heatmaps: dict, frame: pd.DataFrame | None = None, *,
                     layer_step: int = 1, memory_budget_mb: float = 2000,
                     all_impostors=False, progress=True) -> LayerAnalysis:
-    """Average heatmaps across block ends, and the EER of every layer's descriptor.
+    """Average heatmaps across depth, and the EER of every layer's descriptor, for every
+    subject with layers (the paper's CNNs and FaceNet; black boxes are left out).
 
-    ``layer_step`` > 1 keeps every n-th layer of the catalogue (block ends and
-    GAP always), to fit a small machine; the paper uses every layer.
+    ``layer_step`` > 1 keeps every n-th layer of the paper CNNs' catalogue (block ends and
+    GAP always), to fit a small machine; the paper uses every layer. FaceNet's layers
+    are its stem, every Inception-ResNet block end and reduction, mean-pooled.
     """
     from faceexp import layer_sweep as flayers
 
-    maps, groups = [], []
-    for arch, hs in heatmaps.items():
-        ends = fmodels.block_ends(arch)
-        for k, layer in enumerate(hs.layers):
+    averages, faces = [], []
+    for name, hs in heatmaps.items():
+        subject = study.subject(name)
+        if not subject.has_layers:
+            continue
+        maps, groups = [], []
+        for layer in hs.layers:
             maps.append(hs.layer(layer))
-            block = ends.index(layer) + 1 if layer in ends else "GAP"
-            groups.append(hs.frame.assign(network=arch, layer=layer, block=str(block)))
-    table = pd.concat(groups, ignore_index=True)
-    averages = fheat.average_heatmaps(np.concatenate(maps), table, by=["network", "block"],
-                                      looks=_looks(table))
-    first = next(iter(heatmaps.values()))
-    faces = fheat.average_faces(first.images, first.frame, looks=_looks(first.frame))
+            groups.append(hs.frame.assign(network=name, layer=layer,
+                                          block=block_label(subject, layer)))
+        table = pd.concat(groups, ignore_index=True)
+        averages.append(fheat.average_heatmaps(np.concatenate(maps), table,
+                                               by=["network", "block"], looks=_looks(table)))
+        own = hs.frame.assign(network=name)
+        faces.append(fheat.average_faces(hs.images, own, by=["network"], looks=_looks(own)))
 
-    frame = study.split("test") if frame is None else frame
+    frame = verifiable_frame(study, study.split("test") if frame is None else frame)
     pairs = fprot.verification_pairs(frame, all_impostors=all_impostors)
     labels = pairs["label"].to_numpy()
     rows = []
-    for arch in study.models:
-        cat = fmodels.layer_catalogue(arch)
+    for name in study.subjects:
+        subject = study.subject(name)
+        if not subject.has_layers:
+            continue
+        if subject.kind == "recogniser":
+            from faceexp.recognisers.facenet import LAYERS
+
+            layers = [x for x in LAYERS if x != "last_bn"] + [subject.embedding_layer]
+            descriptors = embed_test_images(study, frame, name, layers, progress=progress)
+            for index, layer in enumerate(layers):
+                s = fprot.cosine_scores(descriptors[layer], pairs)
+                e = fmetrics.equal_error_rate(s[labels == 0], s[labels == 1]).eer
+                rows.append({"network": name, "layer": layer, "index": index,
+                             "block_end": layer in subject.sweep_layers, "eer": e})
+            continue
+        cat = fmodels.layer_catalogue(name)
         cat = cat[~cat["name"].isin(["input", "x", "logits", "softmax"])].reset_index(drop=True)
         keep = (np.arange(len(cat)) % layer_step == 0) | cat["block_end"].to_numpy() \
             | (cat["name"] == "gap").to_numpy()
         cat = cat[keep]
-        model, _ = fmodels.load_checkpoint(study.checkpoint(arch), device=study.device)
+        model, _ = fmodels.load_checkpoint(study.checkpoint(name), device=study.device)
         scores = flayers.layer_sweep_scores(
             model, frame, pairs, layers=list(cat["name"]), memory_budget_mb=memory_budget_mb,
             cache_dir=study.artifacts / "layer-scores",
-            model_id=fmodels.checkpoint_hash(study.checkpoint(arch)), progress=progress)
+            model_id=fmodels.checkpoint_hash(study.checkpoint(name)), progress=progress)
         for _, r in cat.iterrows():
             s = scores[r["name"]].to_numpy()
             e = fmetrics.equal_error_rate(s[labels == 0], s[labels == 1]).eer
             index = r["matlab_layer"] if pd.notna(r["matlab_layer"]) else r.name
-            rows.append({"network": arch, "layer": r["name"], "index": int(index),
+            rows.append({"network": name, "layer": r["name"], "index": int(index),
                          "block_end": bool(r["block_end"]), "eer": e})
-    return LayerAnalysis(averages=averages, faces=faces, per_layer=pd.DataFrame(rows))
+    return LayerAnalysis(averages=pd.concat(averages, ignore_index=True),
+                         faces=pd.concat(faces, ignore_index=True), per_layer=pd.DataFrame(rows))
 
 
 # ------------------------------------------------------------------- removal
@@ -453,34 +803,47 @@ class RemovalAnalysis:
 
 
 def removal_analysis(study: Study, heatmaps: dict, *, thresholds=fremoval.DEFAULT_THRESHOLDS,
-                     deletion_images=None, seed=0, all_impostors=False, batch_size=None,
-                     compile=False, progress=True) -> RemovalAnalysis:
-    """EER as the most significant pixels are removed, against both random baselines,
-    and deletion curves (most/least relevant first, random superpixels)."""
+                     deletion_images=None, seed=0, random_seeds=5, all_impostors=False,
+                     batch_size=None, compile=False, progress=True) -> RemovalAnalysis:
+    """EER as the most significant pixels are removed, against both random baselines
+    (each drawn with ``random_seeds`` seeds: ``eer`` has a ``seed`` column), and deletion
+    curves (most/least relevant first, random superpixels), for every subject of
+    ``heatmaps`` (its embedding layer)."""
     eers, fractions, curves, aucs = [], [], [], []
     examples = []
-    for arch, hs in heatmaps.items():
+    for name, hs in heatmaps.items():
+        subject = study.subject(name)
+        layer = subject.embedding_layer
         # the removal functions always call embed with batch_size rows: compiles once
-        embed = study.embedder(arch, ["gap"], compile=compile)
+        embed = (subject.embedder([layer], compile=compile) if subject.kind == "paper"
+                 else subject.embedder([layer]))
         images = hs.images.transpose(0, 3, 1, 2)
-        gapmaps = hs.layer("gap")
+        maps = hs.embedding
         pairs = fprot.verification_pairs_by_pose(hs.frame, all_impostors=all_impostors)
-        res = fremoval.removal_experiment(embed, images, gapmaps, hs.frame, pairs,
+        res = fremoval.removal_experiment(embed, images, maps, hs.frame, pairs,
                                           thresholds=thresholds, segments=hs.segments,
-                                          seed=seed, batch_size=batch_size, progress=progress)
-        eers.append(res.assign(network=arch))
-        fractions.append(fremoval.removed_fraction(gapmaps, thresholds).assign(network=arch))
+                                          seed=seed, batch_size=batch_size, layer=layer,
+                                          progress=progress)
+        eers.append(res.assign(network=name, seed=seed))
+        for s in range(seed + 1, seed + int(random_seeds)):
+            more = fremoval.removal_experiment(
+                embed, images, maps, hs.frame, pairs, thresholds=thresholds,
+                methods=("random-pixels", "random-superpixels"), segments=hs.segments, seed=s,
+                batch_size=batch_size, layer=layer, progress=progress)
+            eers.append(more[more["method"] != fremoval.NO_REMOVAL].assign(network=name, seed=s))
+        fractions.append(fremoval.removed_fraction(maps, thresholds).assign(network=name))
         n = len(images) if deletion_images is None else min(deletion_images, len(images))
-        c = ffaith.deletion_curves(embed, images[:n], gapmaps[:n], segments=hs.segments[:n],
-                                   seed=seed, batch_size=batch_size, progress=progress)
-        curves.append(c.assign(network=arch))
-        aucs.append(ffaith.deletion_auc(c).assign(network=arch))
+        c = ffaith.deletion_curves(embed, images[:n], maps[:n], segments=hs.segments[:n],
+                                   seed=seed, batch_size=batch_size, layer=layer,
+                                   progress=progress)
+        curves.append(c.assign(network=name))
+        aucs.append(ffaith.deletion_auc(c).assign(network=name))
         for t in (0.8, 0.5, 0.3):
-            removed, _ = fremoval.remove_significant(images[:1], gapmaps[:1], t)
-            examples.append((removed[0].transpose(1, 2, 0), f"{arch}, > {t}"))
+            removed, _ = fremoval.remove_significant(images[:1], maps[:1], t)
+            examples.append((removed[0].transpose(1, 2, 0), f"{name}, > {t}"))
     curves = pd.concat(curves, ignore_index=True)
     auc = pd.concat(aucs, ignore_index=True)
-    auc_mean = auc.groupby(["network", "order"])["auc"].mean().unstack("order")
+    auc_mean = auc.groupby(["network", "order"], sort=False)["auc"].mean().unstack("order")
     return RemovalAnalysis(eer=pd.concat(eers, ignore_index=True),
                            fractions=pd.concat(fractions, ignore_index=True),
                            examples=examples, curves=curves, auc=auc_mean)
@@ -492,22 +855,66 @@ def removal_analysis(study: Study, heatmaps: dict, *, thresholds=fremoval.DEFAUL
 def sampling_analysis(study: Study, frame: pd.DataFrame, arch: str = "mobilenetv2", *,
                       settings=fstab.DEFAULT_SETTINGS, seeds=(0, 1, 2), n_samples=1000,
                       n_segments=75, batch_size=None, compile=False, progress=True) -> tuple:
-    """The explainer's sampling compared by faithfulness and stability, cached.
+    """The explainer's sampling compared by faithfulness and stability, cached, for one
+    subject (``arch``: a trained network or a recogniser of the study).
 
     Returns ``(per_image, summary)`` DataFrames (see
     :func:`faceexp.stability.sampling_study`).
     """
+    subject = study.subject(arch)
+    layer = subject.embedding_layer
+    images, keep, _ = subject.images(frame)
+
     def compute():
-        images = fpre.preprocessed_images(frame)
-        return fstab.sampling_study(study.embedder(arch, ["gap"], compile=compile), images,
-                                    settings=settings, seeds=seeds, n_samples=n_samples,
-                                    n_segments=n_segments, batch_size=batch_size,
-                                    progress=progress)
+        embed = (subject.embedder([layer], compile=compile) if subject.kind == "paper"
+                 else subject.embedder([layer]))
+        return fstab.sampling_study(embed, images, settings=settings, seeds=seeds,
+                                    n_samples=n_samples, n_segments=n_segments, layer=layer,
+                                    batch_size=batch_size, progress=progress)
 
     per_image = fcache.cached_table(
         study.artifacts, "sampling", compute,
-        model=fmodels.checkpoint_hash(study.checkpoint(arch)), images=list(frame["path"]),
+        model=subject.model_id, images=list(frame["path"].iloc[keep]),
         settings=list(settings), seeds=list(seeds), n_samples=n_samples, n_segments=n_segments,
         code=fcache.source_hash("stability", "faithfulness", "removal", "explainer", "lime_steps",
-                              "targets", "batching", "similarity", "models", "preprocessing"))
+                                "targets", "batching", "similarity", "models", "preprocessing",
+                                "subjects", "recognisers"))
     return per_image, fstab.summarise_sampling_study(per_image)
+
+
+def sampling_comparison(study: Study, frame: pd.DataFrame, names, **options) -> tuple:
+    """:func:`sampling_analysis` for several subjects: ``(per_image, summary)`` with a
+    ``network`` column."""
+    per_image, summary = [], []
+    for name in names:
+        p, m = sampling_analysis(study, frame, name, **options)
+        per_image.append(p.assign(network=name))
+        summary.append(m.assign(network=name))
+    return pd.concat(per_image, ignore_index=True), pd.concat(summary, ignore_index=True)
+
+
+def sensitivity_analysis(study: Study, frame: pd.DataFrame, name: str, *, seeds=(0, 1),
+                         n_samples=150, n_segments=75, batch_size=None, choices=None,
+                         progress=True) -> tuple:
+    """Each explainer choice's effect on one network's heatmaps, cached
+    (:func:`faceexp.sensitivity.sensitivity_study`): ``(per_image, summary)``."""
+    from faceexp import sensitivity as fsens
+
+    subject = study.subject(name)
+    layer = subject.embedding_layer
+    images, keep, _ = subject.images(frame)
+    choices = fsens.DEFAULT_CHOICES if choices is None else choices
+
+    def compute():
+        return fsens.sensitivity_study(subject.embedder([layer]), images, choices=choices,
+                                       seeds=seeds, n_samples=n_samples, n_segments=n_segments,
+                                       layer=layer, batch_size=batch_size, progress=progress)
+
+    per_image = fcache.cached_table(
+        study.artifacts, "sensitivity", compute, model=subject.model_id,
+        images=list(frame["path"].iloc[keep]), seeds=list(seeds), n_samples=n_samples,
+        n_segments=n_segments, choices=[[label, dict(o)] for label, o in choices],
+        code=fcache.source_hash("sensitivity", "faithfulness", "explainer", "lime_steps",
+                                "targets", "batching", "similarity", "models", "subjects",
+                                "recognisers", "preprocessing"))
+    return per_image, fsens.summarise_sensitivity(per_image)

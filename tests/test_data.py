@@ -14,9 +14,14 @@ from PIL import Image
 from faceexp import data
 from faceexp import preprocessing as fpre
 from faceexp.data import (
+    BOX_COLUMNS,
     SkippedFileWarning,
     SkipReport,
+    attach_boxes,
+    find_dataset_file,
+    frame_boxes,
     load_bounding_boxes,
+    resolve_dataset,
     load_orl,
     orl_root,
     scan_identity_folders,
@@ -26,8 +31,10 @@ from faceexp.data import (
 from faceexp.preprocessing import (
     INPUT_SIZE,
     FaceDataset,
+    crop_box,
     load_image,
     preprocess,
+    preprocessed_images,
 )
 
 
@@ -218,6 +225,129 @@ def test_load_bounding_boxes_errors(tmp_path):
         load_bounding_boxes(path)
     with pytest.raises(FileNotFoundError, match="missing.csv"):
         load_bounding_boxes(tmp_path / "missing.csv")
+
+
+def test_load_bounding_boxes_reports_an_unparsable_file_on_one_line(tmp_path):
+    path = tmp_path / "loose_bb_test.csv"
+    path.write_text('NAME_ID,X,Y,W,H\n"n000001/0001_01,1,2,3,4\n')
+    with pytest.raises(ValueError, match="loose_bb_test.csv' is not a readable CSV") as error:
+        load_bounding_boxes(path)
+    assert "\n" not in str(error.value)
+
+
+def _boxed_tree(make_identity_tree):
+    root = make_identity_tree(n_identities=2, n_images=2, size=(200, 100))
+    boxes = {
+        "n000001/0001_01": (30, 10, 90, 70), "n000001/0002_01": (0, 0, 200, 100),
+        "n000002/0001_01": (-5, -5, 60, 60), "n000002/0002_01": (150, 20, 40, 40),
+    }
+    return scan_identity_folders(root), boxes
+
+
+def test_attach_boxes_puts_the_boxes_in_the_frame(make_identity_tree, tmp_path):
+    frame, boxes = _boxed_tree(make_identity_tree)
+    framed = attach_boxes(frame, boxes)
+    assert list(framed.columns) == ["path", "identity", "image", *BOX_COLUMNS]
+    assert framed[list(BOX_COLUMNS)].dtypes.eq(np.int64).all()
+    expected = [boxes[i[:-4]] for i in frame["image"]]
+    assert frame_boxes(framed) == expected == frame_boxes(frame, boxes)
+    assert frame_boxes(frame) is None
+    csv = tmp_path / "loose_bb_train.csv"
+    csv.write_text("NAME_ID,X,Y,W,H\n" + "".join(f"{k},{x},{y},{w},{h}\n"
+                                               for k, (x, y, w, h) in boxes.items()))
+    assert attach_boxes(frame, csv).equals(framed)
+    # a missing value means "no box": that row is read whole
+    partial = framed.astype({"box_w": float})
+    partial.loc[1, "box_w"] = np.nan
+    assert frame_boxes(partial) == [expected[0], None, *expected[2:]]
+    with pytest.raises(ValueError, match=r"loose_bb_train.csv' has no entry for 1 image.*"
+                                         r"n000002/0002_01.png"):
+        attach_boxes(frame, {k: v for k, v in boxes.items() if k != "n000002/0002_01"},
+                     source=csv)
+    with pytest.raises(ValueError, match=r"lacks \['box_h'\]"):
+        frame_boxes(framed.drop(columns="box_h"))
+    with pytest.raises(ValueError, match="'image' column"):
+        frame_boxes(frame.drop(columns="image"), boxes)
+
+
+def test_frames_with_boxes_are_cropped_by_every_reader(make_identity_tree):
+    frame, boxes = _boxed_tree(make_identity_tree)
+    framed = attach_boxes(frame, boxes)
+    by_columns, by_mapping = FaceDataset(framed), FaceDataset(frame, boxes=boxes)
+    for i, name in enumerate(frame["image"]):
+        expected = preprocess(Image.open(frame["path"][i]), box=boxes[name[:-4]])
+        np.testing.assert_array_equal(by_columns[i][0].numpy(), expected)
+        np.testing.assert_array_equal(by_mapping[i][0].numpy(), expected)
+    images = preprocessed_images(framed)
+    np.testing.assert_array_equal(images[0], by_columns[0][0].numpy().transpose(1, 2, 0))
+    whole = framed.astype({"box_x": float})
+    whole.loc[0, "box_x"] = np.nan
+    np.testing.assert_array_equal(preprocessed_images(whole)[0],
+                                  preprocess(Image.open(frame["path"][0])).transpose(1, 2, 0))
+    # the mapping wins over the columns
+    other = {k: (0, 0, 50, 50) for k in boxes}
+    np.testing.assert_array_equal(FaceDataset(framed, boxes=other)[0][0].numpy(),
+                                  preprocess(Image.open(frame["path"][0]), box=(0, 0, 50, 50)))
+    with pytest.raises(ValueError, match="resize-crop"):
+        FaceDataset(framed, mode="aligned")
+
+
+def test_crop_box_grows_the_box_by_a_margin():
+    image = noise_image(200, 100)
+    pixels = np.asarray(image)
+    box = (30, 10, 90, 70)
+    np.testing.assert_array_equal(np.asarray(crop_box(image, box)), pixels[10:80, 30:120])
+    # margin 0.2: 18 px left and right, 14 px top (clipped at 0) and bottom
+    np.testing.assert_array_equal(np.asarray(crop_box(image, box, margin=0.2)),
+                                  pixels[0:94, 12:138])
+    # square: side round(90 * 1.4) = 126 centred on (75, 45): x 12..138, y -18..108, black outside
+    square = np.asarray(crop_box(image, box, margin=0.2, square=True))
+    assert square.shape == (126, 126, 3)
+    np.testing.assert_array_equal(square[18:118], pixels[0:100, 12:138])
+    assert not square[:18].any() and not square[118:].any()
+    assert crop_box(noise_image(20, 10, mode="L"), (0, 0, 5, 5)).mode == "RGB"
+    with pytest.raises(ValueError, match="margin"):
+        crop_box(image, box, margin=-0.1)
+    with pytest.raises(ValueError, match=r"face\.jpg.*outside"):
+        crop_box(image, (300, 10, 20, 20), margin=0.5, name="face.jpg")
+
+
+def test_resolve_dataset_plain_roots_and_orl(make_identity_tree, tmp_path):
+    orl = resolve_dataset(None)
+    assert orl.name == data.ORL_NAME and not orl.has_test_set
+    assert len(orl.frame("train")) == 400
+    with pytest.raises(ValueError, match="no test/ folder"):
+        orl.frame("test")
+    root = make_identity_tree("photos")
+    plain = resolve_dataset(root)
+    assert (plain.name, plain.train_root, plain.test_root) == ("photos", root.resolve(), None)
+    assert plain.boxes_file is None and plain.pose_list is None
+    assert plain.frame("train").equals(scan_identity_folders(root))
+    with pytest.raises(ValueError, match="split must be one of"):
+        plain.frame("val")
+    # a root with train/ and test/ is VGGFace2 when its identities are named like VGGFace2's
+    for split in ("train", "test"):
+        make_identity_tree(f"released/{split}")
+    with pytest.warns(UserWarning, match="loose_bb_train.csv and loose_bb_test.csv not found"):
+        assert resolve_dataset(tmp_path / "released").name == "VGGFace2"
+    for folder in (tmp_path / "released").glob("*/n*"):
+        folder.rename(folder.with_name(f"person{folder.name[-1]}"))
+    released = resolve_dataset(tmp_path / "released")
+    assert released.name == "released" and released.test_root == root.parent / "released/test"
+
+
+def test_find_dataset_file_looks_in_a_bounded_set_of_folders(tmp_path):
+    for folder in ("meta/bb_landmark", "downloads", "train/n000001/deep"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "train/n000001/deep/a.csv").write_text("x")
+    assert find_dataset_file(tmp_path, "a.csv") is None  # never inside the image folders
+    (tmp_path / "downloads/a.csv").write_text("x")
+    assert find_dataset_file(tmp_path, "a.csv") == tmp_path / "downloads/a.csv"
+    assert find_dataset_file(tmp_path, "a.csv", subfolders=False) is None
+    (tmp_path / "meta/bb_landmark/a.csv").write_text("x")
+    assert find_dataset_file(tmp_path, "a.csv") == tmp_path / "meta/bb_landmark/a.csv"
+    (tmp_path / "a.csv").write_text("x")
+    assert find_dataset_file(tmp_path, "a.csv") == tmp_path / "a.csv"
 
 
 # --------------------------------------------------------------------------- #

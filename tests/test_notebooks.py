@@ -19,7 +19,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = [
     "01_method", "02_training", "03_gap_vs_softmax", "04_comparing_cnns",
-    "05_complementarity", "06_layers", "07_pixel_removal", "08_sampling",
+    "05_complementarity", "06_layers", "07_pixel_removal", "08_sampling", "09_sensitivity",
 ]
 STRIP_HINT = "run `python book/build.py --strip` (clears outputs and execution counts)"
 
@@ -43,7 +43,7 @@ def _tiny_notebook(*code: str, parameters: str = "profile = 'demo'\noutput_dir =
 # ----------------------------------------------------------------------------- in git
 
 
-def test_the_book_has_eight_notebooks_in_paper_order():
+def test_the_book_has_its_notebooks_in_paper_order():
     assert [p.stem for p in NOTEBOOKS] == EXPECTED
     assert [p.stem for p in build.notebook_paths()] == EXPECTED
 
@@ -304,7 +304,7 @@ def test_quick_notebook_holds_a_figure_no_error_and_its_summary(quick_runs, stem
     summary = ROOT / "book" / "executed" / "quick" / "outputs" / f"{stem}.json"
     assert record["summary"] == summary.relative_to(ROOT).as_posix()
     data = json.loads(summary.read_text())
-    assert set(data) <= {"summary", "values", "tables", "figures"}
+    assert set(data) <= {"summary", "values", "tables", "figures", "verdicts"}
 
 
 @pytest.mark.parametrize("stem", EXPECTED)

@@ -202,6 +202,28 @@ def test_undetected_and_unreadable_images_are_reported(orl, tmp_path):
         estimate_pose(paths, batch_size=0)
 
 
+def test_a_face_box_decides_which_face_is_measured(orl_poses, tmp_path):
+    """A turned face in its box, and its mirror twice as large beside it: without the box
+    MTCNN measures the larger mirror (opposite sign), with it the boxed face."""
+    turned = orl_poses["yaw_proxy"].idxmin()
+    face = Image.open(orl_poses.loc[turned, "path"]).convert("RGB")
+    canvas = Image.fromarray(np.random.default_rng(0).integers(60, 200, (240, 330, 3), np.uint8))
+    canvas.paste(face, (10, 60))
+    canvas.paste(ImageOps.mirror(face).resize((184, 224)), (140, 8))
+    canvas.save(tmp_path / "two.png")
+    frame = pd.DataFrame({"path": [str(tmp_path / "two.png")], "image": ["x/two.png"]})
+    whole = estimate_pose(frame, progress=False)
+    boxed = estimate_pose(frame, boxes={"x/two": (10, 60, 92, 112)}, progress=False)
+    columns = estimate_pose(frame.assign(box_x=10, box_y=60, box_w=92, box_h=112),
+                            progress=False)
+    original = orl_poses.loc[turned, "yaw_proxy"]
+    assert original < -0.2 and whole["yaw_proxy"].iloc[0] > 0.15
+    assert abs(boxed["yaw_proxy"].iloc[0] - original) < 0.1  # measured 0.05
+    assert boxed["yaw_proxy"].iloc[0] == columns["yaw_proxy"].iloc[0]
+    with pytest.raises(ValueError, match="frame"):
+        estimate_pose([tmp_path / "two.png"], boxes={"x/two": (0, 0, 5, 5)})
+
+
 def test_cli_pose(orl, tmp_path, capsys):
     root = tmp_path / "faces"
     for identity in ("s1", "s2"):

@@ -188,3 +188,16 @@ def test_unreadable_files_of_every_split_are_listed_and_never_in_the_split(tiny_
     split = pd.read_csv(out / "split.csv")
     assert not split["path"].isin(skipped).any()
     assert set(split["split"]) == {"train", "val", "test"}
+
+
+def test_weights_that_overflow_stop_the_run_even_when_the_loss_is_finite():
+    """At --lr 1e6 the batch-norm running variances overflow to inf while the loss stays
+    finite; the check after each epoch catches what the loss check cannot."""
+    import torch
+
+    from faceexp.train import _non_finite_state
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    assert _non_finite_state(net) is None
+    net[1].running_var[1:3] = float("inf")
+    assert _non_finite_state(net) == ("1.running_var", 2)

@@ -71,3 +71,43 @@ def test_verify_choices_follow_the_package():
 
     assert verify._MODELS == tuple(recognisers.available())
     assert verify._PAIR_RULES == PAIR_RULES
+
+
+def test_align_images_reads_inside_the_boxes(tiny_tree):
+    """A box outside the image is a failure naming the file and the box; the paper's CNNs
+    get exactly the box's crop (as in training), MTCNN only refusing faceless images."""
+    from faceexp.preprocessing import preprocessed_image
+    from faceexp.recognisers.paper_cnns import PaperCNN
+    from faceexp.recognisers.verification import align_images
+
+    paths = [str(tiny_tree / "s1" / "1.pgm"), str(tiny_tree / "s2" / "1.pgm"),
+             str(tiny_tree / "s1" / "8_flat.png")]
+    boxes = [(4, 6, 84, 100), (500, 500, 10, 10), None]
+    paper = object.__new__(PaperCNN)  # its alignment only: no network is needed
+    first, outside, flat = align_images(paper, paths, boxes)
+    np.testing.assert_array_equal(first, preprocessed_image(paths[0], box=boxes[0]))
+    assert isinstance(outside, ValueError) and "outside" in str(outside)
+    assert "2/1.pgm" in str(outside)
+    assert isinstance(flat, ValueError) and "8_flat.png" in str(flat)
+    with pytest.raises(ValueError, match="outside"):
+        align_images(paper, paths[:2], boxes[:2], errors="raise")
+    with pytest.raises(ValueError, match="one per image"):
+        align_images(paper, paths, boxes[:2])
+
+
+@pytest.mark.slow
+def test_verify_frame_uses_the_frames_boxes(tiny_tree):
+    from faceexp import recognisers
+    from faceexp.data import attach_boxes
+    from faceexp.recognisers.verification import verify_frame
+
+    frame = data.scan_identity_folders(tiny_tree)
+    frame = frame[frame["image"].str.match(r"s\d/\d\.pgm")].reset_index(drop=True)
+    boxes = {image.rsplit(".", 1)[0]: (2, 4, 88, 104) for image in frame["image"]}
+    boxes["s3/3"] = (200, 200, 10, 10)
+    result = verify_frame(attach_boxes(frame, boxes), recognisers.load("sface"),
+                          n_resamples=20)
+    assert result.boxes == 9 and result.images == 8
+    assert [f["image"] for f in result.failed] == ["s3/3.pgm"]
+    assert "outside" in result.failed[0]["error"]
+    assert result.to_dict()["boxes"] == 9

@@ -1,7 +1,8 @@
-"""Checks every subcommand makes before it computes anything: output paths and devices.
+"""What the subcommands share: checks of outputs and devices, network, explainer and data-set options.
 
 A wrong ``--out`` or ``--device`` is reported in one line before minutes of work,
-not after them.
+not after them. The data-set options (``ROOT``, ``--boxes``, ``--pose-list``) are read
+the same way by ``pose``, ``verify`` and ``explain-set`` (:func:`dataset_images`).
 """
 from __future__ import annotations
 
@@ -131,8 +132,10 @@ def load_network_embedder(args, command: str, device=None):
     (embed, read, notice)
         ``embed``: a face recogniser (:func:`faceexp.recognisers.load`) or a
         :class:`faceexp.models.Embedder` of one of the paper's CNNs; ``read``:
-        ``path -> (H, W, 3)`` float image in that model's geometry (the
-        recogniser's alignment, or the paper's 113x113 crop); ``notice``: a line
+        ``read(path, box=None) -> (H, W, 3)`` float image in that model's
+        geometry (the recogniser's alignment, of the face box grown by
+        :data:`faceexp.preprocessing.BOX_MARGIN` when ``box`` is
+        given; or the paper's crop of the box, 113x113); ``notice``: a line
         for stderr once the inputs are read, or None. Without ``--checkpoint`` a
         paper CNN is the ImageNet-initialised one, and the notice says so: it has
         never seen a face.
@@ -151,8 +154,16 @@ def load_network_embedder(args, command: str, device=None):
         if layers not in (["gap"], ["embedding"]):
             raise ValueError(f"--layers: {args.model} gives one embedding (layer 'embedding'), "
                              f"got {layers}; intermediate layers need mobilenetv2/resnet50")
+        from faceexp.recognisers.verification import align_images
+
         recogniser = recognisers.load(args.model, device=device)
-        return recogniser, recogniser.align, None
+
+        def read(path, box=None):
+            (face,) = align_images(recogniser, [path], None if box is None else [box],
+                                   errors="raise")
+            return face
+
+        return recogniser, read, None
     notice = None
     if args.checkpoint:
         model, _ = load_checkpoint(args.checkpoint, arch=args.model, device=device)
@@ -163,3 +174,71 @@ def load_network_embedder(args, command: str, device=None):
     embedder = Embedder(model, layers, pooling=args.pooling, device=device,
                         compile=args.compile, backend=args.backend)
     return embedder, preprocessed_image, notice
+
+
+# --------------------------------------------------------------------------- #
+# Data sets
+# --------------------------------------------------------------------------- #
+def add_dataset_arguments(parser, *, pose_list_help: str) -> None:
+    """ROOT's companions: --boxes CSV and --pose-list TXT."""
+    parser.add_argument("--boxes", metavar="CSV",
+                        help="face boxes of the images read (VGGFace2's loose_bb_test.csv or "
+                             "loose_bb_train.csv: NAME_ID,X,Y,W,H); default: the file of that "
+                             "name found under ROOT (ROOT, meta/, bb_landmark/, one level down)")
+    parser.add_argument("--pose-list", metavar="TXT", help=pose_list_help)
+
+
+def parse_box(text: str, option: str = "--box") -> tuple[int, int, int, int]:
+    """``"X,Y,W,H"`` -> four integers (pixels); ValueError naming ``option`` otherwise."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        x, y, w, h = (int(round(float(p))) for p in parts)
+    except ValueError:
+        raise ValueError(f"{option} must be four numbers X,Y,W,H (pixels: top-left corner, "
+                         f"width, height), got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise ValueError(f"{option} {text!r}: width and height must be positive")
+    return x, y, w, h
+
+
+def dataset_images(args, *, report=None):
+    """The images ``pose``, ``verify`` and ``explain-set`` read, from ``args.root``,
+    ``args.boxes`` and ``args.pose_list`` (:func:`faceexp.data.resolve_dataset`).
+
+    ROOT omitted: the ORL faces. A data set root with ``test/`` (VGGFace2 as
+    released) or a pose list: the test images (exactly the listed ones, with the
+    list's poses, when there is a list: :meth:`~faceexp.data.Dataset.test_frame`).
+    Any other root (one folder per identity, e.g. ``/data/vggface2/train``): all its
+    images. ``--boxes`` replaces the box file of the folder read; without it the
+    released file is used when found.
+
+    Returns
+    -------
+    (dataset, frame, source)
+        :class:`faceexp.data.Dataset`, the images (with box columns when there are
+        boxes, and ``pose`` from a list) and a line naming what was read.
+    """
+    from faceexp.data import resolve_dataset
+
+    if args.root is None and (args.boxes or args.pose_list):
+        raise ValueError("--boxes and --pose-list need ROOT: the ORL faces (ROOT omitted) have "
+                         "neither")
+    dataset = resolve_dataset(args.root, pose_list=args.pose_list)
+    if args.boxes:
+        which = "test_boxes" if dataset.test_root is not None else "boxes"
+        dataset = resolve_dataset(args.root, pose_list=args.pose_list, **{which: args.boxes})
+    if dataset.has_test_set:
+        frame = dataset.test_frame(report=report)
+        folder = dataset.test_root or dataset.train_root
+    else:
+        frame = dataset.frame("train", report=report)
+        folder = dataset.train_root
+    if folder is None:
+        return dataset, frame, dataset.name
+    parts = [f"{dataset.name} ({folder})"]
+    if dataset.pose_list is not None:
+        parts.append(f"images and poses of {dataset.pose_list}")
+    box_file = dataset.test_boxes_file if dataset.test_root is not None else dataset.boxes_file
+    if box_file is not None:
+        parts.append(f"boxes of {box_file}")
+    return dataset, frame, ", ".join(parts)

@@ -3,6 +3,9 @@
     faceexp explain face.jpg --model mobilenetv2 --checkpoint runs/mb2/final.pt \\
         --layers gap,softmax --out face.npz --png face.png
     faceexp explain a.jpg --reference b.jpg --model resnet50 --checkpoint r50.pt --out ab.npz
+    faceexp explain /data/vggface2/test/n000001/0001_01.jpg \\
+        --boxes /data/vggface2/meta/bb_landmark/loose_bb_test.csv --out face.npz
+    faceexp explain photo.jpg --box 60,40,120,150 --out face.npz
 
 The model is a real face recogniser (``--model sface``, the default;
 ``facenet-casia``; ``dlib``), whose alignment reads the image (and the
@@ -11,6 +14,12 @@ training data (shorter side 129, central 113x113 crop). A paper CNN without
 ``--checkpoint`` is the ImageNet-initialised one (ImageNet head; ResNet50 is
 randomly initialised where no ImageNet weights are installed): that is said on
 stderr.
+
+A face box (``--box X,Y,W,H`` for IMAGE, or ``--boxes`` with VGGFace2's
+``loose_bb_*.csv``, looked up as ``<identity folder>/<file stem>`` for IMAGE and
+``--reference``) restricts what is read to the face: the paper's CNNs read the
+box (shorter side 129, central 113x113), the recognisers align the face found in
+the box grown by 25% on every side.
 """
 from __future__ import annotations
 
@@ -28,6 +37,12 @@ def add_parser(subparsers) -> None:
                     "coefficients are painted into a heatmap per layer.")
     p.add_argument("image", help="image file (any size; resized-and-cropped to 113x113)")
     p.add_argument("--reference", help="second image: explain the similarity of the pair")
+    boxes = p.add_mutually_exclusive_group()
+    boxes.add_argument("--box", metavar="X,Y,W,H",
+                       help="face box of IMAGE in pixels (top-left corner, width, height)")
+    boxes.add_argument("--boxes", metavar="CSV",
+                       help="VGGFace2's loose_bb_*.csv (NAME_ID,X,Y,W,H): the boxes of IMAGE "
+                            "and --reference, looked up as <identity>/<stem>")
     add_network_arguments(p)
     p.add_argument("--target", default="cosine", choices=("cosine", "softmax"),
                    help="cosine similarity (default) or the softmax probability of "
@@ -81,9 +96,29 @@ def _figure(path, image, explanation, reference=None) -> None:
         plt.close(fig)
 
 
+def _box_of(path, boxes, csv_path) -> tuple[int, int, int, int]:
+    """The box of an image file in loose_bb boxes, looked up as ``<folder>/<stem>`` (NAME_ID)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from faceexp.data import frame_boxes
+
+    path = Path(path)
+    image = f"{path.parent.name}/{path.name}"
+    try:
+        (box,) = frame_boxes(pd.DataFrame({"image": [image]}), boxes, source=csv_path)
+    except ValueError:
+        raise ValueError(f"--boxes {str(csv_path)!r} has no box for {str(path)!r} (looked up as "
+                         f"{image.rsplit('.', 1)[0]!r}, VGGFace2's NAME_ID): give the CSV of "
+                         "the image's split, or --box X,Y,W,H") from None
+    return box
+
+
 def run(args) -> int:
     from faceexp.cli.common import (check_device, check_explainer_arguments, check_output_file,
-                                    explainer_options, layer_list, load_network_embedder)
+                                    explainer_options, layer_list, load_network_embedder,
+                                    parse_box)
     from faceexp.explainer import Explainer
     from faceexp.targets import check_class_index
 
@@ -97,9 +132,17 @@ def run(args) -> int:
     check_device(args.device)
     check_class_index(args.class_index)
     check_explainer_arguments(args)
+    box = parse_box(args.box) if args.box else None
+    reference_box = None
+    if args.boxes:
+        from faceexp.data import load_bounding_boxes
+
+        boxes = load_bounding_boxes(args.boxes)
+        box = _box_of(args.image, boxes, args.boxes)
+        reference_box = _box_of(args.reference, boxes, args.boxes) if args.reference else None
     embedder, read, notice = load_network_embedder(args, "explain")
-    image = read(args.image)
-    reference = read(args.reference) if args.reference else None
+    image = read(args.image, box=box)
+    reference = read(args.reference, box=reference_box) if args.reference else None
     if notice:
         print(notice, file=sys.stderr)
     explainer = Explainer(embedder, target=args.target, device=args.device,
@@ -107,8 +150,12 @@ def run(args) -> int:
     explanation = explainer.explain(image, reference=reference, class_index=args.class_index,
                                     seed=args.seed, progress=not args.quiet)
     extra = {"image": image}
+    if box is not None:
+        extra["box"] = list(box)
     if reference is not None:
         extra["reference_image"] = reference
+        if reference_box is not None:
+            extra["reference_box"] = list(reference_box)
     # The figure first: a --png that cannot be written leaves no result behind.
     if args.png:
         _figure(args.png, image, explanation, reference)

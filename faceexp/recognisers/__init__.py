@@ -45,7 +45,7 @@ def available() -> list[str]:
     return list(_REGISTRY)
 
 
-def load(name: str, device=None, **options) -> Recogniser:
+def load(name: str, device=None, *, frame: str = "own", **options) -> Recogniser:
     """Load a face recogniser by name.
 
     Parameters
@@ -55,6 +55,12 @@ def load(name: str, device=None, **options) -> Recogniser:
     device : str or torch.device, optional
         Where the network runs (torch models only; ``sface`` and ``dlib``
         run on the CPU and accept only None or ``"cpu"``).
+    frame : {"own", "canonical"}
+        ``"own"``: the recogniser aligns and embeds in its own geometry.
+        ``"canonical"``: it takes the shared 144x144 canonical crop and warps
+        it into its own geometry inside ``rec(batch)``, so heatmaps of
+        different recognisers are comparable pixel for pixel
+        (:mod:`faceexp.recognisers.canonical`; not for the paper's CNNs).
     **options
         Passed to the recogniser: ``checkpoint=`` (required for
         ``mobilenetv2`` / ``resnet50``), ``cache_dir=`` (``facenet-casia``).
@@ -74,11 +80,21 @@ def load(name: str, device=None, **options) -> Recogniser:
     key = str(name).lower()
     if key not in _REGISTRY:
         raise ValueError(f"unknown recogniser {name!r}: choose one of {available()}")
+    if frame not in ("own", "canonical"):
+        raise ValueError(f"frame must be 'own' or 'canonical', got {frame!r}")
+    if frame == "canonical" and key not in PRETRAINED:
+        raise ValueError(f"{key} has no canonical frame: the paper's CNNs were trained on whole photos "
+                         "resized to 113x113; use frame='own'")
     module_name, class_name = _REGISTRY[key]
     cls = getattr(importlib.import_module(module_name), class_name)
     if key in ("mobilenetv2", "resnet50"):
         return cls(key, device=device, **options)
-    return cls(device=device, **options)
+    rec = cls(device=device, **options)
+    if frame == "canonical":
+        from faceexp.recognisers.canonical import in_canonical_frame
+
+        rec = in_canonical_frame(rec)
+    return rec
 
 
 __all__ = ["PRETRAINED", "Recogniser", "VerificationResult", "available", "bootstrap_eer_ci", "load",

@@ -1,7 +1,8 @@
 """Verification of a folder-per-identity face set with a recogniser: EER with a bootstrap CI over identities.
 
 :func:`verify_frame` aligns every image with the recogniser (faces it cannot
-find are skipped and listed), embeds them with flip-averaged descriptors
+find are skipped and listed; an image with a face box is first cropped to the
+box grown by :data:`faceexp.preprocessing.BOX_MARGIN`, :func:`align_images`), embeds them with flip-averaged descriptors
 (:class:`faceexp.batching.BatchedEmbed`), scores the protocol's pairs by
 cosine similarity (:func:`faceexp.protocol.cosine_scores`) and computes the
 EER (:func:`faceexp.metrics.equal_error_rate`) with
@@ -15,8 +16,89 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from faceexp.preprocessing import BOX_MARGIN, crop_box, preprocess
+
 #: Pair rules of :func:`verify_frame`: every pair, or the paper's "next 100 users".
 PAIR_RULES = ("all", "paper")
+
+
+def _is_paper_cnn(recogniser) -> bool:
+    from faceexp.recognisers.paper_cnns import PaperCNN
+
+    return isinstance(recogniser, PaperCNN)
+
+
+def align_images(recogniser, images, boxes=None, *, margin: float = BOX_MARGIN,
+                 errors: str = "return") -> list:
+    """``recogniser.align_many(images)``, each image first cropped to its face box.
+
+    With a box, MTCNN (inside the recogniser) looks at the box grown by
+    ``margin`` on every side and clipped to the image
+    (:func:`faceexp.preprocessing.crop_box`); the recogniser's own geometry is
+    then cut from that crop. The paper's CNNs (``mobilenetv2``, ``resnet50``)
+    are the exception: they were trained on the box itself (shorter side 129,
+    central 113x113, :func:`faceexp.preprocessing.preprocess`), so they get
+    exactly that; MTCNN, as for every recogniser, only refuses images without a face.
+
+    Parameters
+    ----------
+    recogniser : Recogniser
+    images : sequence
+        Paths (or anything ``recogniser.align`` accepts).
+    boxes : sequence of (x, y, w, h) or None, optional
+        One per image (None: the whole image), e.g. :func:`faceexp.data.frame_boxes`.
+    margin : float, default :data:`faceexp.preprocessing.BOX_MARGIN` (0.25)
+    errors : {"return", "raise"}
+        As :meth:`Recogniser.align_many`: a ``ValueError`` (undecodable image,
+        no face, box outside the image) in the image's place, or raised.
+
+    Returns
+    -------
+    list of numpy.ndarray (float32, (*input_size, 3)) or ValueError
+    """
+    from PIL import Image
+
+    from faceexp.recognisers.alignment import image_name, to_rgb_uint8
+
+    if errors not in ("raise", "return"):
+        raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
+    images = list(images)
+    if boxes is None or all(b is None for b in boxes):
+        return recogniser.align_many(images, errors=errors)
+    if len(boxes) != len(images):
+        raise ValueError(f"boxes has {len(boxes)} entries for {len(images)} images; give one "
+                         "per image (None for the whole image)")
+    results: list = [None] * len(images)
+    inputs, where, decoded = [], [], {}
+    for k, (image, box) in enumerate(zip(images, boxes)):
+        if box is None:
+            inputs.append(image)
+            where.append(k)
+            continue
+        try:
+            whole = Image.fromarray(to_rgb_uint8(image))
+            inputs.append(np.asarray(crop_box(whole, box, margin=margin, name=image_name(image))))
+        except ValueError as exc:
+            if errors == "raise":
+                raise
+            results[k] = exc
+            continue
+        decoded[k] = whole
+        where.append(k)
+    aligned = recogniser.align_many(inputs, errors="return")
+    paper = _is_paper_cnn(recogniser)
+    for k, crop, face in zip(where, inputs, aligned):
+        if isinstance(face, ValueError):
+            if k in decoded:  # name the file and its box, not the crop array
+                face = ValueError(str(face).replace(
+                    image_name(crop), f"{image_name(images[k])} (box {tuple(boxes[k])} "
+                                      f"grown by {margin:g})"))
+            if errors == "raise":
+                raise face
+        elif paper and k in decoded:
+            face = np.ascontiguousarray(preprocess(decoded[k], box=boxes[k]).transpose(1, 2, 0))
+        results[k] = face
+    return results
 
 
 def bootstrap_eer_ci(scores, labels, groups, *, n_resamples: int = 1000, confidence: float = 0.95,
@@ -115,6 +197,7 @@ class VerificationResult:
     failed: list = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     scores: pd.DataFrame | None = field(default=None, repr=False)
+    boxes: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -129,11 +212,13 @@ class VerificationResult:
             "pairs": self.pairs,
             "failed": list(self.failed),
             "seconds": dict(self.seconds),
+            "boxes": self.boxes,
         }
 
 
 def verify_frame(frame: pd.DataFrame, recogniser, *, pairs: str = "all", n_resamples: int = 1000,
-                 rng=0, chunk: int = 256, progress: bool = False) -> VerificationResult:
+                 rng=0, chunk: int = 256, progress: bool = False, boxes=None,
+                 box_margin: float = BOX_MARGIN) -> VerificationResult:
     """Align, embed and score every image of a frame; EER with a 95% CI over identities.
 
     Parameters
@@ -154,6 +239,12 @@ def verify_frame(frame: pd.DataFrame, recogniser, *, pairs: str = "all", n_resam
         Seed of the bootstrap.
     chunk : int, default 256
         Images aligned at a time (bounds the memory of decoded images).
+    boxes : mapping of str to (x, y, w, h), optional
+        VGGFace2's boxes, looked up by ``image``; default the frame's box
+        columns (:data:`faceexp.data.BOX_COLUMNS`). Each boxed image is
+        cropped to its box grown by ``box_margin`` before alignment
+        (:func:`align_images`).
+    box_margin : float, default :data:`faceexp.preprocessing.BOX_MARGIN` (0.25)
 
     Returns
     -------
@@ -161,11 +252,12 @@ def verify_frame(frame: pd.DataFrame, recogniser, *, pairs: str = "all", n_resam
         ``failed`` lists ``{"image", "error"}`` for each image that could
         not be decoded or had no face; those images are left out of every
         pair. ``scores`` holds the pairs (positions in the kept images) with
-        their ``score``.
+        their ``score``; ``boxes`` counts the images read through their box.
     """
     import torch
 
     from faceexp.batching import BatchedEmbed
+    from faceexp.data import frame_boxes
     from faceexp.metrics import equal_error_rate
     from faceexp.protocol import cosine_scores, verification_pairs
 
@@ -176,11 +268,15 @@ def verify_frame(frame: pd.DataFrame, recogniser, *, pairs: str = "all", n_resam
             raise ValueError(f"frame needs a column {column!r}; got {list(frame.columns)}")
     names = frame["image"].astype(str).tolist() if "image" in frame.columns else frame["path"].astype(str).tolist()
     paths = frame["path"].astype(str).tolist()
+    box_list = frame_boxes(frame, boxes)
     seconds = {}
     start = time.perf_counter()
     faces, kept, failed = [], [], []
     for begin in range(0, len(paths), int(chunk)):
-        aligned = recogniser.align_many(paths[begin: begin + int(chunk)], errors="return")
+        end = begin + int(chunk)
+        aligned = align_images(recogniser, paths[begin:end],
+                               None if box_list is None else box_list[begin:end],
+                               margin=box_margin, errors="return")
         for offset, face in enumerate(aligned):
             k = begin + offset
             if isinstance(face, Exception):
@@ -220,4 +316,5 @@ def verify_frame(frame: pd.DataFrame, recogniser, *, pairs: str = "all", n_resam
         genuine=int(genuine.sum()), impostor=int((~genuine).sum()), images=len(faces),
         identities=int(kept_frame["identity"].nunique()), pairs=pairs, failed=failed,
         seconds=seconds, scores=table,
+        boxes=0 if box_list is None else sum(b is not None for b in box_list),
     )

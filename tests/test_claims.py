@@ -1,0 +1,96 @@
+"""faceexp.claims and faceexp.sensitivity on constructed inputs whose verdicts are known."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from faceexp import claims, regions
+from faceexp.recognisers.canonical import CANONICAL_SIZE, CANONICAL_TEMPLATE
+from faceexp.sensitivity import summarise_sensitivity
+
+
+class _Set:
+    """The parts of a HeatmapSet the claims read."""
+
+    def __init__(self, maps: dict, n: int, embedding_layer="embedding"):
+        self.maps = maps
+        self.layers = list(maps)
+        self.images = np.zeros((n, *CANONICAL_SIZE, 3), np.float32)
+        self.frame = pd.DataFrame({"path": [f"p{k}" for k in range(n)], "identity": ["a"] * n,
+                                   "pose": ["frontal"] * n})
+        self.embedding_layer = embedding_layer
+
+    def layer(self, name):
+        return self.maps[name]
+
+    @property
+    def embedding(self):
+        return self.maps[self.embedding_layer]
+
+
+def _on(region: str, n: int, rng) -> np.ndarray:
+    mask = regions.region_masks(CANONICAL_TEMPLATE, CANONICAL_SIZE)[region]
+    return np.stack([mask * rng.uniform(0.5, 1.0) for _ in range(n)]).astype(np.float32)
+
+
+def _study(kind="recogniser", has_layers=True):
+    subject = SimpleNamespace(kind=kind, embedding_layer="embedding", has_layers=has_layers)
+    return SimpleNamespace(subject=lambda name: subject)
+
+
+def test_claim_b_agrees_when_the_mass_is_on_the_nose_and_differs_on_the_mouth():
+    rng = np.random.default_rng(0)
+    nose = _Set({"embedding": _on("nose", 8, rng)}, 8)
+    mouth = _Set({"embedding": _on("mouth", 8, rng)}, 8)
+    result = SimpleNamespace(heatmaps={"nose-net": nose, "mouth-net": mouth})
+    verdicts = {v.recogniser: v for v in claims.claim_b(result, _study())}
+    assert verdicts["nose-net"].outcome == "agrees" and verdicts["nose-net"].low > 0
+    assert verdicts["mouth-net"].outcome == "differs" and verdicts["mouth-net"].high < 0
+    # all mass on the nose: ratio 1/area share there, the contrast is its half (two regions)
+    share = regions.region_masks(CANONICAL_TEMPLATE, CANONICAL_SIZE)["nose"].mean()
+    assert verdicts["nose-net"].ours == pytest.approx((1 / share) / 2 - 0, rel=1e-6)
+
+
+def test_claim_d_reads_the_shift_from_forehead_to_nose_with_depth():
+    rng = np.random.default_rng(1)
+    moving = _Set({"conv1": _on("forehead", 6, rng), "embedding": _on("nose", 6, rng)}, 6)
+    (v,) = claims.claim_d({"net": moving}, _study())
+    assert v.claim.id == "d" and v.outcome == "agrees" and v.low > 0
+
+
+def test_claim_a_says_why_when_the_softmax_maps_are_constant():
+    gap = np.random.default_rng(2).uniform(size=(4, 10, 10))
+    result = SimpleNamespace(maps={"resnet50": (gap, np.zeros((4, 10, 10)))})
+    (v,) = claims.claim_a(result)
+    assert v.outcome == "cannot be tested here" and "0 of 4 images" in v.reason
+
+
+def test_verdict_records_are_plain_json():
+    import json
+
+    rng = np.random.default_rng(0)
+    result = SimpleNamespace(heatmaps={"n": _Set({"embedding": _on("nose", 5, rng)}, 5)})
+    records = claims.as_records(claims.claim_b(result, _study()))
+    text = json.dumps(records)
+    assert json.loads(text)[0]["claim"] == "b" and records[0]["outcome"] == "agrees"
+
+
+def test_sensitivity_summary_reads_each_choice_against_the_seed_floor():
+    floor = [30.0, 31.0, 29.0, 30.5, 30.2, 29.8]
+    rows = [{"setting": "default", "image": i, "psnr_to_default": p, "faithfulness": 0.1, "r2": 0.5}
+            for i, p in enumerate(floor)]
+    rows += [{"setting": "far", "image": i, "psnr_to_default": p - 10, "faithfulness": 0.2, "r2": 0.5}
+             for i, p in enumerate(floor)]
+    rows += [{"setting": "near", "image": i, "psnr_to_default": p + (0.3 if i % 2 else -0.3),
+              "faithfulness": 0.1, "r2": 0.5} for i, p in enumerate(floor)]
+    summary = summarise_sensitivity(pd.DataFrame(rows))
+    assert summary.loc["far", "against the seed floor"] == "moves the heatmaps more than a new seed"
+    assert summary.loc["near", "against the seed floor"] == "not distinguishable from the seed floor"
+    assert summary.loc["far", "PSNR to default (dB)"] == pytest.approx(np.mean(floor) - 10)
+    from faceexp.report import sensitivity_reading
+
+    text = sensitivity_reading(summary)
+    assert "more than a new seed does: far." in text and "Most faithful on these images: far" in text
