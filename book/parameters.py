@@ -137,6 +137,11 @@ def notebook_parameters(source: Path, profile: str, *, output_dir: str, override
     return merged
 
 
+#: Parameters the build injects itself, and where their values come from.
+BUILD_SET = {"profile": "--profile", "output_dir": "book/executed/<profile>/outputs, where the "
+             "results page reads each chapter's summary"}
+
+
 def parse_overrides(items: Iterable[str]) -> dict:
     """``["data_root=/data/vggface2", "n_samples=100", "models=[resnet50]"]`` -> dict
     (values read as YAML)."""
@@ -146,6 +151,9 @@ def parse_overrides(items: Iterable[str]) -> dict:
         if not sep or not key.isidentifier():
             raise ValueError(f"--param must be KEY=VALUE with KEY a Python identifier (expected KEY=VALUE, "
                              f"e.g. --param n_samples=100), got {item!r}")
+        if key in BUILD_SET:
+            raise ValueError(f"--param {key}: set by the build itself ({BUILD_SET[key]}); "
+                             "it cannot be overridden")
         value = yaml.safe_load(text) if text else None
         if not is_parameter_value(value):
             raise ValueError(f"--param {key}: the value must be {VALUE_KINDS}, got {value!r}")

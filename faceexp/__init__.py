@@ -26,9 +26,11 @@ _EXPORTS = {
     # data
     **dict.fromkeys(["orl_root", "load_orl", "scan_identity_folders", "split_identities",
                      "validation_holdout", "load_bounding_boxes", "SkipReport",
-                     "SkippedFileWarning"], "data"),
+                     "SkippedFileWarning", "resolve_dataset", "Dataset", "attach_boxes",
+                     "frame_boxes", "find_dataset_file", "BOX_COLUMNS", "ORL_NAME"], "data"),
     **dict.fromkeys(["FaceDataset", "preprocess", "load_image", "IMAGENET_MEAN", "IMAGENET_STD",
-                     "INPUT_SIZE", "preprocessed_images", "preprocessed_image"], "preprocessing"),
+                     "INPUT_SIZE", "preprocessed_images", "preprocessed_image", "crop_box",
+                     "BOX_MARGIN"], "preprocessing"),
     # pose
     **dict.fromkeys(["POSES", "POSE_CODES", "estimate_pose", "read_pose_template_list",
                      "look_left", "look_left_batch", "yaw_proxy"], "pose"),

@@ -140,9 +140,13 @@ def claim_c(complementarity, *, k=5, seed=0) -> list:
     for key, (a, b) in zip(complementarity.tables, complementarity.fused_pairs):
         table = func.kfold_fusion(complementarity.scores[a], complementarity.scores[b],
                                   complementarity.pairs, k=k, seed=seed)
-        line = table[table["line"] == "k-fold"].iloc[0] if "line" in table else None
-        if line is None:
-            raise ValueError("kfold_fusion gave no 'k-fold' line")
+        line = table[table["line"] == "k-fold"].iloc[0]
+        better = min(line["eer_first"], line["eer_second"])
+        if not better > 0:
+            out.append(fver.verdict("c", untestable=(
+                f"the better of the two alone already has EER {100 * better:.2f}% on these pairs: "
+                "no room for fusion to improve"), recogniser=key))
+            continue
         row = {"mean": line["change"], "ci_low": line["change_low"], "ci_high": line["change_high"]}
         out.append(_verdict("c", key, row))
     return out

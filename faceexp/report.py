@@ -57,6 +57,14 @@ def setup_notebook(profile: str, models, artifacts_dir, *, recognisers=(), data_
     if Path.cwd().name == "notebooks" and (Path.cwd().parent / "faceexp").is_dir():
         os.chdir(Path.cwd().parent)
     _import_cpp_extension_quietly()
+    # facenet-pytorch (MTCNN: poses, alignment) imports tqdm.auto, which warns in a kernel
+    # without ipywidgets whenever it is first imported; faceexp's bars are console bars.
+    warnings.filterwarnings("ignore", message=r"IProgress not found")
+    # Under-determined or constant explanations are counted where they matter (chapter 3's
+    # uninformative maps, the R² of every Explanation), not printed as warnings mid-page.
+    from faceexp.explanation import ExplanationWarning
+
+    warnings.filterwarnings("ignore", category=ExplanationWarning)
     with warnings.catch_warnings():
         # A network without ImageNet weights says so in every caption (its run records
         # it), not in a warning in whichever chapter happens to train it.

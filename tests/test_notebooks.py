@@ -318,3 +318,9 @@ def test_quick_notebook_shows_no_stderr_and_no_stray_return_value(quick_runs, st
     assert stray == [], f"{stem} shows stderr: {stray}"
     texts = [o.get("data", {}).get("text/plain", "") for o in outputs if o.get("output_type") == "execute_result"]
     assert not [t for t in texts if "PosixPath(" in t], texts
+
+
+def test_parameters_the_build_sets_cannot_be_overridden():
+    for key in ("output_dir", "profile"):
+        with pytest.raises(ValueError, match=rf"--param {key}: set by the build itself"):
+            build.parse_overrides([f"{key}=/tmp/elsewhere"])
