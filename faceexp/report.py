@@ -242,13 +242,17 @@ def sensitivity_reading(summary: pd.DataFrame) -> str:
         else float("nan")
     moving = [k for k, r in summary.iterrows()
               if str(r.get("against the seed floor", "")).startswith("moves")]
-    quiet = [k for k in summary.index if k != "default" and k not in moving]
+    undecided = [k for k, r in summary.iterrows()
+                 if str(r.get("against the seed floor", "")).startswith("too few")]
+    quiet = [k for k in summary.index if k != "default" and k not in moving and k not in undecided]
     best = summary["faithfulness"].idxmax()
     text = (f"Two seeds of the default explainer agree at {floor:.1f} dB (the seed floor). ")
     text += (("Choices that change the heatmaps more than a new seed does: " + ", ".join(moving) + ". ")
-             if moving else "No choice changes the heatmaps more than a new seed does. ")
+             if moving else "No choice is shown to change the heatmaps more than a new seed does. ")
     if quiet:
         text += "Within the floor (they matter no more than the luck of the draw): " + ", ".join(quiet) + ". "
+    if undecided:
+        text += "Too few images to tell for: " + ", ".join(undecided) + ". "
     text += (f"Most faithful on these images: {best} (AUC gap {summary.loc[best, 'faithfulness']:.3f}, "
              f"95% interval {summary.loc[best, 'faithfulness low']:.3f} to "
              f"{summary.loc[best, 'faithfulness high']:.3f}; the default: "

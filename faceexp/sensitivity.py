@@ -118,7 +118,9 @@ def summarise_sensitivity(study: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame
                "PSNR low": psnr["ci_low"], "PSNR high": psnr["ci_high"],
                "faithfulness": faith["mean"], "faithfulness low": faith["ci_low"],
                "faithfulness high": faith["ci_high"], "images": len(part)}
-        if label != "default":
+        if label != "default" and len(part) < 3:
+            row["against the seed floor"] = f"too few images ({len(part)}) to tell"
+        elif label != "default":
             against = func.relative_to_floor(part["psnr_to_default"].to_numpy(),
                                              floor["psnr_to_default"].to_numpy(), seed=seed).iloc[0]
             row["against the seed floor"] = ("moves the heatmaps more than a new seed"
