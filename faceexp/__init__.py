@@ -69,6 +69,8 @@ _EXPORTS = {
                      "removed_fraction", "removal_experiment"], "removal"),
     **dict.fromkeys(["deletion_curves", "deletion_auc", "faithfulness_gap"], "faithfulness"),
     **dict.fromkeys(["sampling_study", "summarise_sampling_study"], "stability"),
+    # the field's explainers beside faceexp's, on faithfulness, sanity and cost
+    **dict.fromkeys(["explain_with", "compare_explainers", "EXPLAINERS"], "compare"),
     # uncertainty, face regions and verdicts on the paper's claims
     **dict.fromkeys(["bootstrap_eer", "eer_interval", "kfold_fusion", "mean_interval",
                      "paired_difference", "noise_floor", "relative_to_floor"], "uncertainty"),

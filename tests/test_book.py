@@ -26,6 +26,7 @@ CHAPTERS = [
     ("07_pixel_removal", "7. Eliminating the most significant pixels"),
     ("08_sampling", "8. Beyond the paper: choosing the perturbation"),
     ("09_sensitivity", "9. Beyond the paper: which choices of the explainer matter"),
+    ("10_which_explainer", "10. Beyond the paper: which explainer to trust"),
 ]
 MATHJAX = "_static/mathjax/es5/tex-mml-chtml.js"
 

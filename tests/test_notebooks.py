@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = [
     "01_method", "02_training", "03_gap_vs_softmax", "04_comparing_cnns",
     "05_complementarity", "06_layers", "07_pixel_removal", "08_sampling", "09_sensitivity",
+    "10_which_explainer",
 ]
 STRIP_HINT = "run `python book/build.py --strip` (clears outputs and execution counts)"
 

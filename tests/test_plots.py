@@ -42,3 +42,25 @@ def test_grid_and_curve_plots_return_figures():
     fractions = pd.DataFrame({"threshold": [0.8, 0.8, 0.5, 0.5], "fraction": [0.01, 0.02, 0.1, 0.2]})
     assert isinstance(plots.plot_removed_fraction(fractions), plt.Figure)
     plt.close("all")
+
+
+def test_explainer_and_randomisation_curves_draw_one_row_or_panel_per_recogniser():
+    import pandas as pd
+    from faceexp import plots
+
+    rows = []
+    for recogniser in ("a", "b"):
+        for mode in ("deletion", "insertion"):
+            for f in (0.0, 0.25, 0.5):
+                for label, explainer in (("explainer", "x"), ("baseline", "x")):
+                    rows.append({"recogniser": recogniser, "explainer": explainer,
+                                 "kind": "region", "map": label, "image": 0, "mode": mode,
+                                 "reference": "pair", "fraction": f, "similarity": 1 - f})
+    fig = plots.plot_explainer_curves(pd.DataFrame(rows), source="toy")
+    assert len(fig.axes) == 4 and fig.axes[0].get_title() == "a deletion"
+    randomisation = pd.DataFrame({"recogniser": ["a", "a"], "explainer": ["x", "x"],
+                                  "image": [0, 0], "stages": [1, 2], "stage": ["head", "stem"],
+                                  "rank_corr": [0.5, 0.1]})
+    fig = plots.plot_randomisation_curves(randomisation)
+    (line,) = [x for x in fig.axes[0].get_lines() if x.get_label() == "x"]
+    assert list(line.get_ydata()) == [1.0, 0.5, 0.1]
