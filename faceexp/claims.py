@@ -138,8 +138,10 @@ def claim_c(complementarity, *, k=5, seed=0) -> list:
     the weight chosen on held-out identities (k-fold over identities)."""
     out = []
     for key, (a, b) in zip(complementarity.tables, complementarity.fused_pairs):
-        table = func.kfold_fusion(complementarity.scores[a], complementarity.scores[b],
-                                  complementarity.pairs, k=k, seed=seed)
+        table = complementarity.kfold.get(key)
+        if table is None:
+            table = func.kfold_fusion(complementarity.scores[a], complementarity.scores[b],
+                                      complementarity.pairs, k=k, seed=seed)
         line = table[table["line"] == "k-fold"].iloc[0]
         better = min(line["eer_first"], line["eer_second"])
         if not better > 0:

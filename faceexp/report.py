@@ -179,6 +179,21 @@ def interval_table(intervals: pd.DataFrame) -> pd.DataFrame:
     return out.set_index(keys)[["EER (%) [95% interval]", "genuine", "impostor", "identities"]]
 
 
+def percent_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns ``X``, ``X low``, ``X high`` (fractions) as one column "X (%) [95% interval]"."""
+    out = pd.DataFrame(index=table.index)
+    for column in table.columns:
+        if column.endswith((" low", " high")):
+            continue
+        if f"{column} low" in table and f"{column} high" in table:
+            out[f"{column} (%) [95% interval]"] = [
+                "n/a" if not np.isfinite(v) else f"{100 * v:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]"
+                for v, lo, hi in zip(table[column], table[f"{column} low"], table[f"{column} high"])]
+        else:
+            out[column] = table[column]
+    return out
+
+
 def verification_sentence(table: pd.DataFrame) -> str:
     """One sentence with each recogniser's EER (canonical frame) and interval."""
     rows = table[table["frame"] == "canonical"] if "canonical" in set(table["frame"]) else table

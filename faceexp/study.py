@@ -501,6 +501,7 @@ class Complementarity:
     bests: dict  # "a + b" -> best fusion
     frame: pd.DataFrame = None  # the verified images
     fused_pairs: list = field(default_factory=list)  # (a, b) of each fused pair
+    kfold: dict = field(default_factory=dict)  # "a + b" -> faceexp.uncertainty.kfold_fusion table
     intervals: pd.DataFrame = None  # eer with 95% identity-bootstrap interval per subject, pose pair
 
     @property
@@ -523,8 +524,26 @@ class Complementarity:
 
     @property
     def fusion_table(self) -> pd.DataFrame:
-        """Every fused pair's Table I stacked, indexed by (fused pair, row)."""
-        return pd.concat(self.tables, names=["fused pair", "row"])
+        """Every fused pair's Table I stacked, indexed by (fused pair, row); the fused row is
+        labelled the oracle it is (its weight was tuned on these same pairs)."""
+        table = pd.concat(self.tables, names=["fused pair", "row"])
+        return table.rename(index={"combined (best)": "combined (oracle: a tuned on these pairs)"})
+
+    @property
+    def fusion_summary(self) -> pd.DataFrame:
+        """Per fused pair: the fused EER with the weight chosen on held-out identities
+        (k-fold) and the oracle's, with 95% intervals, and the change against the better
+        network alone (fractions)."""
+        rows = []
+        for key, table in self.kfold.items():
+            for line in ("k-fold", "oracle"):
+                r = table[table["line"] == line].iloc[0]
+                rows.append({"fused pair": key, "weight chosen": "on held-out identities"
+                             if line == "k-fold" else "on these pairs (oracle)",
+                             "EER": r["eer"], "EER low": r["ci_low"], "EER high": r["ci_high"],
+                             "change": r["change"], "change low": r["change_low"],
+                             "change high": r["change_high"]})
+        return pd.DataFrame(rows).set_index(["fused pair", "weight chosen"])
 
 
 def embed_test_images(study: Study, frame: pd.DataFrame, arch: str, layers=("gap",), *,
@@ -592,11 +611,14 @@ def default_fusions(study: Study) -> list:
 
 
 def complementarity_analysis(study: Study, frame: pd.DataFrame | None = None, *, fusions=None,
-                             all_impostors=True, n_boot=1000, progress=True) -> Complementarity:
+                             all_impostors=True, n_boot=1000, kfold_k=5,
+                             progress=True) -> Complementarity:
     """Table I: EER per pose pair of every subject (with a 95% interval from a bootstrap
     over identities, ``n_boot`` resamples), and of the best score fusion of each pair in
-    ``fusions`` (default :func:`default_fusions`). ``all_impostors``: every impostor pair
-    (default; ORL has few people), or the paper's next-100-users rule."""
+    ``fusions`` (pairs, or strings "a+b"; default :func:`default_fusions`): the paper's oracle (weight tuned on
+    these pairs) and the weight chosen on held-out identities (``kfold_k`` folds over
+    identities, :func:`faceexp.uncertainty.kfold_fusion`). ``all_impostors``: every
+    impostor pair (default; ORL has few people), or the paper's next-100-users rule."""
     frame = verifiable_frame(study, study.split("test") if frame is None else frame)
     pairs = fprot.verification_pairs_by_pose(frame, all_impostors=all_impostors)
     scores = {}
@@ -608,18 +630,25 @@ def complementarity_analysis(study: Study, frame: pd.DataFrame | None = None, *,
     from faceexp import uncertainty as func
 
     intervals = func.eer_interval(scores, pairs, by="pose_pair", n_boot=n_boot, seed=0)
-    fusions = default_fusions(study) if fusions is None else [tuple(f) for f in fusions]
-    tables, sweeps, bests = {}, {}, {}
+    fusions = default_fusions(study) if fusions is None else \
+        [tuple(f.split("+")) if isinstance(f, str) else tuple(f) for f in fusions]
+    unknown = sorted({n for pair in fusions for n in pair} - set(study.subjects))
+    if unknown or any(len(pair) != 2 for pair in fusions):
+        raise ValueError(f"fusions must be pairs of this study's networks such as "
+                         f"'facenet-casia+dlib' (networks: {study.subjects}), got {fusions}")
+    tables, sweeps, bests, kfold = {}, {}, {}, {}
     for a, b in fusions:
         key = f"{a} + {b}"
         tables[key] = fprot.table_one({a: scores[a], b: scores[b]}, pairs)
         sweeps[key] = ffusion.fusion_sweep(scores[a], scores[b], pairs["label"].to_numpy(),
                                            groups=pairs["pose_pair"].to_numpy())
         bests[key] = ffusion.best_fusion(sweeps[key])
+        kfold[key] = func.kfold_fusion(scores[a], scores[b], pairs, k=kfold_k, seed=0)
     if not tables:
         tables, sweeps, bests = {"": eer}, {"": None}, {"": None}
     return Complementarity(pairs=pairs, scores=scores, eer=eer, tables=tables, sweeps=sweeps,
-                           bests=bests, frame=frame, fused_pairs=fusions, intervals=intervals)
+                           bests=bests, frame=frame, fused_pairs=fusions, intervals=intervals,
+                           kfold=kfold)
 
 
 def verification_analysis(study: Study, *, n_resamples=1000, identities=None,
