@@ -1,7 +1,6 @@
 """The onnxruntime engine of the Embedder gives PyTorch's layer outputs and heatmaps."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -58,3 +57,20 @@ def test_backend_choices(cache):
 
         meta = resolve_backend("auto", "meta")
         assert meta == "torch"
+
+
+def test_forward_takes_a_cache_folder_a_weights_hash_and_threads(tmp_path, cache):
+    from faceexp.models.onnx_backend import OnnxRuntimeForward
+
+    summed = torch.nn.Conv2d(3, 1, 1, bias=False)       # y = r + g + b
+    torch.nn.init.ones_(summed.weight)
+    run = OnnxRuntimeForward(summed.eval(), {"test": "sum"}, 1, 1, cache=tmp_path / "mine",
+                             weights="abc")
+    x = torch.rand(3, 3, 4, 5, generator=torch.Generator().manual_seed(0))
+    (y,) = run(x)
+    torch.testing.assert_close(y, x.sum(dim=1, keepdim=True), rtol=1e-6, atol=1e-6)
+    assert run.threads == 1 and run._key["weights"] == "abc"
+    assert len(list((tmp_path / "mine" / "onnx").glob("*.onnx"))) == 1
+    assert not (cache / "onnx").exists()          # not the user cache
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        OnnxRuntimeForward(summed, {}, 1, 0)
