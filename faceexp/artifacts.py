@@ -265,10 +265,9 @@ def explain_subject(subject, frame: pd.DataFrame, artifacts="artifacts", *, laye
     images = np.zeros((len(frame), *all_images.shape[1:]), np.float32)
     images[kept] = all_images
     classes = [None] * len(frame) if class_indices is None else [int(c) for c in class_indices]
-    from faceexp.data import BOX_COLUMNS
+    from faceexp.data import frame_boxes
 
-    boxes = (frame[list(BOX_COLUMNS)].astype(float).to_numpy().round(2).tolist()
-             if set(BOX_COLUMNS) <= set(frame.columns) else [None] * len(frame))
+    boxes = frame_boxes(frame) or [None] * len(frame)
     image_keys = [hashlib.sha256(f"{p}|{seed + i}|{classes[i]}".encode()
                                  + (f"|{boxes[i]}".encode() if boxes[i] is not None else b"")
                                  ).hexdigest()[:16] for i, p in enumerate(frame["path"])]

@@ -87,10 +87,9 @@ def frame_fingerprint(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256()
     images = frame["image"].astype(str).tolist() if "image" in frame.columns \
         else [""] * len(frame)
-    from faceexp.data import BOX_COLUMNS
+    from faceexp.data import frame_boxes
 
-    boxes = (frame[list(BOX_COLUMNS)].astype(float).to_numpy().round(2).tolist()
-             if set(BOX_COLUMNS) <= set(frame.columns) else [None] * len(frame))
+    boxes = frame_boxes(frame) or [None] * len(frame)
     for path, image, box in zip(frame["path"].astype(str), images, boxes):
         try:
             stat = os.stat(path)

@@ -141,10 +141,7 @@ class _RecogniserEmbed:
         self._inner = None
         if any(x != embedding_layer for x in self.layers):
             inner = ["last_bn" if x == embedding_layer else x for x in self.layers]
-            if hasattr(rec.inner, "embedder"):
-                self._inner = rec.embedder(inner)
-            else:  # the torch module's hooks, warped
-                self._inner = lambda batch, inner=inner: rec.inner.intermediate(rec.to_own(batch), inner)
+            self._inner = rec.embedder(inner)
             self._names = inner
 
     def __call__(self, batch):
