@@ -25,10 +25,17 @@ what they need). One row per (recogniser, explainer):
 Gradient explainers on a black box (SFace, dlib) get a row saying "n/a (black box)".
 The closing paragraph is :func:`faceexp.compare.recommendation` of the table.
 
+With ``--usual-cost [N]`` each explainer is also timed on the first N pairs (all without
+N) at its usual settings (lime's and the paper's 1000 samples, captum's 50 IG steps,
+Occlusion's side/10 patch) beside the equal budget (:func:`faceexp.compare.cost_table`):
+one row per (recogniser, explainer, setting) with the median ``seconds`` and
+``forwards`` per explanation, and :func:`faceexp.compare.cost_summary`'s sentence;
+under ``cost`` and ``cost_summary`` in --json.
+
     python benchmarks/faithfulness.py [--recognisers facenet-casia,sface]
         [--explainers faceexp-lime-paper,...] [--faces 6] [--samples 300]
         [--cascade 1,4,8] [--stability-faces N] [--randomisation-faces N]
-        [--run mobilenetv2=artifacts/demo/train/mobilenetv2-...] [--json]
+        [--run mobilenetv2=artifacts/demo/train/mobilenetv2-...] [--usual-cost [N]] [--json]
 """
 from __future__ import annotations
 
@@ -49,6 +56,8 @@ ORL = "ORL faces (AT&T Laboratories Cambridge)"
 COLUMNS = ("recogniser", "explainer", "deletion_auc", "insertion_auc", "deletion_baseline",
            "insertion_baseline", "randomisation_rank_corr", "seed_rank_corr", "seconds",
            "forwards", "faces")
+COST_COLUMNS = ("recogniser", "explainer", "setting", "budget", "seconds", "forwards", "faces",
+                "note")
 
 
 def _recogniser(name: str, runs: dict):
@@ -102,6 +111,23 @@ def _table_text(table) -> str:
     return "\n".join(lines)
 
 
+def _cost_text(table) -> str:
+    """A Markdown table of the cost at usual settings and at the equal budget."""
+    lines = ["| " + " | ".join(COST_COLUMNS) + " |", "|" + "---|" * len(COST_COLUMNS)]
+    for _, row in table.iterrows():
+        cells = []
+        for column in COST_COLUMNS:
+            value = row[column]
+            if column == "seconds":
+                cells.append("" if not np.isfinite(value) else f"{value:.3f}")
+            elif column == "forwards":
+                cells.append("" if not np.isfinite(value) else f"{value:.0f}")
+            else:
+                cells.append("" if pd.isna(value) else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recognisers", default="facenet-casia,sface")
@@ -117,12 +143,15 @@ def main(argv=None) -> int:
     parser.add_argument("--reference", default="pair", choices=("pair", "self"))
     parser.add_argument("--run", action="append", default=[], metavar="ARCH=DIR",
                         help="training run of a paper CNN (mobilenetv2 / resnet50)")
+    parser.add_argument("--usual-cost", type=int, nargs="?", const=0, default=None,
+                        metavar="N", help="also time every explainer at its usual settings "
+                        "beside the budget, on the first N pairs (all without N)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
 
     runs = dict(item.split("=", 1) for item in args.run)
     explainers = [e for e in args.explainers.split(",") if e]
-    curves, settings, tables = {}, {}, []
+    curves, settings, tables, costs = {}, {}, [], []
     for name in [r for r in args.recognisers.split(",") if r]:
         start = time.perf_counter()
         rec, frame, data = _recogniser(name, runs)
@@ -145,9 +174,13 @@ def main(argv=None) -> int:
         curves[name] = comparison.randomisation.groupby(["explainer", "stages", "stage"],
                                                         sort=False)["rank_corr"].mean() \
             .reset_index().to_dict(orient="records")
-        print(f"{name}: done in {settings[name]['total_seconds']:.0f} s", file=sys.stderr)
+        if args.usual_cost is not None:
+            costs.append(fc.comparison_cost(comparison, n_faces=args.usual_cost or None,
+                                            progress=True))
+        print(f"{name}: done in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     table = pd.concat(tables, ignore_index=True)
     advice = fc.recommendation(table)
+    cost = pd.concat(costs, ignore_index=True) if costs else None
     if args.json:
         doc = {"rows": [{k: _plain(v) for k, v in row.items()} for row in
                         table.to_dict(orient="records")],
@@ -155,11 +188,20 @@ def main(argv=None) -> int:
                                  for k, v in curves.items()},
                "settings": json.loads(json.dumps(settings, default=str)),
                "recommendation": advice}
+        if cost is not None:
+            doc["cost"] = [{k: _plain(None if pd.isna(v) else v) for k, v in row.items()}
+                           for row in cost.to_dict(orient="records")]
+            doc["cost_summary"] = fc.cost_summary(cost)
         print(json.dumps(doc, indent=1))
     else:
         print(_table_text(table))
         print()
         print(advice)
+        if cost is not None:
+            print()
+            print(_cost_text(cost))
+            print()
+            print(fc.cost_summary(cost))
     return 0
 
 

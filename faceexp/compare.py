@@ -24,6 +24,10 @@ pairs of faces and measures, per explainer and face:
 * seed stability: the rank correlation of the maps of two seeds;
 * cost: seconds and images through the network per explanation.
 
+:func:`cost_table` (or :func:`comparison_cost` of a comparison) measures the cost
+again at each explainer's usual settings beside the equal budget, and
+:func:`cost_summary` says what it shows.
+
 :func:`summarise` turns these into one row per explainer with 95% intervals
 over faces and :func:`recommendation` into a paragraph that follows from them.
 
@@ -62,7 +66,8 @@ __all__ = [
     "rank_correlation", "baseline_map", "similarity_curves", "curve_auc", "mean_interval",
     "genuine_pairs", "align_pairs", "compare_explainers", "compare_subjects", "summarise",
     "recommendation", "comparison_caption", "explainer_table", "heatmap_grid",
-    "occlusion_window", "combine", "headline_table",
+    "occlusion_window", "combine", "headline_table", "COST_SETTINGS", "cost_table",
+    "comparison_cost", "cost_summary",
 ]
 
 #: Superpixels of every region explainer (the paper's 75), made as faceexp's explainer
@@ -110,6 +115,15 @@ class FaceModel:
         Images per call of the network.
     source : dict, optional
         Where the weights came from (``rec.source``), for captions.
+
+    Attributes
+    ----------
+    compiled : bool
+        Whether the network wants one batch shape (``embed.compiled``; an unknown
+        callable may be compiled, a torch module or a faceexp recogniser is not):
+        faceexp's explainer pads a short last batch only then
+        (:class:`faceexp.batching.BatchedEmbed`), so the padding rows, which go
+        through the network too, do not push it over a budget.
     """
 
     def __init__(self, embed: Callable | None = None, *, module: torch.nn.Module | None = None,
@@ -125,6 +139,7 @@ class FaceModel:
         self.name = str(name)
         self.batch_size = checks.positive_int(batch_size, "batch_size")
         self.source = dict(source or {})
+        self.compiled = bool(getattr(embed, "compiled", True)) if embed is not None else False
         self._counts: list[int] | None = None
         self._in_embed = False        # embed's own calls of the module are counted once
         if module is not None:
@@ -400,6 +415,18 @@ def randomise_stages(model: Any, n_stages: int, *, seed: int = 0) -> FaceModel:
                      name=model.name, batch_size=model.batch_size, source=model.source)
 
 
+class _Embedding:
+    """A FaceModel's :meth:`FaceModel.embed` for faceexp's explainer, saying whether the
+    network is compiled (a bound method cannot: the explainer would pad every short batch)."""
+
+    def __init__(self, model: FaceModel):
+        self.model = model
+        self.compiled = model.compiled
+
+    def __call__(self, batch: Any) -> torch.Tensor:
+        return self.model.embed(batch)
+
+
 # --------------------------------------------------------------------------- the explainers
 
 
@@ -422,7 +449,9 @@ class ExplainerSpec:
         Depends on the seed (deterministic ones have seed stability 1).
     library : str
     usual : str
-        Its usual settings (``budget=None``) and what a budget sets.
+        Its usual settings (``budget=None``).
+    budget_sets : str
+        What a budget (images through the network per explanation) sets.
     """
 
     name: str
@@ -432,11 +461,12 @@ class ExplainerSpec:
     stochastic: bool
     library: str
     usual: str
+    budget_sets: str = "nothing: one pass whatever the budget"
 
 
 def _faceexp_lime(**options):
     def run(model, face, reference, segments, seed, budget):
-        explainer = Explainer(model.embed, n_samples=budget or USUAL_SAMPLES,
+        explainer = Explainer(_Embedding(model), n_samples=budget or USUAL_SAMPLES,
                               n_segments=N_SEGMENTS, batch_size=model.batch_size, **options)
         return explainer.explain(face, reference=reference.numpy(), seed=seed,
                                  segments=segments).heatmaps[0]
@@ -565,26 +595,33 @@ def _grad_cam(model, face, reference, segments, seed, budget):
     return np.asarray(maps[0], dtype=np.float64)
 
 
-_SAMPLES = f"{USUAL_SAMPLES} samples; a budget sets the samples"
+_SAMPLES = f"{USUAL_SAMPLES} samples"
+_SETS_SAMPLES = "the samples (one image each)"
 #: The explainers :func:`explain_with` runs, by name.
 EXPLAINERS = {spec.name: spec for spec in (
     ExplainerSpec("faceexp-lime-paper", _faceexp_lime(p_off=0.6), "region", False, True,
-                  "faceexp", f"the paper: 75 superpixels, p_off=0.6, faceexp's defaults, {_SAMPLES}"),
+                  "faceexp",
+                  f"the paper: 75 superpixels, p_off=0.6, faceexp's defaults, {_SAMPLES}",
+                  _SETS_SAMPLES),
     ExplainerSpec("faceexp-lime-p0.2", _faceexp_lime(p_off=0.2), "region", False, True,
-                  "faceexp", f"chapter 8's most faithful setting: p_off=0.2, {_SAMPLES}"),
+                  "faceexp", f"chapter 8's most faithful setting: p_off=0.2, {_SAMPLES}",
+                  _SETS_SAMPLES),
     ExplainerSpec("faceexp-lime-matlab", _faceexp_lime(sampling="matlab"), "region", False,
-                  True, "faceexp", f"the MATLAB LIME's sampling, {_SAMPLES}"),
+                  True, "faceexp", f"the MATLAB LIME's sampling, {_SAMPLES}", _SETS_SAMPLES),
     ExplainerSpec("lime", _lime_package, "region", False, True, "lime",
                   f"lime_image as its users wire it (quickshift segments, segment-mean fill, "
-                  f"ridge), {_SAMPLES}"),
+                  f"ridge), {_SAMPLES}", _SETS_SAMPLES),
     ExplainerSpec("captum-occlusion", _captum_occlusion, "region", False, False, "captum",
-                  "black patch of side/10 px, stride half the patch; a budget sets the stride"),
+                  "black patch of side/10 px, stride half the patch",
+                  "the stride: about as many patches as the budget, twice the stride wide"),
     ExplainerSpec("captum-kernelshap", _captum_sampling("KernelShap"), "region", False, True,
-                  "captum", f"the same superpixels as feature mask, black, {_SAMPLES}"),
+                  "captum", f"the same superpixels as feature mask, black, {_SAMPLES}",
+                  _SETS_SAMPLES),
     ExplainerSpec("captum-lime", _captum_sampling("Lime"), "region", False, True, "captum",
-                  f"the same superpixels, captum's defaults (Lasso 0.01), {_SAMPLES}"),
+                  f"the same superpixels, captum's defaults (Lasso 0.01), {_SAMPLES}",
+                  _SETS_SAMPLES),
     ExplainerSpec("captum-ig", _captum_ig, "pixel", True, False, "captum",
-                  f"black baseline, {USUAL_IG_STEPS} steps; a budget sets the steps"),
+                  f"black baseline, {USUAL_IG_STEPS} steps", "the steps (one image each)"),
     ExplainerSpec("captum-saliency", _captum_saliency, "pixel", True, False, "captum",
                   "|gradient| summed over channels; one pass"),
     ExplainerSpec("grad-cam", _grad_cam, "region", True, False, "grad-cam",
@@ -598,11 +635,13 @@ DEFAULT_EXPLAINERS = ("faceexp-lime-paper", "faceexp-lime-p0.2", "lime", "captum
 
 def explainer_table(names: Sequence[str] | None = None) -> pd.DataFrame:
     """The registry as a table: ``explainer``, ``library``, ``kind``, ``gradients``
-    (needs a torch module), ``stochastic`` and ``usual`` (settings and what a budget sets)."""
+    (needs a torch module), ``stochastic``, ``usual`` (its usual settings) and
+    ``budget_sets`` (what a budget of images per explanation sets)."""
     names = list(EXPLAINERS) if names is None else [_spec(n).name for n in names]
     return pd.DataFrame([{"explainer": n, "library": EXPLAINERS[n].library,
                           "kind": EXPLAINERS[n].kind, "gradients": EXPLAINERS[n].gradients,
-                          "stochastic": EXPLAINERS[n].stochastic, "usual": EXPLAINERS[n].usual}
+                          "stochastic": EXPLAINERS[n].stochastic, "usual": EXPLAINERS[n].usual,
+                          "budget_sets": EXPLAINERS[n].budget_sets}
                          for n in names])
 
 
@@ -666,8 +705,10 @@ def run_explainer(name: str, recogniser: Any, face: Any, reference: Any = None, 
         (a genuine partner); a (D,) vector: used as given.
     seed : int
     budget : int, optional
-        Images through the network the explainer may use (see each
-        :attr:`ExplainerSpec.usual`); None: its usual settings.
+        Images through the network the explainer may use (what it sets:
+        :attr:`ExplainerSpec.budget_sets`; the reference's embedding comes on
+        top, and Saliency and Grad-CAM make one pass whatever the budget);
+        None: its usual settings (:attr:`ExplainerSpec.usual`).
     segments : array_like of int, shape (H, W), optional
         Superpixels of the region explainers; default SLIC (the explainer's
         kind, :data:`SLIC_ZERO`) with ``n_segments``.
@@ -988,6 +1029,8 @@ class Comparison:
     settings : dict
         What was run (explainers, faces, budget, seeds, reference, steps, fill,
         cascade, the recogniser's source).
+    model : FaceModel, optional
+        The recogniser the explainers ran on (for :func:`comparison_cost`).
     """
 
     recogniser: str
@@ -999,6 +1042,7 @@ class Comparison:
     faces: np.ndarray
     partners: np.ndarray | None
     settings: dict = field(default_factory=dict)
+    model: FaceModel | None = field(default=None, repr=False)
 
 
 def _cascade_points(cascade: Any, n_stages: int) -> list[int]:
@@ -1203,7 +1247,8 @@ def compare_explainers(recogniser: Any, faces: Any, partners: Any = None, *,
     return Comparison(recogniser=model.name, table=summarise(per_face, reference=reference,
                                                              order=explainers),
                       per_face=per_face, curves=curves, randomisation=randomisation,
-                      heatmaps=heatmaps, faces=faces, partners=partners, settings=settings)
+                      heatmaps=heatmaps, faces=faces, partners=partners, settings=settings,
+                      model=model)
 
 
 def compare_subjects(study: Any, names: Sequence[str], *, n_faces: int, seed: int = 0,
@@ -1264,6 +1309,231 @@ def _compare_subjects(study, names, *, n_faces, seed, **options):
             recogniser, faces, partners,
             data=f"{study.dataset}, test identities ({subject.frame_name})", **options)
     return result
+
+
+# --------------------------------------------------------------------------- cost
+
+
+#: The settings of :func:`cost_table`'s rows, in order.
+COST_SETTINGS = ("usual", "equal budget")
+#: Images per explanation of :func:`cost_table`'s untimed first run of each explainer.
+WARMUP_BUDGET = 10
+
+
+def cost_table(recogniser: Any, faces: Any, references: Any = None, *,
+               explainers: Sequence[str] = DEFAULT_EXPLAINERS, budget: int, seed: int = 0,
+               n_segments: int = N_SEGMENTS, warmup: bool | Sequence[str] = True,
+               progress: bool = False) -> pd.DataFrame:
+    """What one explanation costs at each explainer's usual settings and at an equal budget.
+
+    Every explainer explains every face twice through :func:`run_explainer`:
+    at its usual settings (``budget=None``: :attr:`ExplainerSpec.usual`, e.g.
+    1000 samples) and with ``budget`` images through the network
+    (:attr:`ExplainerSpec.budget_sets`), the budget :func:`compare_explainers`
+    gives them all. Superpixels are made once per face, outside the timing, as
+    in :func:`compare_explainers`. With ``warmup`` each explainer first runs
+    once, untimed, on the first face at a budget of :data:`WARMUP_BUDGET`, so
+    that no row pays for importing its library or for the network's first call
+    (a torch network's first gradient pass can take seconds).
+
+    Parameters
+    ----------
+    recogniser : recogniser, torch module, embed callable or FaceModel
+        See :func:`as_face_model`.
+    faces : array_like, shape (N, H, W, 3)
+        Aligned faces, uint8 or float in [0, 1].
+    references : sequence, optional
+        None: each face's similarity to its own embedding is explained; else one
+        reference per face (an (H, W, 3) image such as its genuine partner, or a
+        (D,) embedding), as :func:`run_explainer`'s ``reference``.
+    explainers : sequence of str
+        Keys of :data:`EXPLAINERS`. On a black box the gradient ones get rows
+        saying "n/a (black box)".
+    budget : int
+        The equal budget: images through the network per explanation.
+    seed : int
+        Seed of the stochastic explainers.
+    n_segments : int
+        Superpixels of the region explainers (the paper's 75).
+    warmup : bool or sequence of str
+        Warm up every explainer (True), none (False) or those named.
+    progress : bool
+        A progress bar over the explanations.
+
+    Returns
+    -------
+    DataFrame
+        Per explainer (in the given order) a row per setting of
+        :data:`COST_SETTINGS`: ``recogniser``, ``explainer``, ``setting``,
+        ``settings`` (what the setting means), ``budget`` (None at usual
+        settings), ``seconds`` (median wall time of one explanation over the
+        faces), ``forwards`` (median images through the network per
+        explanation, the reference's embedding included, as
+        :func:`run_explainer` counts them: at most ``budget + 1`` at the equal
+        budget), ``faces`` and ``note`` ("n/a (black box)" where the explainer
+        cannot run).
+
+    Examples
+    --------
+    >>> rec = faceexp.recognisers.load("sface")                       # doctest: +SKIP
+    >>> cost_table(rec, faces[:1], explainers=["faceexp-lime-paper", "captum-occlusion"],
+    ...            budget=150)                                        # doctest: +SKIP
+    """
+    from tqdm import tqdm
+
+    model = as_face_model(recogniser)
+    if getattr(faces, "ndim", None) == 3:
+        raise ValueError("faces must be (N, H, W, 3); pass one face as faces[None]")
+    faces = [as_image(f, "faces") for f in faces]
+    if not faces:
+        raise ValueError("faces: none given")
+    n = len(faces)
+    if references is None:
+        references = [None] * n
+    elif len(references) != n:
+        raise ValueError(f"references: one per face ({n}), got {len(references)}")
+    explainers = [_spec(name).name for name in explainers]
+    if not explainers or len(set(explainers)) != len(explainers):
+        raise ValueError(f"explainers must be distinct names from {list(EXPLAINERS)}")
+    budget = checks.positive_int(budget, "budget", 2)
+    seed = checks.seed(seed)
+    n_segments = checks.positive_int(n_segments, "n_segments", 2)
+    segments = [superpixels(face, n_segments, slic_zero=SLIC_ZERO) for face in faces]
+    runnable = [e for e in explainers if not (EXPLAINERS[e].gradients and not model.white_box)]
+    budgets = {"usual": None, "equal budget": budget}
+    if isinstance(warmup, str):
+        warmup = [warmup]
+    warm = runnable if warmup is True else [] if warmup is False else \
+        [e for e in runnable if e in {_spec(name).name for name in warmup}]
+    if warm:
+        with warnings.catch_warnings():
+            # a fit on so few samples may warn; the run is discarded
+            warnings.simplefilter("ignore")
+            for e in warm:
+                run_explainer(e, model, faces[0], references[0], seed=seed,
+                              budget=min(budget, WARMUP_BUDGET), segments=segments[0])
+    jobs = [(e, setting, k) for e in runnable for setting in COST_SETTINGS for k in range(n)]
+    runs: dict = {}
+    for e, setting, k in tqdm(jobs, disable=not progress, desc=f"cost ({model.name})",
+                              unit="map"):
+        runs.setdefault((e, setting), []).append(
+            run_explainer(e, model, faces[k], references[k], seed=seed,
+                          budget=budgets[setting], segments=segments[k]))
+    rows = []
+    for e in explainers:
+        spec = EXPLAINERS[e]
+        for setting in COST_SETTINGS:
+            done = runs.get((e, setting), [])
+            settings = spec.usual if setting == "usual" else \
+                f"{budget} images per explanation; a budget sets {spec.budget_sets}"
+            rows.append({"recogniser": model.name, "explainer": e, "setting": setting,
+                         "settings": settings, "budget": budgets[setting],
+                         "seconds": float(np.median([r.seconds for r in done]))
+                         if done else np.nan,
+                         "forwards": float(np.median([r.forwards for r in done]))
+                         if done else np.nan,
+                         "faces": len(done), "note": "" if done else BLACK_BOX})
+    table = pd.DataFrame(rows)
+    table["budget"] = pd.Series([row["budget"] for row in rows], dtype=object)   # None or int
+    return table
+
+
+def comparison_cost(comparison: Comparison, *, n_faces: int | None = None,
+                    explainers: Sequence[str] | None = None, budget: int | None = None,
+                    warmup: bool | Sequence[str] | None = None,
+                    progress: bool = False) -> pd.DataFrame:
+    """:func:`cost_table` of a comparison's recogniser on its first ``n_faces`` faces
+    (None: all), with the comparison's settings: the similarity it explained (to the
+    genuine partner or the face itself), its budget, its first seed and its superpixels.
+
+    ``explainers``: the explainers to time (None: those the comparison ran);
+    ``budget``: the equal budget, needed only when the comparison ran at usual
+    settings; ``warmup``: as :func:`cost_table`'s, None: the explainers the
+    comparison did not run (the others have run on the network already).
+    """
+    if comparison.model is None:
+        raise ValueError("comparison has no model: make it with compare_explainers")
+    settings = comparison.settings
+    budget = settings.get("budget") if budget is None else budget
+    if budget is None:
+        raise ValueError("the comparison ran at usual settings: pass budget=, the equal "
+                         "budget of images per explanation")
+    n = len(comparison.faces) if n_faces is None else checks.positive_int(n_faces, "n_faces")
+    faces = comparison.faces[:n]
+    references = None if settings.get("reference") == "self" or comparison.partners is None \
+        else comparison.partners[:n]
+    explainers = list(settings["explainers"] if explainers is None else explainers)
+    if warmup is None:
+        warmup = [e for e in explainers if e not in settings["explainers"]]
+    return cost_table(comparison.model, faces, references, explainers=explainers,
+                      budget=budget, seed=settings["seeds"][0],
+                      n_segments=settings.get("n_segments", N_SEGMENTS), warmup=warmup,
+                      progress=progress)
+
+
+def _seconds(value: float) -> str:
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}" if value >= 1 else f"{value:.2g}"
+
+
+def _times(value: float, base: float) -> str:
+    if not (np.isfinite(value) and np.isfinite(base)) or base <= 0:
+        return "n/a"
+    ratio = value / base
+    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
+
+
+def cost_summary(table: pd.DataFrame) -> str:
+    """A Markdown paragraph per recogniser from :func:`cost_table`'s numbers: which
+    explainer is cheapest and which most expensive at their usual settings (seconds
+    and images through the network per explanation, and how many times the
+    cheapest's seconds the most expensive takes), and the same spread at the
+    equal budget."""
+    needed = {"recogniser", "explainer", "setting", "budget", "seconds", "forwards", "faces"}
+    if not needed <= set(table):
+        raise ValueError(f"table must be cost_table()'s table; missing "
+                         f"{sorted(needed - set(table))}")
+    paragraphs = []
+    for recogniser, part in table.groupby("recogniser", sort=False):
+        ran = part[part["seconds"].notna()]
+        blocked = [e for e in dict.fromkeys(part["explainer"]) if e not in set(ran["explainer"])]
+        usual = ran[ran["setting"] == "usual"]
+        equal = ran[ran["setting"] == "equal budget"]
+        if ran.empty:
+            paragraphs.append(f"**{recogniser}**: no explainer could run.")
+            continue
+        faces = int(ran["faces"].max())
+        text = [f"**{recogniser}** ({faces} face{'s' if faces != 1 else ''}, median per "
+                "explanation):"]
+        if not usual.empty:
+            cheap = usual.loc[usual["seconds"].idxmin()]
+            dear = usual.loc[usual["seconds"].idxmax()]
+            if len(usual) == 1:
+                text.append(f"at its usual settings {cheap['explainer']} takes "
+                            f"{_seconds(cheap['seconds'])} s and {cheap['forwards']:.0f} images "
+                            "through the network.")
+            else:
+                text.append(f"at their usual settings {cheap['explainer']} is the cheapest "
+                            f"({_seconds(cheap['seconds'])} s, {cheap['forwards']:.0f} images "
+                            f"through the network) and {dear['explainer']} the most expensive "
+                            f"({_seconds(dear['seconds'])} s, {dear['forwards']:.0f} images: "
+                            f"{_times(dear['seconds'], cheap['seconds'])} the seconds of "
+                            f"{cheap['explainer']}).")
+        if len(equal) > 1:
+            budget = int(equal["budget"].dropna().iloc[0])
+            cheap = equal.loc[equal["seconds"].idxmin()]
+            dear = equal.loc[equal["seconds"].idxmax()]
+            text.append(f"At an equal budget of {budget} images the most expensive, "
+                        f"{dear['explainer']} ({_seconds(dear['seconds'])} s, "
+                        f"{dear['forwards']:.0f} images), takes "
+                        f"{_times(dear['seconds'], cheap['seconds'])} the seconds of the "
+                        f"cheapest, {cheap['explainer']} ({_seconds(cheap['seconds'])} s, "
+                        f"{cheap['forwards']:.0f} images).")
+        if blocked:
+            text.append("Not run (black box, no gradients): " + ", ".join(blocked) + ".")
+        paragraphs.append(" ".join(text))
+    return "\n\n".join(paragraphs)
 
 
 def heatmap_grid(comparisons: Any, *, names: Sequence[str] | None = None, faces: int = 2

@@ -374,3 +374,113 @@ def test_two_explainers_on_a_real_orl_face_with_facenet():
                           & (result.curves["reference"] == "pair")]["similarity"]
     assert (clean > 0.3).all()
     assert result.heatmaps["grad-cam"].shape == (1, 160, 160)
+
+
+# --------------------------------------------------------------------------- cost
+
+
+COST_COLUMNS = ["recogniser", "explainer", "setting", "settings", "budget", "seconds", "forwards",
+                "faces", "note"]
+
+
+def test_cost_table_runs_each_explainer_at_its_usual_settings_and_at_the_budget():
+    """Images through the network per explanation, the reference's embedding included: at
+    the usual settings faceexp's LIME draws 1000 samples (in 64-image batches, the last one
+    not padded: a torch module is not compiled), Integrated Gradients takes 50 steps,
+    Occlusion slides occlusion_window(side, None) over the face plus captum's unoccluded
+    pass, Saliency and Grad-CAM make one pass; at an equal budget none passes budget + 1."""
+    model = fc.FaceModel(module=BlockNet(), cam_layer="conv", name="blocknet", batch_size=64)
+    assert not model.compiled and fc.FaceModel(block_embed).compiled
+    face = grey_face()
+    face[BLOCK] = 0.9
+    names = ["faceexp-lime-paper", "captum-occlusion", "captum-ig", "captum-saliency", "grad-cam"]
+    table = fc.cost_table(model, face[None], explainers=names, budget=30, n_segments=8,
+                          warmup=False)
+    assert list(table.columns) == COST_COLUMNS
+    assert table[["explainer", "setting"]].to_numpy().tolist() == \
+        [[n, s] for n in names for s in fc.COST_SETTINGS]
+    window, stride = fc.occlusion_window(SIDE, None)
+    patches = (math.ceil((SIDE - window) / stride) + 1) ** 2    # as captum: 19 x 19 of 2 px
+    usual = table[table["setting"] == "usual"].set_index("explainer")
+    assert usual["forwards"].to_dict() == {
+        "faceexp-lime-paper": fc.USUAL_SAMPLES + 1, "captum-occlusion": patches + 2,
+        "captum-ig": fc.USUAL_IG_STEPS + 1, "captum-saliency": 2, "grad-cam": 2}
+    assert usual["budget"].isna().all() and usual.loc["captum-ig", "settings"] == \
+        fc.EXPLAINERS["captum-ig"].usual
+    equal = table[table["setting"] == "equal budget"].set_index("explainer")
+    assert (equal["forwards"] <= 30 + 1).all() and (equal["budget"] == 30).all()
+    assert equal.loc["faceexp-lime-paper", "forwards"] == 31
+    assert equal.loc["captum-occlusion", "settings"] == \
+        "30 images per explanation; a budget sets the stride: about as many patches as the " \
+        "budget, twice the stride wide"
+    assert (table["seconds"] > 0).all() and (table["faces"] == 1).all()
+    assert (table["note"] == "").all()
+
+
+def test_comparison_cost_takes_the_comparisons_faces_reference_budget_and_seed(monkeypatch):
+    faces = np.stack([grey_face(0.5), grey_face(0.6)])
+    faces[:, 0:10, 0:10] = 0.9
+    partners = np.stack([grey_face(0.4), grey_face(0.7)])
+    black_box = fc.FaceModel(block_embed, name="block", batch_size=64)
+    result = fc.compare_explainers(black_box, faces, partners,
+                                   explainers=["captum-occlusion", "captum-saliency"],
+                                   seeds=(0,), budget=10, steps=(0.0, 0.5))
+    assert result.model is black_box
+    calls = []
+    run = fc.run_explainer
+
+    def recorded(name, *args, **options):
+        calls.append((name, options["budget"], options["seed"]))
+        return run(name, *args, **options)
+
+    monkeypatch.setattr(fc, "run_explainer", recorded)
+    cost = fc.comparison_cost(result, n_faces=1)
+    # no warm-up: the comparison ran the explainer on this network already
+    assert calls == [("captum-occlusion", None, 0), ("captum-occlusion", 10, 0)]
+    calls.clear()
+    fc.cost_table(black_box, faces[:1], explainers=["captum-occlusion", "captum-saliency"],
+                  budget=20, seed=3, warmup=True)
+    assert calls == [("captum-occlusion", fc.WARMUP_BUDGET, 3), ("captum-occlusion", None, 3),
+                     ("captum-occlusion", 20, 3)]
+    monkeypatch.undo()
+    assert list(cost.columns) == COST_COLUMNS
+    occlusion = cost[cost["explainer"] == "captum-occlusion"].set_index("setting")
+    # 19 x 19 patches and the unoccluded pass at usual settings, 3 x 3 at budget 10 (as the
+    # comparison counted), each with the partner's embedding
+    assert occlusion["forwards"].to_dict() == {"usual": 363, "equal budget": 11}
+    assert result.table.set_index("explainer").loc["captum-occlusion", "forwards"] == 11
+    assert occlusion["faces"].tolist() == [1, 1]
+    saliency = cost[cost["explainer"] == "captum-saliency"]
+    assert saliency["note"].tolist() == [fc.BLACK_BOX] * 2 and saliency["seconds"].isna().all()
+    text = fc.cost_summary(cost)
+    assert text.startswith("**block** (1 face, median per explanation): at its usual settings "
+                           "captum-occlusion takes ")
+    assert text.endswith("s and 363 images through the network. Not run (black box, no "
+                         "gradients): captum-saliency.")
+    usual = dict(result.settings, budget=None)
+    with pytest.raises(ValueError, match="ran at usual settings: pass budget="):
+        fc.comparison_cost(fc.Comparison(**{**result.__dict__, "settings": usual}))
+    with pytest.raises(ValueError, match=r"references: one per face \(2\), got 1"):
+        fc.cost_table(black_box, faces, partners[:1], explainers=["captum-occlusion"], budget=10)
+
+
+def test_cost_summary_follows_from_the_numbers():
+    def row(explainer, setting, seconds, forwards):
+        return {"recogniser": "toy", "explainer": explainer, "setting": setting,
+                "budget": None if setting == "usual" else 150, "seconds": seconds,
+                "forwards": forwards, "faces": 5, "note": ""}
+
+    table = pd.DataFrame([row("faceexp-lime-paper", "usual", 12.04, 1001),
+                          row("faceexp-lime-paper", "equal budget", 1.8, 151),
+                          row("captum-occlusion", "usual", 4.5, 363),
+                          row("captum-occlusion", "equal budget", 2.0, 145),
+                          row("grad-cam", "usual", 0.052, 2),
+                          row("grad-cam", "equal budget", 0.05, 2)])
+    assert fc.cost_summary(table) == (
+        "**toy** (5 faces, median per explanation): at their usual settings grad-cam is the "
+        "cheapest (0.052 s, 2 images through the network) and faceexp-lime-paper the most "
+        "expensive (12 s, 1001 images: 232x the seconds of grad-cam). At an equal budget of 150 "
+        "images the most expensive, captum-occlusion (2.0 s, 145 images), takes 40x the seconds "
+        "of the cheapest, grad-cam (0.05 s, 2 images).")
+    with pytest.raises(ValueError, match="must be cost_table"):
+        fc.cost_summary(table.drop(columns="setting"))
