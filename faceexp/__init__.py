@@ -79,8 +79,8 @@ _EXPORTS = {
     **dict.fromkeys(["Claim", "Verdict", "CLAIMS", "verdict", "verdict_paragraph",
                      "claims_table"], "verdicts"),
     # cached experiment steps shared by the notebooks
-    **dict.fromkeys(["trained_network", "explain_images", "explain_subject", "HeatmapSet",
-                     "pose_labels"], "artifacts"),
+    **dict.fromkeys(["trained_network", "trained_checkpoint", "explain_images", "explain_subject",
+                     "HeatmapSet", "pose_labels"], "artifacts"),
     # what the book explains: real recognisers (canonical crop) and the paper's CNNs
     **dict.fromkeys(["RecogniserSubject", "PaperSubject", "canonical_crops"], "subjects"),
     # the paper's analyses end to end, for the notebooks

@@ -15,9 +15,14 @@ Layout::
 
     artifacts/
       train/<arch>-<key>/        a faceexp.train run (final.pt, metrics.csv, split.csv)
+      pretrain/<arch>-<key>/     the first of the paper's two training steps (MS1M-style
+                                 aligned crops, ``pretrain_root``); train/ fine-tunes it
       poses/<key>.csv            pose labels of a set of images
       sampling/<key>.csv         the sampling study of chapter 8 (cached_table)
       explain/<key>/<n>.npz      one Explanation.save file per image
+
+The book keeps one such folder per params profile (``artifacts/<profile>/``);
+:func:`trained_checkpoint` finds the newest network it trained there.
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ import pandas as pd
 
 from faceexp.embeddings import frame_fingerprint
 from faceexp.explanation import Explanation, stack_heatmaps
-from faceexp.files import write_csv
+from faceexp.files import file_sha256, write_csv
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -74,14 +79,34 @@ def cached_table(artifacts, kind: str, compute, **key_fields) -> pd.DataFrame:
 # ----------------------------------------------------------------- networks
 
 
-def trained_network(arch: str, artifacts="artifacts", *, progress: bool = True, **config):
+#: TrainConfig fields that describe the fine-tuning data: the pre-training run of
+#: :func:`trained_network` (``pretrain_root``) leaves them out and reads aligned crops.
+_DATA_FIELDS = ("data_root", "boxes", "test_boxes", "pose_list", "mode", "init_checkpoint")
+
+#: The code a training run depends on (part of its cache key).
+_TRAIN_CODE = ("train", "data", "preprocessing", "distributed", "models/networks",
+               "models/checkpoints", "models/catalogue")
+
+
+def trained_network(arch: str, artifacts="artifacts", *, pretrain_root=None, progress: bool = True,
+                    **config):
     """Train ``arch`` once with these settings, or read the finished run.
 
     Parameters
     ----------
     arch : {"mobilenetv2", "resnet50"}
     artifacts : path
-        The artifacts folder.
+        The artifacts folder; runs go to ``<artifacts>/train/<arch>-<key>/``.
+    pretrain_root : path, optional
+        The paper's two-step training: a folder of MS1M-style aligned crops
+        (one sub-folder per identity, images at least 113x113, used as they
+        are: ``mode="aligned"``) that is trained on first, into
+        ``<artifacts>/pretrain/<arch>-<key>/`` (with ``config``'s recipe but
+        none of its data fields: ``data_root``, ``boxes``, ``test_boxes``,
+        ``pose_list``, ``mode``); the run on ``data_root`` then fine-tunes it
+        (``init_checkpoint`` = that run's ``final.pt``: its backbone, a new
+        head). Both runs are cached; the second one's key holds the first's
+        checkpoint path and sha256. None: one run, from ``weights``.
     progress : bool
         Progress bars while training.
     **config
@@ -93,18 +118,103 @@ def trained_network(arch: str, artifacts="artifacts", *, progress: bool = True, 
     -------
     faceexp.train.TrainResult
         With ``final_checkpoint``, ``metrics`` (one row per epoch),
-        ``classes`` and ``test_identities``. An interrupted run is resumed.
+        ``classes``, ``test_identities`` and ``init_weights`` (the record of
+        what it started from: ``source="checkpoint"`` and the pre-training
+        run's ``final.pt`` when ``pretrain_root`` is given). An interrupted run
+        is resumed.
     """
+    if pretrain_root is not None:
+        if config.get("init_checkpoint") is not None:
+            raise ValueError("pass pretrain_root or init_checkpoint, not both: pretrain_root trains "
+                             f"the run whose final.pt becomes init_checkpoint (got "
+                             f"init_checkpoint={config['init_checkpoint']!r})")
+        if not Path(pretrain_root).expanduser().is_dir():
+            raise FileNotFoundError(
+                f"pretrain_root must be a folder of aligned 113x113 face crops, one sub-folder "
+                f"per identity (MS1M exported to folders), got {str(pretrain_root)!r}; "
+                "pass None to train on data_root alone")
+        recipe = {k: v for k, v in config.items() if k not in _DATA_FIELDS}
+        first = _train_once(arch, Path(artifacts) / "pretrain", progress,
+                            dict(recipe, data_root=str(pretrain_root), mode="aligned"))
+        config = dict(config, init_checkpoint=str(first.final_checkpoint))
+    return _train_once(arch, Path(artifacts) / "train", progress, config)
+
+
+def _train_once(arch: str, folder: Path, progress: bool, config: dict):
     from faceexp import train as ftrain
 
     cfg = ftrain.TrainConfig(arch=arch, **config)
-    key = make_key(config=cfg.to_dict(), code=source_hash(
-        "train", "data", "preprocessing", "distributed", "models/networks", "models/checkpoints",
-        "models/catalogue"))
-    out = Path(artifacts) / "train" / f"{arch}-{key}"
+    fields = dict(config=cfg.to_dict(), code=source_hash(*_TRAIN_CODE))
+    if cfg.init_checkpoint is not None and Path(cfg.init_checkpoint).is_file():
+        fields["init"] = file_sha256(cfg.init_checkpoint)   # the weights, not only their path
+    # (a missing init_checkpoint is refused by faceexp.train with its own message)
+    out = folder / f"{arch}-{make_key(**fields)}"
     if (out / "final.pt").exists():
         return ftrain.load_run(out)
     return ftrain.train(cfg, out, progress=progress)
+
+
+def trained_checkpoint(arch: str, profile: str | None = "demo", artifacts="artifacts") -> Path:
+    """The ``final.pt`` of the newest finished training run of ``arch``: the network
+    ``make book`` trained.
+
+    ``make book`` (``python book/build.py --profile <profile>``) trains the paper's CNNs
+    with :func:`trained_network` into ``<artifacts>/<profile>/train/<arch>-<key>/``, one
+    folder per set of settings; this picks the run whose ``final.pt`` was written last.
+
+    Parameters
+    ----------
+    arch : {"mobilenetv2", "resnet50"}
+    profile : str or None
+        The book's params profile ("quick", "demo", "full"): the sub-folder of
+        ``artifacts`` holding ``train/``. None: ``artifacts`` holds ``train/`` itself
+        (the folder given to :func:`trained_network`).
+    artifacts : path
+        The artifacts root; relative paths are taken from the working directory
+        (the repository root for ``make book``'s ``artifacts/``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``<artifacts>/<profile>/train/<arch>-<key>/final.pt`` (relative when
+        ``artifacts`` is), for :func:`faceexp.models.load_embedder`,
+        ``faceexp.recognisers.load(arch, checkpoint=...)`` or ``faceexp explain
+        --checkpoint``.
+        Pre-training runs (``pretrain/``) are not candidates.
+
+    Raises
+    ------
+    ValueError
+        ``arch`` is not one of the paper's CNNs.
+    FileNotFoundError
+        No finished run of ``arch`` is there: the message names the folder looked in,
+        what it holds (other networks, unfinished runs, other profiles) and how to
+        train one.
+    """
+    from faceexp.models import ARCHITECTURES
+
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {list(ARCHITECTURES)}, got {arch!r}")
+    base = Path(artifacts) if profile is None else Path(artifacts) / str(profile)
+    folder = base / "train"
+    finished = sorted(folder.glob(f"{arch}-*/final.pt"),
+                      key=lambda p: (p.stat().st_mtime_ns, p.parent.name))
+    if finished:
+        return finished[-1]
+    runs = sorted(p.name + ("" if (p / "final.pt").exists() else " (unfinished: no final.pt)")
+                  for p in folder.glob("*-*") if p.is_dir()) if folder.is_dir() else []
+    found = (f"the folder holds {runs}" if runs else "the folder holds no run folder"
+             if folder.is_dir() else "the folder does not exist")
+    others = sorted(p.parent.name for p in Path(artifacts).glob("*/train")
+                    if p.is_dir() and any(p.glob(f"{arch}-*/final.pt")))
+    if profile is not None and others:
+        found += f"; profiles with a finished {arch} run under {str(artifacts)!r}: {others}"
+    command = "make book" if profile in (None, "demo") else f"make book PROFILE={profile}"
+    raise FileNotFoundError(
+        f"no finished training run of {arch} in {str(folder)!r} (looked for "
+        f"{arch}-<key>/final.pt; {found}). Train one with `{command}` from the repository "
+        f"root, pass profile= a profile with runs or artifacts= the repository's artifacts "
+        f"folder, or run `faceexp train --arch {arch} --out RUN` and load RUN/final.pt")
 
 
 # --------------------------------------------------------------------- poses
