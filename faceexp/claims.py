@@ -178,25 +178,40 @@ def claim_d(layer_heatmaps: dict, study, *, seed=0) -> list:
     return out
 
 
-def claim_e(removal, *, seed=0) -> list:
+def claim_e(removal, *, baseline: str = "random-superpixels", seed=0) -> list:
     """(e) Removing the most significant pixels hurts more than removing random ones: per
-    image, the deletion AUC in random order minus most-relevant-first (self-similarity,
-    > 0 when the heatmap's order lowers the similarity faster)."""
-    curves = removal.curves
-    out = []
-    for name, part in curves.groupby("network", sort=False):
-        from faceexp.faithfulness import deletion_auc
+    image, the similarity of the probe to a clean genuine partner after removing as many
+    pixels in random superpixels (mean over the random seeds) minus after removing the
+    pixels above each threshold, averaged over the thresholds (> 0 when the heatmap's
+    pixels matter more to the pair), with a paired bootstrap interval over images.
 
-        auc = deletion_auc(part)
-        wide = auc.pivot_table(index="image", columns="order", values="auc")
-        random_order = [c for c in wide.columns if c.startswith("random")]
-        if "most-relevant-first" not in wide or not random_order:
-            out.append(fver.verdict("e", untestable="no random-order deletion curve", recogniser=name))
+    ``removal`` is :func:`faceexp.study.removal_analysis`'s result (its
+    ``similarities``)."""
+    from faceexp.removal import NO_REMOVAL
+
+    sims = getattr(removal, "similarities", None)
+    out = []
+    if sims is None:
+        return [fver.verdict("e", untestable="no per-image genuine-pair similarities "
+                                               "(run faceexp.study.removal_analysis)")]
+    for name, part in sims.groupby("network", sort=False):
+        part = part[part["method"] != NO_REMOVAL]
+        sig = part[part["method"] == "significant"].pivot_table(
+            index="image", columns="threshold", values="similarity")
+        rnd = part[part["method"] == baseline].pivot_table(
+            index="image", columns="threshold", values="similarity", aggfunc="mean")
+        if sig.empty or rnd.empty:
+            out.append(fver.verdict("e", untestable=f"no {baseline} baseline", recogniser=name))
             continue
-        diff = func.paired_difference(wide[random_order[0]].to_numpy(),
-                                      wide["most-relevant-first"].to_numpy(), seed=seed).iloc[0]
-        out.append(_verdict("e", name, {"mean": diff["difference"], "ci_low": diff["ci_low"],
-                                        "ci_high": diff["ci_high"]}))
+        rnd = rnd.reindex(index=sig.index, columns=sig.columns)
+        per_image = (rnd - sig).mean(axis=1).dropna()      # images with a genuine partner
+        if per_image.empty:
+            out.append(fver.verdict("e", untestable="no explained image has a genuine partner "
+                                                    "among the explained images",
+                                    recogniser=name))
+            continue
+        ci = func.mean_interval(per_image.to_numpy(), seed=seed).iloc[0]
+        out.append(_verdict("e", name, ci))
     return out
 
 

@@ -1,10 +1,13 @@
-"""Faithfulness of heatmaps: deletion curves, their areas and the MoRF-LeRF gap.
+"""Faithfulness of heatmaps: deletion and insertion curves, their areas and the MoRF-LeRF gap.
 
 :func:`deletion_curves` measures, per image, the standard deletion ("pixel
 flipping") curve: the cosine similarity of the degraded image's embedding to
-the clean image's as a growing fraction of pixels is removed (set to the
+the clean image's (or to a reference embedding, e.g. a genuine partner's:
+``references``) as a growing fraction of pixels is removed (set to the
 fill of :mod:`faceexp.removal`) most-relevant-first (MoRF),
-least-relevant-first (LeRF) or in random superpixel order.
+least-relevant-first (LeRF) or in random superpixel order; with
+``mode="insertion"`` the image starts fully removed and its pixels come back
+in that order.
 :func:`deletion_auc` integrates the curves (trapezoid rule) and
 :func:`faithfulness_gap` gives AUC(LeRF) - AUC(MoRF) (or AUC(random) -
 AUC(MoRF)): the larger, the more faithful the heatmap.
@@ -42,6 +45,8 @@ from faceexp.removal import (
 __all__ = [
     "ORDERS",
     "DEFAULT_STEPS",
+    "INSERTION_STEPS",
+    "MODES",
     "deletion_curves",
     "deletion_auc",
     "faithfulness_gap",
@@ -51,6 +56,12 @@ __all__ = [
 ORDERS = ("most-relevant-first", "least-relevant-first", "random-superpixels")
 #: Default deletion fractions: 0, 0.05, ..., 0.5 of the pixels.
 DEFAULT_STEPS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+#: Default insertion fractions: 0, 0.1, ..., 1 of the pixels restored.
+INSERTION_STEPS = tuple(round(0.1 * k, 1) for k in range(11))
+#: Modes of :func:`deletion_curves`.
+MODES = ("deletion", "insertion")
+#: Columns of a curves table that :func:`deletion_auc` keeps apart besides image and order.
+CURVE_KEYS = ("mode", "reference")
 
 
 # --------------------------------------------------------------------------- validation
@@ -96,16 +107,22 @@ def _deletion_order(heatmap: np.ndarray, segments: np.ndarray | None, order: str
     return np.argsort(rank[inverse], kind="stable")
 
 
-def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any = DEFAULT_STEPS,
+def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any = None,
                     orders: Sequence[str] = ORDERS, segments: Any = None, n_segments: int = 75,
                     seed: int = 0, fill: Any = IMAGENET_MEAN, batch_size: int | None = None,
-                    layer: str = "gap", flip_average: bool = False,
-                    progress: bool = True) -> pd.DataFrame:
-    """Similarity to the clean image as pixels are removed in heatmap order.
+                    layer: str = "gap", flip_average: bool = False, references: Any = None,
+                    mode: str = "deletion", progress: bool = True) -> pd.DataFrame:
+    """Similarity to the clean image (or a reference) as pixels are removed, or restored,
+    in heatmap order.
 
-    For each image and order, the first ``floor(fraction * H * W + 0.5)`` pixels of
-    the order are set to ``fill`` and the cosine similarity between the
-    degraded image's embedding and the unmodified image's is recorded.
+    Deletion (``mode="deletion"``): for each image and order, the first
+    ``floor(fraction * H * W + 0.5)`` pixels of the order are set to ``fill``
+    and the cosine similarity between the degraded image's embedding and the
+    unmodified image's (or ``references[k]``) is recorded. Insertion
+    (``mode="insertion"``): every pixel is set to ``fill`` except the first
+    ``floor(fraction * H * W + 0.5)`` of the order, so fraction 0 is the fully
+    removed image and fraction 1 the clean one; a faithful map makes the
+    similarity rise fast most-relevant-first.
 
     Orders:
 
@@ -127,9 +144,11 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
     images : torch.Tensor or ndarray, shape (N, 3, H, W)
         Float images in [0, 1].
     heatmaps : array_like, shape (N, H, W)
-    steps : sequence of float or int
-        Strictly increasing fractions of the pixels in [0, 1] (default 0, 0.05,
-        ..., 0.5), or an int ``n`` for the ``n + 1`` fractions 0, 1/n, ..., 1.
+    steps : sequence of float or int, optional
+        Strictly increasing fractions of the pixels in [0, 1], or an int ``n``
+        for the ``n + 1`` fractions 0, 1/n, ..., 1. None: ``DEFAULT_STEPS``
+        (0, 0.05, ..., 0.5) for deletion, ``INSERTION_STEPS`` (0, 0.1, ..., 1)
+        for insertion.
     orders : sequence of str
         Subset of ``ORDERS``.
     segments : array_like of int, shape (N, H, W) or (H, W), optional
@@ -150,6 +169,13 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
     flip_average : bool
         Use the mean of the image's and its mirror's embedding (default False:
         the explainer compares plain embeddings).
+    references : array_like, shape (N, D) or (N, 3, H, W), optional
+        The embedding each image's curve is scored against (row ``k`` for
+        image ``k``; e.g. a clean genuine partner's embedding of the same
+        layer, so the curve measures the *pair's* similarity, which the
+        explainer was not fitted to), or images (in [0, 1]) embedded here
+        the same way. None: the clean image's own embedding.
+    mode : {"deletion", "insertion"}
     progress : bool
         Show a progress bar over the batches.
 
@@ -157,8 +183,8 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
     -------
     DataFrame
         Columns ``image`` (0 .. N-1), ``order``, ``fraction`` (as requested),
-        ``n_removed`` (pixels), ``similarity`` (cosine; 0 if a vector is
-        zero; at fraction 0 the clean image's similarity with itself). Rows by
+        ``n_removed`` (pixels set to ``fill``), ``similarity`` (cosine; 0 if a
+        vector is zero; the clean image's where nothing is removed). Rows by
         image, then order, then fraction.
     """
     from tqdm import tqdm
@@ -168,7 +194,11 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
     n, _, height, width = tensor.shape
     n_pixels = height * width
     maps = _as_maps(heatmaps, (n, height, width), "heatmaps")
-    fractions = _steps(steps)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    insertion = mode == "insertion"
+    fractions = _steps((INSERTION_STEPS if insertion else DEFAULT_STEPS) if steps is None
+                       else steps)
     orders = _choices(orders, ORDERS, "orders")
     seed = checks.seed(seed)
     batch_size = resolve_batch_size(embed, batch_size)
@@ -176,9 +206,10 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
     if "random-superpixels" in orders:
         segments = _segments_or_slic(segments, tensor, n_segments)
     counts = np.floor(fractions * n_pixels + 0.5).astype(np.int64)
+    removed = n_pixels - counts if insertion else counts
 
     jobs = [(k, order, step) for k in range(n) for order in orders
-            for step in range(len(fractions)) if counts[step] > 0]
+            for step in range(len(fractions)) if removed[step] > 0]
     n_batches = -(-n // batch_size) + -(-len(jobs) // batch_size)
     bar = tqdm(total=n_batches, disable=not progress, desc="deletion", unit="batch")
     try:
@@ -188,11 +219,25 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
         def embedded(batch):
             return runner.run(batch)[layer].to("cpu", torch.float64).numpy()
 
-        references = []
+        clean = []
         for start in range(0, n, batch_size):
-            references.append(embedded(tensor[start:start + batch_size]))
+            clean.append(embedded(tensor[start:start + batch_size]))
             bar.update(1)
-        references = np.concatenate(references)
+        clean = np.concatenate(clean)
+        if references is None:
+            references = clean
+        elif getattr(references, "ndim", 0) == 4:          # images: embed them likewise
+            given = _as_images(references, "references")
+            if given.shape != tensor.shape:
+                raise ValueError(f"references: one image per image, shape "
+                                 f"{tuple(tensor.shape)}, got {tuple(given.shape)}")
+            references = np.concatenate([embedded(given[start:start + batch_size])
+                                         for start in range(0, n, batch_size)])
+        else:
+            references = np.asarray(references, dtype=np.float64)
+            if references.ndim != 2 or references.shape != clean.shape:
+                raise ValueError(f"references must be one embedding per image, shape "
+                                 f"{clean.shape} (layer {layer!r}), got {references.shape}")
         similarity = {}
         cached: tuple = (None, None, None)
         for start in range(0, len(jobs), batch_size):
@@ -202,7 +247,11 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
                 if cached[:2] != (k, order):
                     cached = (k, order, _deletion_order(
                         maps[k], None if segments is None else segments[k], order, seed, k))
-                masks[row, cached[2][:counts[step]]] = True
+                if insertion:
+                    masks[row] = True
+                    masks[row, cached[2][:counts[step]]] = False
+                else:
+                    masks[row, cached[2][:counts[step]]] = True
             index = torch.tensor([k for k, _, _ in chunk], device=tensor.device)
             batch = _apply(tensor[index], masks.reshape(-1, height, width), fill_t)
             sims = cosine_rows(embedded(batch), references[[k for k, _, _ in chunk]])
@@ -211,10 +260,10 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
             bar.update(1)
     finally:
         bar.close()
-    self_similarity = cosine_rows(references, references)
+    clean_similarity = cosine_rows(clean, references)
     rows = [{"image": k, "order": order, "fraction": float(fractions[step]),
-             "n_removed": int(counts[step]),
-             "similarity": similarity.get((k, order, step), float(self_similarity[k]))}
+             "n_removed": int(removed[step]),
+             "similarity": similarity.get((k, order, step), float(clean_similarity[k]))}
             for k in range(n) for order in orders for step in range(len(fractions))]
     return pd.DataFrame(rows, columns=["image", "order", "fraction", "n_removed", "similarity"])
 
@@ -235,11 +284,16 @@ def deletion_auc(curves: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame
         Columns ``image``, ``order``, ``auc``, one row per curve (in order of
-        first appearance).
+        first appearance); curves that also carry ``mode`` and/or ``reference``
+        columns (deletion and insertion, self- and pair-similarity curves in one
+        table) keep them, one curve per value.
     """
     _check_curves(curves)
+    extra = [c for c in CURVE_KEYS if c in curves.columns]
     rows = []
-    for (image, order), curve in curves.groupby(["image", "order"], sort=False):
+    for key, curve in curves.groupby(extra + ["image", "order"], sort=False):
+        labels = dict(zip(extra, key[:len(extra)]))
+        image, order = key[len(extra):]
         curve = curve.sort_values("fraction")
         x = curve["fraction"].to_numpy(dtype=np.float64)
         if np.unique(x).size != x.size:
@@ -248,10 +302,10 @@ def deletion_auc(curves: pd.DataFrame) -> pd.DataFrame:
         if x.size < 2:
             raise ValueError(f"curves: image {image!r}, order {order!r} has {x.size} point; "
                              "at least 2 are needed for an area")
-        rows.append({"image": image, "order": order,
+        rows.append({**labels, "image": image, "order": order,
                      "auc": float(trapezoid(curve["similarity"].to_numpy(dtype=np.float64),
                                             x))})
-    return pd.DataFrame(rows, columns=["image", "order", "auc"])
+    return pd.DataFrame(rows, columns=extra + ["image", "order", "auc"])
 
 
 def _check_curves(curves: Any) -> None:

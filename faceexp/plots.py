@@ -382,13 +382,18 @@ def plot_eer_per_layer(per_layer: pd.DataFrame, *, source=None):
     """EER (%) per layer for each network, block ends marked by arrows (Fig. 8).
 
     ``per_layer`` has columns ``network``, ``index`` (layer position, e.g.
-    the Matlab layer number), ``eer`` (fraction) and ``block_end`` (bool).
+    the Matlab layer number), ``eer`` (fraction) and ``block_end`` (bool); with
+    ``ci_low`` / ``ci_high`` the 95% interval is drawn as a band.
     """
     nets = list(dict.fromkeys(per_layer["network"]))
     fig, axes = plt.subplots(1, len(nets), figsize=(5.5 * len(nets), 3.2), squeeze=False)
     for ax, net in zip(axes[0], nets):
         part = per_layer[per_layer["network"] == net].sort_values("index")
-        ax.plot(part["index"], 100 * part["eer"], color="C0", lw=1)
+        ax.plot(part["index"], 100 * part["eer"], color="C0", lw=1, label="EER")
+        if {"ci_low", "ci_high"} <= set(part.columns):
+            ax.fill_between(part["index"], 100 * part["ci_low"], 100 * part["ci_high"],
+                            color="C0", alpha=0.2, lw=0, label="95% CI (identities)")
+            ax.legend(fontsize=7)
         ends = part[part["block_end"]]
         top = 100 * part["eer"].max()
         for _, r in ends.iterrows():
@@ -417,7 +422,9 @@ def plot_removal_eer(results: pd.DataFrame, *, pose_pairs=("overall",), source=N
 
     ``results`` has columns ``network`` (optional), ``threshold``, ``method``,
     ``pose_pair``, ``eer`` (fraction). Threshold "none"/NaN is the unmodified
-    baseline, drawn as a horizontal line.
+    baseline, drawn as a horizontal line. A method drawn with one seed and
+    ``ci_low`` / ``ci_high`` columns (the significant removal) gets error bars of
+    its 95% identity-bootstrap interval; one with several seeds a min-max band.
     """
     nets = list(dict.fromkeys(results["network"])) if "network" in results else [None]
     fig, axes = plt.subplots(len(pose_pairs), len(nets), figsize=(5 * len(nets), 3.0 * len(pose_pairs)),
@@ -437,6 +444,13 @@ def plot_removal_eer(results: pd.DataFrame, *, pose_pairs=("overall",), source=N
                 seeds = int(g["count"].max())
                 label = f"{method} (mean of {seeds} seeds; band: min-max)" if seeds > 1 else method
                 line, = ax.plot(g.index, 100 * g["mean"], label=label, **METHOD_STYLE.get(method, {}))
+                if seeds == 1 and {"ci_low", "ci_high"} <= set(part.columns):
+                    ci = part[part["method"] == method].groupby("threshold")[
+                        ["ci_low", "ci_high"]].mean().reindex(g.index)
+                    ax.errorbar(g.index, 100 * g["mean"],
+                                yerr=[100 * (g["mean"] - ci["ci_low"]).clip(lower=0),
+                                      100 * (ci["ci_high"] - g["mean"]).clip(lower=0)],
+                                fmt="none", ecolor=line.get_color(), capsize=3, lw=1)
                 if seeds > 1:
                     ax.fill_between(g.index, 100 * g["min"], 100 * g["max"], alpha=0.2,
                                     color=line.get_color())
@@ -523,6 +537,61 @@ def plot_deletion_curves(curves: pd.DataFrame, *, hue="order", ax=None, source=N
         fig.tight_layout(rect=(0, 0.06, 1, 1))
         _caption(fig, source)
     return fig
+
+
+def plot_pair_curves(curves: pd.DataFrame, *, source=None):
+    """Deletion and insertion curves scored on the genuine pair, side by side.
+
+    ``curves`` is :attr:`faceexp.study.RemovalAnalysis.pair_curves`: columns
+    ``mode`` ("deletion", "insertion"), ``fraction``, ``similarity`` (the degraded
+    probe against its clean genuine partner), ``order`` and ``network``; the band
+    is the 95% CI over images.
+    """
+    if curves is None or len(curves) == 0:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no explained face has a genuine partner among the explained faces: "
+                "explain two or more per person (images_per_identity)", ha="center", va="center",
+                fontsize=8, wrap=True)
+        return _caption(fig, source)
+    modes = [m for m in ("deletion", "insertion") if m in set(curves["mode"])]
+    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 3.6), squeeze=False)
+    for ax, mode in zip(axes[0], modes):
+        plot_deletion_curves(curves[curves["mode"] == mode].drop(columns="mode"), ax=ax)
+        ax.set(xlabel=f"fraction of pixels {'deleted' if mode == 'deletion' else 'restored'}",
+               ylabel="cosine similarity to a genuine partner", title=mode)
+        ax.legend(fontsize=7)
+    fig.tight_layout(rect=(0, 0.06 if source else 0, 1, 1))
+    return _caption(fig, source)
+
+
+def plot_paired_removal(paired: pd.DataFrame, *, source=None):
+    """Significant against random removal, paired per image, at each threshold.
+
+    ``paired`` is :attr:`faceexp.study.RemovalAnalysis.paired` (columns ``network``,
+    ``baseline``, ``threshold``, ``difference``, ``ci_low``, ``ci_high``): the mean over
+    images of (pair similarity after random removal - after significant removal),
+    with its 95% bootstrap interval; above 0, the heatmap's pixels matter more.
+    """
+    baselines = list(dict.fromkeys(paired["baseline"]))
+    fig, axes = plt.subplots(1, len(baselines), figsize=(6 * len(baselines), 3.4),
+                             squeeze=False)
+    nets = list(dict.fromkeys(paired["network"]))
+    for ax, baseline in zip(axes[0], baselines):
+        part = paired[paired["baseline"] == baseline]
+        for k, net in enumerate(nets):
+            g = part[part["network"] == net].sort_values("threshold", ascending=False)
+            x = g["threshold"].astype(float) + (k - (len(nets) - 1) / 2) * 0.008
+            ax.errorbar(x, g["difference"], yerr=[(g["difference"] - g["ci_low"]).clip(lower=0),
+                                                  (g["ci_high"] - g["difference"]).clip(lower=0)],
+                        fmt="o-", capsize=3, lw=1, ms=4, label=net)
+        ax.axhline(0, color="0.5", lw=1)
+        ax.invert_xaxis()
+        ax.set(xlabel="heatmap threshold (pixels above it removed)",
+               ylabel="random - significant\n(pair similarity)", title=f"against {baseline}")
+        ax.legend(fontsize=7)
+    fig.tight_layout(rect=(0, 0.06 if source else 0, 1, 1))
+    return _caption(fig, source)
 
 
 def plot_sampling_study(summary: pd.DataFrame, *, x="stability", y="faithfulness",

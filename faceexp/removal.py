@@ -57,6 +57,8 @@ __all__ = [
     "remove_random_superpixels",
     "removed_fraction",
     "removal_experiment",
+    "genuine_partners",
+    "significant_vs_random",
 ]
 
 #: Removal methods of :func:`removal_experiment`.
@@ -473,19 +475,56 @@ def _scores(embeddings: np.ndarray, pairs: pd.DataFrame) -> np.ndarray:
 
 
 def _eer_rows(scores: np.ndarray, pairs: pd.DataFrame, fractions: np.ndarray,
-              threshold: Any, method: str) -> list[dict]:
+              threshold: Any, method: str, n_boot: int, seed: int) -> list[dict]:
     """One row per pose pair (:func:`faceexp.metrics.eer_by_group`) with the mean
-    removed fraction of the images its pairs use."""
+    removed fraction of the images its pairs use, and the identity-bootstrap
+    interval of :func:`faceexp.uncertainty.eer_interval` where the pairs name
+    their identities and ``n_boot`` > 0."""
+    from faceexp import uncertainty
+
     groups = pairs["pose_pair"].to_numpy() if "pose_pair" in pairs.columns else None
     table = eer_by_group(scores, pairs["label"].to_numpy(), groups)
     masks = group_masks(groups, len(pairs))
+    intervals = {}
+    if n_boot and {"identity_i", "identity_j"} <= set(pairs.columns):
+        ci = uncertainty.eer_interval(scores, pairs, by=None if groups is None else "pose_pair",
+                                      n_boot=n_boot, seed=seed)
+        intervals = {r.group: (r.ci_low, r.ci_high) for r in ci.itertuples()}
     rows = []
     for row in table.itertuples():
         used = np.unique(pairs.loc[masks[row.group], ["i", "j"]].to_numpy())
+        low, high = intervals.get(row.group, (np.nan, np.nan))
         rows.append({"threshold": threshold, "method": method, "pose_pair": row.group,
-                     "eer": row.eer, "n_genuine": row.n_genuine, "n_impostor": row.n_impostor,
+                     "eer": row.eer, "ci_low": low, "ci_high": high,
+                     "n_genuine": row.n_genuine, "n_impostor": row.n_impostor,
                      "removed_fraction": float(fractions[used].mean())})
     return rows
+
+
+def genuine_partners(pairs: pd.DataFrame, n: int) -> list[np.ndarray]:
+    """For every image 0 .. n-1, the images it forms a genuine pair with.
+
+    Taken from the ``"overall"`` pairs when ``pairs`` has a ``pose_pair`` column (the
+    protocol over all images), else from every genuine pair; both orders count.
+    """
+    genuine = pairs[pairs["label"] == 1]
+    if "pose_pair" in genuine.columns and (genuine["pose_pair"] == "overall").any():
+        genuine = genuine[genuine["pose_pair"] == "overall"]
+    i, j = genuine["i"].to_numpy(), genuine["j"].to_numpy()
+    first, second = np.concatenate([i, j]), np.concatenate([j, i])
+    keep = first != second
+    first, second = first[keep], second[keep]
+    return [np.unique(second[first == k]) for k in range(n)]
+
+
+def _partner_similarity(removed: np.ndarray, clean: np.ndarray, partners: list) -> np.ndarray:
+    """Mean cosine of each removed image's descriptor to its partners' clean ones (NaN
+    for an image without a genuine partner)."""
+    from faceexp.similarity import cosine_rows
+
+    return np.array([float(cosine_rows(np.repeat(removed[k:k + 1], len(p), axis=0),
+                                       clean[p]).mean()) if len(p) else np.nan
+                     for k, p in enumerate(partners)])
 
 
 def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any = None,
@@ -494,7 +533,8 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
                        n_segments: int = 75, seed: int = 0, fill: Any = IMAGENET_MEAN,
                        match: str = "closest", flip_average: bool = True,
                        batch_size: int | None = None,
-                       layer: str = "gap", progress: bool = True) -> pd.DataFrame:
+                       layer: str = "gap", n_boot: int = 1000, similarities: bool = False,
+                       progress: bool = True):
     """EER after removing each image's most significant pixels, and random baselines.
 
     Paper IV-E (Fig. 9): for each threshold and method, pixels are removed
@@ -563,21 +603,35 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
     layer : str
         Layer of a dict-returning ``embed`` used as descriptor (ignored when
         ``embed`` returns one array).
+    n_boot : int, default 1000
+        Resamples of the identity bootstrap of every EER's 95% interval
+        (:func:`faceexp.uncertainty.eer_interval`; needs ``identity_i`` and
+        ``identity_j`` columns in the pairs, as the protocol's pairs have; the
+        resampling is seeded by ``seed``). 0: no intervals (NaN).
+    similarities : bool, default False
+        Also return, per image, threshold and method, the mean cosine
+        similarity of the image's descriptor after removal to the *clean*
+        descriptors of its genuine partners (:func:`genuine_partners`): the
+        per-image quantity a paired comparison of significant against random
+        removal needs (:func:`faceexp.uncertainty.paired_difference`).
     progress : bool
         Show a progress bar over the images.
 
     Returns
     -------
-    DataFrame
+    DataFrame, or (DataFrame, DataFrame) with ``similarities``
         One row per (threshold, method, pose_pair): columns ``threshold``
         (float, or ``"none"`` for the no-removal rows), ``method``
         (``METHODS`` or ``"none"``), ``pose_pair`` (each value of
         ``pairs.pose_pair`` in order of appearance, or ``"overall"``), ``eer``
         (a fraction, as :func:`faceexp.metrics.equal_error_rate` with bob's
-        rule; NaN if a group lacks genuine or impostor pairs),
-        ``n_genuine``, ``n_impostor``, ``removed_fraction`` (mean fraction of
-        pixels removed over the images in that group's pairs). The no-removal
-        rows come first, then thresholds in the given order, methods within.
+        rule; NaN if a group lacks genuine or impostor pairs), ``ci_low``,
+        ``ci_high`` (its 95% identity-bootstrap interval), ``n_genuine``,
+        ``n_impostor``, ``removed_fraction`` (mean fraction of pixels removed
+        over the images in that group's pairs). The no-removal rows come
+        first, then thresholds in the given order, methods within.
+        The second table: ``image`` (position), ``threshold``, ``method``,
+        ``similarity`` (NaN for an image without a genuine partner).
     """
     from tqdm import tqdm
 
@@ -614,16 +668,26 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
     stream = BatchedEmbed(embed, batch_size=batch_size, flip_average=flip_average,
                           layers=[layer], finite=True).stream()
     bar = tqdm(total=len(jobs) * n, disable=not progress, desc="removal", unit="img")
-    rows = []
+    n_boot = 0 if n_boot == 0 else checks.positive_int(n_boot, "n_boot")
+    partners = genuine_partners(pairs, n) if similarities else None
+    rows, similarity_rows = [], []
     done = 0                                  # jobs whose EERs are computed
     fractions = {}
+    clean = None
 
     def score_ready():
-        nonlocal done, rows
+        nonlocal done, rows, clean
         while done < len(jobs) and stream.ready >= n:
-            scores = _scores(stream.pop(n)[layer].to("cpu", torch.float64).numpy(), pairs)
+            descriptors = stream.pop(n)[layer].to("cpu", torch.float64).numpy()
+            scores = _scores(descriptors, pairs)
             threshold, method = jobs[done]
-            rows += _eer_rows(scores, pairs, fractions.pop(done), threshold, method)
+            rows += _eer_rows(scores, pairs, fractions.pop(done), threshold, method, n_boot, seed)
+            if partners is not None:
+                if clean is None:                 # job 0 removes nothing
+                    clean = descriptors
+                similarity_rows.append(pd.DataFrame({
+                    "image": np.arange(n), "threshold": [threshold] * n, "method": method,
+                    "similarity": _partner_similarity(descriptors, clean, partners)}))
             done += 1
 
     try:
@@ -648,6 +712,78 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
         score_ready()
     finally:
         bar.close()
-    result = pd.DataFrame(rows, columns=["threshold", "method", "pose_pair", "eer",
-                                         "n_genuine", "n_impostor", "removed_fraction"])
-    return result
+    result = pd.DataFrame(rows, columns=["threshold", "method", "pose_pair", "eer", "ci_low",
+                                         "ci_high", "n_genuine", "n_impostor",
+                                         "removed_fraction"])
+    if partners is None:
+        return result
+    return result, pd.concat(similarity_rows, ignore_index=True)
+
+
+def significant_vs_random(similarities: pd.DataFrame, *, baselines: Sequence[str] = (
+        "random-superpixels", "random-pixels"), n_boot: int = 2000, seed=0) -> pd.DataFrame:
+    """Paired comparison, at each threshold, of significant against random removal.
+
+    Per image, the genuine-pair similarity after removing as many random pixels
+    (the mean over the baseline's seeds) minus after removing the pixels above
+    the threshold: > 0 when the heatmap's pixels matter more to the pair than
+    random ones. The mean difference over images and its bootstrap interval are
+    :func:`faceexp.uncertainty.paired_difference`'s (images resampled, paired).
+
+    Parameters
+    ----------
+    similarities : DataFrame
+        The second table of :func:`removal_experiment` (``similarities=True``):
+        columns ``image``, ``threshold``, ``method``, ``similarity``, and
+        optionally ``seed`` (several random seeds stacked). Images without a
+        genuine partner (NaN) are left out.
+    baselines : sequence of str
+        Random methods to compare with (those present are used).
+    n_boot, seed
+        As :func:`faceexp.uncertainty.paired_difference`.
+
+    Returns
+    -------
+    DataFrame
+        One row per (baseline, threshold): ``baseline``, ``threshold``,
+        ``significant`` and ``random`` (mean similarities), ``difference``
+        (random - significant), ``ci_low``, ``ci_high``, ``fraction_greater``
+        (images where significant removal lowered the similarity more), ``n``
+        (images), ``seeds`` (random seeds averaged).
+    """
+    from faceexp import uncertainty
+
+    needed = {"image", "threshold", "method", "similarity"}
+    if not isinstance(similarities, pd.DataFrame) or not needed <= set(similarities.columns):
+        raise ValueError(f"similarities must be removal_experiment's per-image table with "
+                         f"columns {sorted(needed)}")
+    table = similarities[similarities["method"] != NO_REMOVAL]
+    if "seed" not in table.columns:
+        table = table.assign(seed=0)
+    significant = table[table["method"] == "significant"]
+    rows = []
+    for baseline in baselines:
+        random = table[table["method"] == baseline]
+        if random.empty or significant.empty:
+            continue
+        random_mean = random.groupby(["threshold", "image"])["similarity"].mean()
+        seeds = int(random["seed"].nunique())
+        for threshold, sig in significant.groupby("threshold", sort=False):
+            sig = sig.groupby("image")["similarity"].mean()
+            if threshold not in random_mean.index.get_level_values(0):
+                continue
+            both = pd.concat([sig.rename("sig"), random_mean.loc[threshold].rename("rnd")],
+                             axis=1).dropna()
+            row = {"baseline": baseline, "threshold": threshold, "significant": np.nan,
+                   "random": np.nan, "difference": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                   "fraction_greater": np.nan, "n": len(both), "seeds": seeds}
+            if len(both):
+                diff = uncertainty.paired_difference(both["rnd"].to_numpy(), both["sig"].to_numpy(),
+                                                     n_boot=n_boot, seed=seed).iloc[0]
+                row.update(significant=diff["mean_b"], random=diff["mean_a"],
+                           difference=diff["difference"], ci_low=diff["ci_low"],
+                           ci_high=diff["ci_high"], fraction_greater=diff["fraction_greater"])
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["baseline", "threshold", "significant", "random",
+                                       "difference", "ci_low", "ci_high", "fraction_greater",
+                                       "n", "seeds"])

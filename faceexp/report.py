@@ -29,7 +29,8 @@ def progress() -> bool:
 
 
 def setup_notebook(profile: str, models, artifacts_dir, *, recognisers=(), data_root=None,
-                   seed: int = 0, device="auto", max_epochs=None, train_batch_size=None) -> fs.Study:
+                   pretrain_root=None, seed: int = 0, device="auto", max_epochs=None,
+                   train_batch_size=None) -> fs.Study:
     """The setup cell of every chapter: working directory, quiet compiler, the study.
 
     Changes the working directory to the repository root when the notebook was opened
@@ -44,8 +45,9 @@ def setup_notebook(profile: str, models, artifacts_dir, *, recognisers=(), data_
     ----------
     profile : str
         The params profile the notebook runs with (only printed).
-    models, artifacts_dir, recognisers, data_root, seed, device
-        As :func:`faceexp.study.prepare_study`.
+    models, artifacts_dir, recognisers, data_root, pretrain_root, seed, device
+        As :func:`faceexp.study.prepare_study` (``pretrain_root``: MS1M-style aligned
+        crops trained on first, then ``data_root`` fine-tunes; the paper's two steps).
     max_epochs, train_batch_size : int, dict or None
         The training options ``max_epochs`` and ``batch_size``; a dict ``{arch: value}``
         gives each network its own.
@@ -74,7 +76,7 @@ def setup_notebook(profile: str, models, artifacts_dir, *, recognisers=(), data_
         # ipywidgets; faceexp shows no progress bars in the book.
         warnings.filterwarnings("ignore", message=r"IProgress not found")
         study = fs.prepare_study(models, artifacts_dir, recognisers=recognisers,
-                                 data_root=data_root, seed=seed,
+                                 data_root=data_root, pretrain_root=pretrain_root, seed=seed,
                                  device=device, max_epochs=max_epochs,
                                  batch_size=train_batch_size, progress=progress())
     print(f"faceexp {faceexp.__version__}, profile {profile!r}: {study.dataset}; "
@@ -99,11 +101,24 @@ def _import_cpp_extension_quietly() -> None:
 # ----------------------------------------------------------------------------- captions
 
 
-def init_weights_text(record: dict | None) -> str:
+def init_weights_text(record: dict | None, *, _depth: int = 0) -> str:
     """A caption phrase for a training run's initial-weights record.
 
-    ``record`` is :func:`faceexp.train.initial_weights`' dict (None: the run recorded
-    nothing). The file's name and the first 12 hex digits of its sha256 are shown.
+    Parameters
+    ----------
+    record : dict or None
+        :func:`faceexp.train.initial_weights`' dict (None: the run recorded nothing).
+
+    Returns
+    -------
+    str
+        "ImageNet init (<file>, sha256 <12 hex digits>)", "random init", "init from
+        <file> (...)" or, for a run fine-tuned from a checkpoint, what that checkpoint's
+        own run folder recorded (its ``config.json`` and ``init_weights.json``): "fine-tuned
+        from an MS1M-style pre-training run on <root name> (final.pt, sha256 ...; that
+        run: ImageNet init (...))" for a run on aligned crops (the paper's first step,
+        ``pretrain_root``), "fine-tuned from a run on <data> (...)" for another faceexp
+        run, or "fine-tuned from <file> (sha256 ...)" when the folder records nothing.
     """
     if not record:
         return "initial weights not recorded"
@@ -117,11 +132,33 @@ def init_weights_text(record: dict | None) -> str:
     if source == "imagenet":
         return f"ImageNet init ({name}, {digest})"
     if source == "checkpoint":
-        return f"fine-tuned from {name} ({digest})"
+        return _fine_tuned_text(Path(record.get("path") or "?"), name, digest, _depth)
     if source == "file":
         return f"init from {name} ({digest})"
     raise ValueError(f"record['source'] must be 'imagenet', 'file', 'checkpoint' or 'random', "
                      f"got {source!r}")
+
+
+def _fine_tuned_text(checkpoint: Path, name: str, digest: str, depth: int) -> str:
+    # What the run that wrote ``checkpoint`` recorded beside it (faceexp.train's files).
+    from faceexp.data import ORL_NAME
+    from faceexp.train import CONFIG_FILE, INIT_WEIGHTS_FILE
+
+    try:
+        config = json.loads((checkpoint.parent / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        config = None
+    if not isinstance(config, dict):
+        return f"fine-tuned from {name} ({digest})"
+    root = config.get("data_root")
+    data = Path(root).name if root else ORL_NAME
+    try:
+        first = json.loads((checkpoint.parent / INIT_WEIGHTS_FILE).read_text())
+    except (OSError, ValueError):
+        first = None
+    inner = init_weights_text(first, _depth=depth + 1) if depth < 3 else "..."
+    kind = "an MS1M-style pre-training run" if config.get("mode") == "aligned" else "a run"
+    return f"fine-tuned from {kind} on {data} ({name}, {digest}; that run: {inner})"
 
 
 def caption(study: fs.Study, arch=None, extra: str = "") -> str:
@@ -194,6 +231,16 @@ def percent_table(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def layer_eer_table(per_layer: pd.DataFrame, *, block_ends_only: bool = True) -> pd.DataFrame:
+    """:attr:`faceexp.study.LayerAnalysis.per_layer` as a readable table: network, layer,
+    "EER (%) [95% interval]", genuine and impostor pair counts (block ends only by default)."""
+    rows = per_layer[per_layer["block_end"]] if block_ends_only else per_layer
+    table = rows.rename(columns={"ci_low": "EER low", "ci_high": "EER high", "eer": "EER"})
+    keep = [c for c in ("network", "layer", "EER", "EER low", "EER high", "genuine", "impostor")
+            if c in table.columns]
+    return percent_table(table[keep].reset_index(drop=True))
+
+
 def verification_sentence(table: pd.DataFrame) -> str:
     """One sentence with each recogniser's EER (canonical frame) and interval."""
     rows = table[table["frame"] == "canonical"] if "canonical" in set(table["frame"]) else table
@@ -246,8 +293,34 @@ def removal_reading(result: fs.RemovalAnalysis, *, pose_pair: str = "overall",
                                "heatmap does not rank pixels by their effect on the embedding")
                 text += (f". Deletion AUC {morf:.3f} most-relevant-first vs {lerf:.3f} "
                          f"least-relevant-first: {verdict}")
+        text += paired_removal_reading(result, network)
         sentences.append(text + ".")
     return "\n\n".join(sentences)
+
+
+def paired_removal_reading(result: fs.RemovalAnalysis, network: str,
+                           baseline: str = "random-superpixels") -> str:
+    """A clause on the paired comparison of significant and random removal of one network
+    (:attr:`faceexp.study.RemovalAnalysis.paired`): at how many thresholds the 95%
+    interval of (random - significant) pair similarity lies above 0, below 0, or
+    contains 0, and the largest mean difference. Empty when nothing was paired."""
+    paired = getattr(result, "paired", None)
+    if paired is None or paired.empty:
+        return ""
+    part = paired[(paired["network"] == network) & (paired["baseline"] == baseline)]
+    part = part.dropna(subset=["difference"])
+    if part.empty:
+        return ". No explained image has a genuine partner, so no paired comparison"
+    above = int((part["ci_low"] > 0).sum())
+    below = int((part["ci_high"] < 0).sum())
+    best = part.loc[part["difference"].abs().idxmax()]
+    return (f". Paired per image ({int(part['n'].max())} images with a genuine partner, "
+            f"{int(part['seeds'].max())} random seeds): removing the pixels above the threshold "
+            f"lowers the similarity to a clean genuine partner more than as many pixels in "
+            f"random superpixels at {above} of {len(part)} thresholds (95% interval above 0), "
+            f"less at {below}, indistinguishably at {len(part) - above - below}; largest mean "
+            f"difference {best['difference']:+.3f} at threshold {best['threshold']} "
+            f"[{best['ci_low']:+.3f}, {best['ci_high']:+.3f}]")
 
 
 def sensitivity_reading(summary: pd.DataFrame) -> str:
@@ -316,7 +389,7 @@ def write_summary(output_dir, name: str, *, summary: str, values: dict | None = 
     doc = {"summary": summary,
            "values": {k: ({kk: _plain(vv) for kk, vv in v.items()} if isinstance(v, dict)
                           else _plain(v)) for k, v in (values or {}).items()},
-           "tables": [dict(_plain_table(t), caption=c) for t, c in tables or []],
+           "tables": [dict(_plain_table(t), caption=c) for t, c in tables or [] if t is not None],
            "figures": entries}
     if verdicts:
         from faceexp.claims import as_records

@@ -8,8 +8,7 @@ heatmap (seed ``s1``) and the default's (seed ``s0``) is set against the
 PSNR between the default's two seeds (the floor: what chance alone changes);
 a choice whose PSNR to the default is clearly below the floor changes the
 heatmaps. Each heatmap's faithfulness is its deletion-AUC gap (least- minus
-most-relevant-first, :mod:`faceexp.faithfulness`). Not offered: a blurred
-fill (the explainer fills with one colour).
+most-relevant-first, :mod:`faceexp.faithfulness`).
 """
 from __future__ import annotations
 
@@ -29,6 +28,7 @@ DEFAULT_CHOICES = (
     ("plain SLIC (slic_zero=False)", {"slic_zero": False}),
     ("1000 samples", {"n_samples": 1000}),
     ("mean fill (fill='mean')", {"fill": "mean"}),
+    ("blurred fill (fill='blur')", {"fill": "blur"}),
     ("p_off=0.2", {"p_off": 0.2}),
     ("MATLAB sampling (sampling='matlab')", {"sampling": "matlab"}),
 )

@@ -21,7 +21,6 @@ from faceexp import explainer as fexplain
 from faceexp import faithfulness as ffaith
 from faceexp import heatmaps as fheat
 from faceexp import fusion as ffusion
-from faceexp import metrics as fmetrics
 from faceexp import models as fmodels
 from faceexp import protocol as fprot
 from faceexp import removal as fremoval
@@ -122,11 +121,17 @@ class Study:
             .reindex(["train", "val", "test"])
 
     def training_table(self) -> pd.DataFrame:
-        """Per network: epochs, final/best validation accuracy, training time."""
+        """Per network: its initial weights (as its run recorded them, see
+        :func:`faceexp.report.init_weights_text`: ImageNet, random, or fine-tuned from an
+        MS1M-style pre-training run), epochs, final/best validation accuracy, training time."""
+        from faceexp.report import init_weights_text
+
         rows = []
         for a, run in self.runs.items():
             m = run.metrics
-            rows.append({"network": a, "epochs": len(m), "final lr": m["lr"].iloc[-1],
+            rows.append({"network": a,
+                         "initial weights": init_weights_text(getattr(run, "init_weights", None)),
+                         "epochs": len(m), "final lr": m["lr"].iloc[-1],
                          "val. accuracy (final)": m["val_acc"].iloc[-1],
                          "val. accuracy (best)": m["val_acc"].max(),
                          "train accuracy (final)": m["train_acc"].iloc[-1],
@@ -159,8 +164,8 @@ class Study:
 
 
 def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
-                  recognisers=(), data_root=None, seed=0, device="auto", progress=True,
-                  **train_options) -> Study:
+                  recognisers=(), data_root=None, pretrain_root=None, seed=0, device="auto",
+                  progress=True, **train_options) -> Study:
     """Train (or read) the networks and label the test images' poses.
 
     Parameters
@@ -174,6 +179,11 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
         Cache folder (trained runs, poses, explanations, embeddings).
     data_root : path, optional
         One folder per identity; None uses ORL.
+    pretrain_root : path, optional
+        The paper's two training steps: MS1M-style aligned 113x113 crops, one
+        folder per identity, trained on first; ``data_root`` then fine-tunes
+        that network (:func:`faceexp.artifacts.trained_network`). None: one
+        step, from ImageNet weights (or random ones).
     seed : int
         Seed of the identity split, the hold-out and training.
     device : {"auto", "cpu", "cuda", ...}
@@ -204,6 +214,7 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
     for arch in models:
         own = {k: per_model_value(v, arch, k, models) for k, v in options.items()}
         runs[arch] = fcache.trained_network(arch, artifacts, progress=progress,
+                                          pretrain_root=pretrain_root,
                                           data_root=data_root, seed=seed, device=device,
                                           **{k: v for k, v in own.items() if v is not None})
     images = runs[models[0]].split
@@ -221,7 +232,7 @@ def prepare_study(models=("mobilenetv2", "resnet50"), artifacts="artifacts", *,
     dataset = fdata.ORL_NAME if data_root is None else fdata.resolve_dataset(data_root).name
     dataset += " (poses from the data set's pose list)" if listed else ""
     return Study(runs=runs, images=images, artifacts=Path(artifacts), dataset=dataset,
-                 device=device, options=dict(options, seed=seed),
+                 device=device, options=dict(options, seed=seed, pretrain_root=pretrain_root),
                  recognisers=list(recognisers or ()))
 
 
@@ -287,7 +298,7 @@ class GapSoftmax:
     averages: pd.DataFrame  # network, split, source, count, heatmap
     faces: pd.DataFrame  # split, count, image
     psnr: pd.DataFrame  # per image: network, split, identity, psnr
-    psnr_mean: pd.DataFrame  # network x split mean PSNR (dB)
+    psnr_mean: pd.DataFrame  # network, split: mean PSNR (dB), ci_low, ci_high, n (images)
     maps: dict = field(default_factory=dict)  # network -> (gap (N, H, W), softmax (N, H, W))
     uninformative: pd.DataFrame = None  # per network, source, split: images, uninformative, mean R²
 
@@ -334,18 +345,39 @@ def gap_vs_softmax_analysis(study: Study, *, n_identities=None, seed=0, progress
                               "uninformative": int((rows & ~informative).sum()),
                               "mean R²": float(np.nanmean(r2[rows]))})
         keep = (gap.reshape(len(gap), -1).std(axis=1) > 0) & (soft.reshape(len(soft), -1).std(axis=1) > 0)
-        psnr.append(fheat.psnr_between(gap[keep], soft[keep], hs.frame[keep].reset_index(drop=True))
-                    .assign(network=arch))
+        if keep.any():       # else every pair has a constant map: counted in ``uninformative``
+            psnr.append(fheat.psnr_between(gap[keep], soft[keep],
+                                           hs.frame[keep].reset_index(drop=True))
+                        .assign(network=arch))
     heat = np.concatenate(maps)
     table = pd.concat(groups, ignore_index=True)
     averages = fheat.average_heatmaps(heat, table, by=["network", "split", "source"])
     first = gaps[study.models[0]]
     faces = fheat.average_faces(first.images, first.frame, by=["split"])
-    psnr = pd.concat(psnr, ignore_index=True)
-    finite = psnr.replace([np.inf], np.nan)
-    mean = finite.groupby(["network", "split"])["psnr"].mean().unstack("split")
+    psnr = (pd.concat(psnr, ignore_index=True) if psnr
+            else pd.DataFrame(columns=["network", "split", "psnr"]))
+    mean = psnr_means(psnr, seed=seed)
     return GapSoftmax(averages=averages, faces=faces, psnr=psnr, psnr_mean=mean, maps=pairs,
                       uninformative=pd.DataFrame(empty).set_index(["network", "source", "split"]))
+
+
+def psnr_means(psnr: pd.DataFrame, by=("network", "split"), *, seed=0) -> pd.DataFrame:
+    """Mean PSNR per group with its 95% bootstrap interval over images
+    (:func:`faceexp.uncertainty.mean_interval`); identical maps (infinite PSNR) are left
+    out and counted in ``n_excluded``.
+
+    Returns one row per group: the ``by`` columns, ``mean``, ``ci_low``, ``ci_high``
+    (dB), ``n``, ``n_excluded``."""
+    from faceexp import uncertainty as func
+
+    rows = []
+    for key, part in psnr.groupby(list(by), sort=False):
+        values = part["psnr"].replace([np.inf, -np.inf], np.nan).to_numpy(dtype=float)
+        ci = func.mean_interval(values, seed=seed).iloc[0]
+        rows.append({**dict(zip(by, key)), "mean": ci["mean"], "ci_low": ci["ci_low"],
+                     "ci_high": ci["ci_high"], "n": int(ci["n"]),
+                     "n_excluded": int(ci["n_excluded"])})
+    return pd.DataFrame(rows, columns=[*by, "mean", "ci_low", "ci_high", "n", "n_excluded"])
 
 
 @dataclass
@@ -721,7 +753,7 @@ class LayerAnalysis:
 
     averages: pd.DataFrame  # network, layer, block, count, heatmap
     faces: pd.DataFrame  # network, count, image
-    per_layer: pd.DataFrame  # network, layer, index, block_end, eer
+    per_layer: pd.DataFrame  # network, layer, index, block_end, eer, ci_low, ci_high, genuine, impostor
 
 
 def block_label(subject, layer: str) -> str:
@@ -755,9 +787,12 @@ def depth_columns(study: Study, heatmaps: dict) -> dict:
 
 def layers_analysis(study: Study, heatmaps: dict, frame: pd.DataFrame | None = None, *,
                     layer_step: int = 1, memory_budget_mb: float = 2000,
-                    all_impostors=False, progress=True) -> LayerAnalysis:
-    """Average heatmaps across depth, and the EER of every layer's descriptor, for every
-    subject with layers (the paper's CNNs and FaceNet; black boxes are left out).
+                    all_impostors=False, n_boot: int = 1000, seed=0,
+                    progress=True) -> LayerAnalysis:
+    """Average heatmaps across depth, and the EER of every layer's descriptor with its
+    95% identity-bootstrap interval and pair counts (``n_boot`` resamples,
+    :func:`faceexp.uncertainty.eer_interval`), for every subject with layers (the
+    paper's CNNs and FaceNet; black boxes are left out).
 
     ``layer_step`` > 1 keeps every n-th layer of the paper CNNs' catalogue (block ends and
     GAP always), to fit a small machine; the paper uses every layer. FaceNet's layers
@@ -782,9 +817,10 @@ def layers_analysis(study: Study, heatmaps: dict, frame: pd.DataFrame | None = N
         faces.append(fheat.average_faces(hs.images, own, by=["network"], looks=_looks(own)))
 
     frame = verifiable_frame(study, study.split("test") if frame is None else frame)
+    from faceexp import uncertainty as func
+
     pairs = fprot.verification_pairs(frame, all_impostors=all_impostors)
-    labels = pairs["label"].to_numpy()
-    rows = []
+    rows, intervals = [], []
     for name in study.subjects:
         subject = study.subject(name)
         if not subject.has_layers:
@@ -794,11 +830,12 @@ def layers_analysis(study: Study, heatmaps: dict, frame: pd.DataFrame | None = N
 
             layers = [x for x in LAYERS if x != "last_bn"] + [subject.embedding_layer]
             descriptors = embed_test_images(study, frame, name, layers, progress=progress)
+            scores = {layer: fprot.cosine_scores(descriptors[layer], pairs) for layer in layers}
             for index, layer in enumerate(layers):
-                s = fprot.cosine_scores(descriptors[layer], pairs)
-                e = fmetrics.equal_error_rate(s[labels == 0], s[labels == 1]).eer
                 rows.append({"network": name, "layer": layer, "index": index,
-                             "block_end": layer in subject.sweep_layers, "eer": e})
+                             "block_end": layer in subject.sweep_layers})
+            intervals.append(func.eer_interval(scores, pairs, n_boot=n_boot, seed=seed)
+                             .assign(network=name))
             continue
         cat = fmodels.layer_catalogue(name)
         cat = cat[~cat["name"].isin(["input", "x", "logits", "softmax"])].reset_index(drop=True)
@@ -811,13 +848,19 @@ def layers_analysis(study: Study, heatmaps: dict, frame: pd.DataFrame | None = N
             cache_dir=study.artifacts / "layer-scores",
             model_id=fmodels.checkpoint_hash(study.checkpoint(name)), progress=progress)
         for _, r in cat.iterrows():
-            s = scores[r["name"]].to_numpy()
-            e = fmetrics.equal_error_rate(s[labels == 0], s[labels == 1]).eer
             index = r["matlab_layer"] if pd.notna(r["matlab_layer"]) else r.name
             rows.append({"network": name, "layer": r["name"], "index": int(index),
-                         "block_end": bool(r["block_end"]), "eer": e})
+                         "block_end": bool(r["block_end"])})
+        intervals.append(func.eer_interval({x: scores[x].to_numpy() for x in cat["name"]}, pairs,
+                                           n_boot=n_boot, seed=seed).assign(network=name))
+    per_layer = pd.DataFrame(rows)
+    if intervals:
+        ci = pd.concat(intervals, ignore_index=True).rename(columns={"system": "layer"})
+        per_layer = per_layer.merge(ci[["network", "layer", "eer", "ci_low", "ci_high",
+                                        "genuine", "impostor"]], on=["network", "layer"],
+                                    how="left")
     return LayerAnalysis(averages=pd.concat(averages, ignore_index=True),
-                         faces=pd.concat(faces, ignore_index=True), per_layer=pd.DataFrame(rows))
+                         faces=pd.concat(faces, ignore_index=True), per_layer=per_layer)
 
 
 # ------------------------------------------------------------------- removal
@@ -827,21 +870,67 @@ def layers_analysis(study: Study, heatmaps: dict, frame: pd.DataFrame | None = N
 class RemovalAnalysis:
     """Result of :func:`removal_analysis` (paper IV-E, Figs. 9-11, deletion curves)."""
 
-    eer: pd.DataFrame  # network, threshold, method, pose_pair, eer
+    eer: pd.DataFrame  # network, seed, threshold, method, pose_pair, eer, ci_low, ci_high, ...
     fractions: pd.DataFrame  # network, image, threshold, fraction
     examples: list  # (image (H, W, 3), title)
-    curves: pd.DataFrame  # network, image, order, fraction, similarity
-    auc: pd.DataFrame  # network, order, mean auc
+    curves: pd.DataFrame  # network, image, order, fraction, similarity (self, deletion)
+    auc: pd.DataFrame  # network x order: mean deletion AUC (self-similarity)
+    #: per image after removal: network, seed, image, threshold, method, similarity to a
+    #: clean genuine partner
+    similarities: pd.DataFrame | None = None
+    #: network, baseline, threshold, significant, random, difference, ci_low, ci_high, ...
+    paired: pd.DataFrame | None = None
+    #: network, mode, image, order, fraction, similarity: the probe against a clean
+    #: genuine partner as pixels are deleted or inserted
+    pair_curves: pd.DataFrame | None = None
+    #: network, mode, order, mean, ci_low, ci_high, n: AUCs of ``pair_curves``
+    pair_auc: pd.DataFrame | None = None
+
+
+def _first_partners(pairs: pd.DataFrame, n: int) -> np.ndarray:
+    """Each image's first genuine partner among the ``n`` images (-1: none)."""
+    return np.array([p[0] if len(p) else -1 for p in fremoval.genuine_partners(pairs, n)])
+
+
+def curve_auc_table(curves: pd.DataFrame, *, seed=0) -> pd.DataFrame:
+    """Mean AUC per (network, mode, order) of deletion/insertion curves, with its 95%
+    bootstrap interval over images (:func:`faceexp.uncertainty.mean_interval`)."""
+    from faceexp import uncertainty as func
+
+    auc = ffaith.deletion_auc(curves.drop(columns="network")
+                              .assign(mode=curves["network"] + "\x1f" + curves["mode"]))
+    auc[["network", "mode"]] = auc["mode"].str.split("\x1f", expand=True)
+    rows = []
+    for (network, mode, order), part in auc.groupby(["network", "mode", "order"], sort=False):
+        ci = func.mean_interval(part["auc"].to_numpy(), seed=seed).iloc[0]
+        rows.append({"network": network, "mode": mode, "order": order, "mean": ci["mean"],
+                     "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "n": int(ci["n"])})
+    return pd.DataFrame(rows, columns=["network", "mode", "order", "mean", "ci_low", "ci_high",
+                                       "n"])
 
 
 def removal_analysis(study: Study, heatmaps: dict, *, thresholds=fremoval.DEFAULT_THRESHOLDS,
                      deletion_images=None, seed=0, random_seeds=5, all_impostors=False,
-                     batch_size=None, compile=False, progress=True) -> RemovalAnalysis:
-    """EER as the most significant pixels are removed, against both random baselines
-    (each drawn with ``random_seeds`` seeds: ``eer`` has a ``seed`` column), and deletion
-    curves (most/least relevant first, random superpixels), for every subject of
-    ``heatmaps`` (its embedding layer)."""
-    eers, fractions, curves, aucs = [], [], [], []
+                     n_boot=1000, batch_size=None, compile=False,
+                     progress=True) -> RemovalAnalysis:
+    """EER as the most significant pixels are removed, against both random baselines,
+    and deletion / insertion curves, for every subject of ``heatmaps`` (its embedding
+    layer).
+
+    * ``eer``: every EER with its identity-bootstrap interval (``n_boot`` resamples);
+      each random baseline is drawn with ``random_seeds`` seeds (a ``seed`` column).
+    * ``paired``: at each threshold, per image, the similarity of the probe after
+      removal to a clean genuine partner, random minus significant removal (mean over
+      the random seeds), with a paired bootstrap interval over images
+      (:func:`faceexp.removal.significant_vs_random`).
+    * ``curves`` / ``auc``: deletion curves on the face's self-similarity (most/least
+      relevant first, random superpixels), ``deletion_images`` faces.
+    * ``pair_curves`` / ``pair_auc``: deletion and insertion curves scored on the
+      genuine pair (the probe degraded, its first genuine partner clean), for the
+      faces among the first ``deletion_images`` that have a partner: the explainer
+      was fitted to the self-similarity, so this is the out-of-sample test.
+    """
+    eers, fractions, curves, aucs, sims, paired, pair_curves = [], [], [], [], [], [], []
     examples = []
     for name, hs in heatmaps.items():
         subject = study.subject(name)
@@ -852,17 +941,20 @@ def removal_analysis(study: Study, heatmaps: dict, *, thresholds=fremoval.DEFAUL
         images = hs.images.transpose(0, 3, 1, 2)
         maps = hs.embedding
         pairs = fprot.verification_pairs_by_pose(hs.frame, all_impostors=all_impostors)
-        res = fremoval.removal_experiment(embed, images, maps, hs.frame, pairs,
-                                          thresholds=thresholds, segments=hs.segments,
-                                          seed=seed, batch_size=batch_size, layer=layer,
-                                          progress=progress)
-        eers.append(res.assign(network=name, seed=seed))
-        for s in range(seed + 1, seed + int(random_seeds)):
-            more = fremoval.removal_experiment(
-                embed, images, maps, hs.frame, pairs, thresholds=thresholds,
-                methods=("random-pixels", "random-superpixels"), segments=hs.segments, seed=s,
-                batch_size=batch_size, layer=layer, progress=progress)
-            eers.append(more[more["method"] != fremoval.NO_REMOVAL].assign(network=name, seed=s))
+        for k, s in enumerate(range(seed, seed + max(int(random_seeds), 1))):
+            methods = fremoval.METHODS if k == 0 else ("random-pixels", "random-superpixels")
+            res, sim = fremoval.removal_experiment(
+                embed, images, maps, hs.frame, pairs, thresholds=thresholds, methods=methods,
+                segments=hs.segments, seed=s, batch_size=batch_size, layer=layer,
+                n_boot=n_boot if k == 0 else 0,   # further seeds: the band is their spread
+                similarities=True, progress=progress)
+            if k:
+                res = res[res["method"] != fremoval.NO_REMOVAL]
+                sim = sim[sim["method"] != fremoval.NO_REMOVAL]
+            eers.append(res.assign(network=name, seed=s))
+            sims.append(sim.assign(network=name, seed=s))
+        own = pd.concat([x for x in sims if x["network"].iloc[0] == name], ignore_index=True)
+        paired.append(fremoval.significant_vs_random(own, seed=seed).assign(network=name))
         fractions.append(fremoval.removed_fraction(maps, thresholds).assign(network=name))
         n = len(images) if deletion_images is None else min(deletion_images, len(images))
         c = ffaith.deletion_curves(embed, images[:n], maps[:n], segments=hs.segments[:n],
@@ -870,15 +962,32 @@ def removal_analysis(study: Study, heatmaps: dict, *, thresholds=fremoval.DEFAUL
                                    progress=progress)
         curves.append(c.assign(network=name))
         aucs.append(ffaith.deletion_auc(c).assign(network=name))
+        partner = _first_partners(pairs, len(images))
+        with_partner = np.flatnonzero(partner >= 0)[:n]
+        if len(with_partner):
+            for mode in ffaith.MODES:
+                c = ffaith.deletion_curves(
+                    embed, images[with_partner], maps[with_partner],
+                    segments=hs.segments[with_partner], seed=seed, batch_size=batch_size,
+                    layer=layer, references=images[partner[with_partner]], mode=mode,
+                    progress=progress)
+                c["image"] = with_partner[c["image"].to_numpy()]
+                pair_curves.append(c.assign(network=name, mode=mode))
         for t in (0.8, 0.5, 0.3):
             removed, _ = fremoval.remove_significant(images[:1], maps[:1], t)
             examples.append((removed[0].transpose(1, 2, 0), f"{name}, > {t}"))
     curves = pd.concat(curves, ignore_index=True)
     auc = pd.concat(aucs, ignore_index=True)
     auc_mean = auc.groupby(["network", "order"], sort=False)["auc"].mean().unstack("order")
+    pair_curves = pd.concat(pair_curves, ignore_index=True) if pair_curves else None
     return RemovalAnalysis(eer=pd.concat(eers, ignore_index=True),
                            fractions=pd.concat(fractions, ignore_index=True),
-                           examples=examples, curves=curves, auc=auc_mean)
+                           examples=examples, curves=curves, auc=auc_mean,
+                           similarities=pd.concat(sims, ignore_index=True),
+                           paired=pd.concat(paired, ignore_index=True),
+                           pair_curves=pair_curves,
+                           pair_auc=None if pair_curves is None else curve_auc_table(
+                               pair_curves, seed=seed))
 
 
 # ------------------------------------------------------------------ sampling

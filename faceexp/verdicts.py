@@ -147,11 +147,11 @@ CLAIMS = {claim.id: claim for claim in (
                   "\"by removing less than 2% of the pixels, the EER increases by 35-50%\".",
         paper="Threshold 0.8 removes 1.6-1.8 % of the pixels; overall EER 3.75 -> 5.61 % (MB2), "
               "3.84 -> 5.17 % (R50), +35-50 % (Fig. 9, 10).",
-        quantity="Per image, the deletion AUC (cosine similarity to the unmodified image as "
-                 "pixels are deleted) with whole superpixels deleted in random order minus with "
-                 "the heatmap's most relevant pixels first (faceexp.faithfulness, "
-                 "faceexp.uncertainty.paired_difference): > 0 when the significant pixels "
-                 "matter more than random ones.",
+        quantity="Per image, the cosine similarity of the probe to a clean genuine partner "
+                 "after removing as many pixels in random superpixels (mean of the random seeds) "
+                 "minus after removing the pixels above each threshold, averaged over the "
+                 "thresholds (faceexp.removal.removal_experiment, faceexp.claims.claim_e): > 0 "
+                 "when the significant pixels matter more to the pair than random ones.",
         rule="sign", expected=1.0, unit=""),
 )}
 

@@ -94,3 +94,26 @@ def test_sensitivity_summary_reads_each_choice_against_the_seed_floor():
 
     text = sensitivity_reading(summary)
     assert "more than a new seed does: far." in text and "Most faithful on these images: far" in text
+
+
+def test_claim_e_compares_significant_with_random_removal_per_image():
+    """Two thresholds, images 0-3: after significant removal the pair similarity is 0.4,
+    after random superpixels 0.7 (two seeds 0.6/0.8): +0.3 per image -> agrees; a second
+    network where significant removal keeps 0.9 -> -0.2 -> differs; image 3 has no
+    partner (NaN) and is left out."""
+    rows = []
+    for network, sig in (("net-a", 0.4), ("net-b", 0.9)):
+        for t in (0.8, 0.5):
+            for image in range(4):
+                value = np.nan if image == 3 else sig
+                rows.append(dict(network=network, seed=0, image=image, threshold=t,
+                                 method="significant", similarity=value))
+                for seed, r in ((0, 0.6), (1, 0.8)):
+                    rows.append(dict(network=network, seed=seed, image=image, threshold=t,
+                                     method="random-superpixels",
+                                     similarity=np.nan if image == 3 else r))
+    result = SimpleNamespace(similarities=pd.DataFrame(rows))
+    a, b = claims.claim_e(result)
+    assert a.ours == pytest.approx(0.3) and a.outcome == "agrees"
+    assert b.ours == pytest.approx(-0.2) and b.outcome == "differs"
+    assert a.recogniser == "net-a" and b.recogniser == "net-b"

@@ -208,6 +208,26 @@ def test_masks_equal_naive_loop(fill, value):
     assert exp.options["fill_value"] == pytest.approx(list(value))
 
 
+def test_blur_fill_paints_the_blurred_image_checked_with_scikit_image():
+    """fill="blur": an off superpixel shows the image blurred by a Gaussian of sigma
+    0.045 x the longer side, per pixel; scikit-image's gaussian gives the same fill."""
+    from skimage.filters import gaussian
+
+    rng = np.random.default_rng(0)
+    image = rng.random((40, 30, 3)).astype(np.float32)
+    segments = np.repeat(np.arange(4), 10)[:, None] * np.ones((1, 30), dtype=int)
+    recorder = _Recorder(lambda b: b.reshape(len(b), -1) + 1.0)
+    exp = explain(image, recorder, segments=segments, n_samples=12, batch_size=4, fill="blur",
+                  seed=0, sigma=0)
+    fill = gaussian(image, sigma=0.045 * 40, mode="reflect", channel_axis=-1,
+                    preserve_range=True)
+    seen = torch.cat(recorder.batches)[:12].permute(0, 2, 3, 1).numpy()
+    for i, row in enumerate(exp.samples):
+        np.testing.assert_allclose(seen[i], _naive_perturbed(image, exp.segments, row, 0) +
+                                   np.where(row[exp.segments][..., None], 0, fill), atol=1e-5)
+    assert exp.options["fill"] == "blur" and (~exp.samples).any()
+
+
 def test_padding_every_batch_has_batch_size_rows():
     image = _smooth_image(16)
     segments = _grid(16, 4)
@@ -608,7 +628,7 @@ def test_bad_images(image, match):
     (dict(sampling="uniform"), "sampling must be one of .*, got 'uniform'"),
     (dict(kernel="rbf"), "kernel must be one of .*, got 'rbf'"),
     (dict(target="euclid"), "target must be one of .*, got 'euclid'"),
-    (dict(fill="white"), "fill must be 'black', 'mean' or an RGB triple in \\[0, 1\\], got 'white'"),
+    (dict(fill="white"), "fill must be 'black', 'mean', 'blur' or an RGB triple in \\[0, 1\\], got 'white'"),
     (dict(fill=(0.5, 0.5)), "fill must be 'black', 'mean' or 3 floats"),
     (dict(fill=(0.5, 0.5, 2.0)), "fill must be 'black', 'mean' or 3 floats"),
     (dict(batch_size=0), "batch_size must be an int >= 1"),

@@ -119,3 +119,62 @@ def test_deletion_auc_trapezoid_by_hand():
     np.testing.assert_allclose(aucs["auc"], [0.5, 0.16])
     with pytest.raises(ValueError, match="curves"):
         deletion_auc(curves.drop(columns="similarity"))
+
+
+def test_insertion_curves_restore_pixels_in_order_by_hand():
+    """Insertion on the square case: with m of the square's 4 pixels restored (the rest
+    black) the embedding has m ones, so the cosine to (1, 1, 1, 1) is sqrt(m) / 2, and 0
+    for none; LeRF restores the 12 outside pixels first, so it stays at 0 until the end."""
+    images, heat = _square_case()
+    steps = [0, 1 / 16, 2 / 16, 4 / 16, 1]
+    curves = deletion_curves(RecordingEmbed(), images, heat, steps=steps, mode="insertion",
+                             orders=("most-relevant-first", "least-relevant-first"),
+                             fill=0.0, batch_size=4, progress=False)
+    morf = curves[curves.order == "most-relevant-first"]["similarity"].to_numpy()
+    lerf = curves[curves.order == "least-relevant-first"]["similarity"].to_numpy()
+    np.testing.assert_allclose(morf, [0, 0.5, math.sqrt(2) / 2, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(lerf, [0, 0, 0, 0, 1], atol=1e-6)
+    assert curves["n_removed"].tolist()[:5] == [16, 15, 14, 12, 0]
+    # default insertion steps run from nothing restored to everything
+    default = deletion_curves(RecordingEmbed(), images, heat, mode="insertion",
+                              orders=("most-relevant-first",), fill=0.0, progress=False)
+    assert default["fraction"].tolist() == pytest.approx([0.1 * k for k in range(11)])
+
+
+def test_curves_against_a_reference_embedding_by_hand():
+    """Scored against r = (1, 0, 0, 0) (a 'partner'): the clean image's cosine is
+    1 / 2; deleting the top pixel (the one r weighs) leaves (0, 1, 1, 1): cosine 0."""
+    images, heat = _square_case()
+    curves = deletion_curves(RecordingEmbed(), images, heat, steps=[0, 1 / 16],
+                             orders=("most-relevant-first",), fill=0.0, batch_size=4,
+                             references=np.array([[1.0, 0, 0, 0]]), progress=False)
+    np.testing.assert_allclose(curves["similarity"], [0.5, 0.0], atol=1e-6)
+    with pytest.raises(ValueError, match="one embedding per image"):
+        deletion_curves(RecordingEmbed(), images, heat, references=np.ones((2, 4)),
+                        progress=False)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        deletion_curves(RecordingEmbed(), images, heat, mode="erase", progress=False)
+
+
+def test_deletion_auc_keeps_modes_and_references_apart():
+    images, heat = _square_case()
+    parts = []
+    for mode in ("deletion", "insertion"):
+        c = deletion_curves(RecordingEmbed(), images, heat, steps=[0, 0.5, 1], mode=mode,
+                            orders=("most-relevant-first",), fill=0.0, progress=False)
+        parts.append(c.assign(mode=mode, reference="self"))
+    auc = deletion_auc(pd.concat(parts, ignore_index=True))
+    assert list(auc.columns) == ["mode", "reference", "image", "order", "auc"]
+    # deletion: 1 at 0, 0 from half on -> 0.25; insertion: 0, 1, 1 -> 0.75
+    np.testing.assert_allclose(auc.set_index("mode")["auc"], [0.25, 0.75], atol=1e-6)
+
+
+def test_reference_images_are_embedded_like_the_probe():
+    """References given as images give the curves of their embeddings."""
+    images, heat = _square_case()
+    partner = np.zeros_like(images)
+    partner[0, 0, 0, 0] = 1.0                      # embedding (1, 0, 0, 0)
+    by_image = deletion_curves(RecordingEmbed(), images, heat, steps=[0, 1 / 16],
+                               orders=("most-relevant-first",), fill=0.0, batch_size=4,
+                               references=partner, progress=False)
+    np.testing.assert_allclose(by_image["similarity"], [0.5, 0.0], atol=1e-6)

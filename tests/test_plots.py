@@ -64,3 +64,31 @@ def test_explainer_and_randomisation_curves_draw_one_row_or_panel_per_recogniser
     fig = plots.plot_randomisation_curves(randomisation)
     (line,) = [x for x in fig.axes[0].get_lines() if x.get_label() == "x"]
     assert list(line.get_ydata()) == [1.0, 0.5, 0.1]
+
+
+def test_removal_interval_plots_draw_their_bars_and_bands():
+    paired = pd.DataFrame({"network": ["a", "a", "b", "b"], "baseline": "random-superpixels",
+                           "threshold": [0.8, 0.5, 0.8, 0.5], "difference": [0.1, 0.0, -0.1, 0.2],
+                           "ci_low": [0.05, -0.1, -0.2, 0.1], "ci_high": [0.2, 0.1, 0.0, 0.3]})
+    fig = plots.plot_paired_removal(paired, source="toy")
+    ax = fig.axes[0]
+    assert len(ax.containers) == 2 and ax.get_title() == "against random-superpixels"
+    curves = pd.DataFrame({"network": "a", "image": np.repeat([0, 1], 6),
+                           "order": np.tile(np.repeat(["most-relevant-first", "random-superpixels"], 3), 2),
+                           "fraction": np.tile([0.0, 0.5, 1.0], 4), "similarity": np.linspace(0, 1, 12)})
+    both = pd.concat([curves.assign(mode="deletion"), curves.assign(mode="insertion")])
+    fig = plots.plot_pair_curves(both)
+    assert [a.get_title() for a in fig.axes] == ["deletion", "insertion"]
+    empty = plots.plot_pair_curves(None)
+    assert "genuine partner" in empty.axes[0].texts[0].get_text()
+    per_layer = pd.DataFrame({"network": "a", "index": [1, 2, 3], "eer": [0.2, 0.1, 0.15],
+                              "ci_low": [0.1, 0.05, 0.1], "ci_high": [0.3, 0.2, 0.2],
+                              "block_end": [False, True, False]})
+    fig = plots.plot_eer_per_layer(per_layer)
+    assert len(fig.axes[0].collections) == 1           # the interval band
+    eer = pd.DataFrame({"network": "a", "threshold": ["none", 0.8, 0.5], "pose_pair": "overall",
+                        "method": ["none", "significant", "significant"], "eer": [0.1, 0.2, 0.3],
+                        "ci_low": [0.0, 0.1, 0.2], "ci_high": [0.2, 0.3, 0.4]})
+    fig = plots.plot_removal_eer(eer)
+    assert len(fig.axes[0].containers) == 1            # error bars on the significant line
+    plt.close("all")

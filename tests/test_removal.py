@@ -225,8 +225,8 @@ def test_removal_experiment_toy_rows_and_eers():
     pairs = verification_pairs_by_pose(frame)
     table = removal_experiment(embed, images, heat, frame, pairs, thresholds=(0.5, 0.2),
                                segments=segments, batch_size=5, progress=False)
-    assert list(table.columns) == ["threshold", "method", "pose_pair", "eer", "n_genuine",
-                                   "n_impostor", "removed_fraction"]
+    assert list(table.columns) == ["threshold", "method", "pose_pair", "eer", "ci_low",
+                                   "ci_high", "n_genuine", "n_impostor", "removed_fraction"]
     # Pose pairs with comparisons: F-F, P-P, F-P and overall (no three-quarter images).
     # 1 baseline + 2 thresholds x 3 methods, each with 4 pose pairs.
     assert len(table) == 7 * 4
@@ -304,3 +304,68 @@ def test_removal_experiment_validation():
     bad.loc[0, "j"] = 99
     with pytest.raises(ValueError, match="pairs"):
         removal_experiment(BandEmbed(), images, heat, frame, bad, progress=False)
+
+
+def test_removal_experiment_intervals_and_genuine_similarity_by_hand():
+    """Identity-bootstrap intervals of degenerate EERs are points (every resample of
+    perfectly separated scores has EER 0, of all-tied scores 0.5), and the per-image
+    genuine similarity is worked out by hand: clean, a partner's descriptor is the same
+    (band, 1) vector (cosine 1); with the band removed an image's descriptor is
+    (0, ..., 0, 1), whose cosine to the clean (0.515 x 16, 1) is 1 / sqrt(1 + 16 * 0.515^2)."""
+    from faceexp.protocol import verification_pairs_by_pose
+    from faceexp.removal import genuine_partners
+
+    images, heat, frame, segments = _toy_identities()
+    pairs = verification_pairs_by_pose(frame)
+    table, sims = removal_experiment(BandEmbed(), images, heat, frame, pairs,
+                                     thresholds=(0.5,), methods=("significant",),
+                                     segments=segments, batch_size=16, n_boot=200,
+                                     similarities=True, progress=False)
+    none = table[table.method == "none"]
+    assert (none["ci_low"] == 0).all() and (none["ci_high"] == 0).all()
+    removed = table[table.method == "significant"]
+    np.testing.assert_allclose(removed[["ci_low", "ci_high"]].to_numpy(), 0.5)
+    assert list(sims.columns) == ["image", "threshold", "method", "similarity"]
+    np.testing.assert_allclose(sims[sims.method == "none"]["similarity"], 1.0, atol=1e-9)
+    band = 1.0 - IMAGENET_MEAN[0]
+    np.testing.assert_allclose(sims[sims.method == "significant"]["similarity"],
+                               1 / np.sqrt(1 + 16 * band ** 2), atol=1e-6)
+    # each image's partners: the other three images of its identity
+    partners = genuine_partners(pairs, len(frame))
+    assert [p.tolist() for p in partners[:4]] == [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]
+    # n_boot=0: no intervals
+    plain = removal_experiment(BandEmbed(), images, heat, frame, pairs, thresholds=(0.5,),
+                               methods=("significant",), segments=segments, n_boot=0,
+                               progress=False)
+    assert plain["ci_low"].isna().all()
+
+
+def test_significant_vs_random_pairs_images_and_averages_seeds_by_hand():
+    """Three images at one threshold: significant removal leaves similarities 0.2, 0.5,
+    0.9; random removal (two seeds) 0.6/0.8, 0.5/0.7, 0.7/0.9 -> means 0.7, 0.6, 0.8.
+    Differences random - significant: 0.5, 0.1, -0.1: mean 0.5/3, 2 of 3 greater. An
+    image with no partner (NaN) is left out."""
+    from faceexp.removal import significant_vs_random
+    from faceexp.uncertainty import paired_difference
+
+    rows = []
+    for image, sig, r0, r1 in ((0, 0.2, 0.6, 0.8), (1, 0.5, 0.5, 0.7), (2, 0.9, 0.7, 0.9),
+                               (3, np.nan, np.nan, np.nan)):
+        rows += [dict(seed=0, image=image, threshold=0.5, method="significant", similarity=sig),
+                 dict(seed=0, image=image, threshold=0.5, method="random-superpixels",
+                      similarity=r0),
+                 dict(seed=1, image=image, threshold=0.5, method="random-superpixels",
+                      similarity=r1),
+                 dict(seed=0, image=image, threshold="none", method="none", similarity=1.0)]
+    table = significant_vs_random(pd.DataFrame(rows), seed=3)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert row["baseline"] == "random-superpixels" and row["n"] == 3 and row["seeds"] == 2
+    assert row["difference"] == pytest.approx(0.5 / 3)
+    assert row["significant"] == pytest.approx(1.6 / 3) and row["random"] == pytest.approx(0.7)
+    assert row["fraction_greater"] == pytest.approx(2 / 3)
+    expected = paired_difference(np.array([0.7, 0.6, 0.8]), np.array([0.2, 0.5, 0.9]), seed=3)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(
+        (expected["ci_low"].iloc[0], expected["ci_high"].iloc[0]))
+    with pytest.raises(ValueError, match="per-image table"):
+        significant_vs_random(pd.DataFrame({"image": [0]}))

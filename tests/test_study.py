@@ -152,3 +152,63 @@ def test_init_weights_text_for_every_source():
         "fine-tuned from final.pt (sha256 abababababab)"
     with pytest.raises(ValueError, match=r"record\['source'\] must be .* got 'guess'"):
         report.init_weights_text({"source": "guess"})
+
+
+def test_paired_removal_reading_counts_thresholds_by_their_intervals():
+    from types import SimpleNamespace
+
+    from faceexp.report import paired_removal_reading
+
+    paired = pd.DataFrame({
+        "network": "sface", "baseline": "random-superpixels", "threshold": [0.8, 0.5, 0.3],
+        "difference": [0.05, 0.01, -0.2], "ci_low": [0.02, -0.01, -0.3],
+        "ci_high": [0.08, 0.03, -0.1], "n": 10, "seeds": 5})
+    text = paired_removal_reading(SimpleNamespace(paired=paired), "sface")
+    assert "(10 images with a genuine partner, 5 random seeds)" in text
+    assert "at 1 of 3 thresholds (95% interval above 0), less at 1, indistinguishably at 1" in text
+    assert "largest mean difference -0.200 at threshold 0.3 [-0.300, -0.100]" in text
+    none = paired.assign(difference=np.nan)
+    assert "no paired comparison" in paired_removal_reading(SimpleNamespace(paired=none), "sface")
+
+
+def test_psnr_means_leave_out_identical_maps_and_carry_intervals():
+    psnr = pd.DataFrame({"network": ["a"] * 3 + ["b"] * 2, "split": "train",
+                         "psnr": [20.0, 22.0, np.inf, 10.0, 12.0]})
+    table = fs.psnr_means(psnr)
+    a = table.set_index("network").loc["a"]
+    assert a["mean"] == 21.0 and a["n"] == 2 and a["n_excluded"] == 1
+    # two images: every resampled mean is 20, 21 or 22 -> the interval spans them
+    assert (a["ci_low"], a["ci_high"]) == (20.0, 22.0)
+
+
+def test_gap_vs_softmax_with_only_constant_softmax_maps_counts_them(monkeypatch):
+    """A network whose every softmax heatmap is constant (the demo's ResNet50 after 8
+    epochs) is counted as uninformative, its PSNR left out, and nothing fails."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"path": [f"p{k}" for k in range(4)], "identity": list("aabb"),
+                          "split": ["train", "val"] * 2, "pose": "frontal"})
+
+    class _Set:
+        def __init__(self, maps):
+            self.maps, self.frame = maps, frame
+            self.images = np.zeros((4, 8, 8, 3), np.float32)
+            self.r2 = np.zeros((4, 1))
+
+        def layer(self, name):
+            return self.maps
+
+    def fake_explain(study, frame, *, layers, **options):
+        constant = layers == ["softmax"]
+        return {arch: _Set(np.zeros((4, 8, 8)) if constant and arch == "resnet50"
+                           else rng.uniform(size=(4, 8, 8))) for arch in study.models}
+
+    monkeypatch.setattr(fs, "explain_study", fake_explain)
+    study = SimpleNamespace(models=["mobilenetv2", "resnet50"],
+                            one_per_identity=lambda splits, n: frame)
+    result = fs.gap_vs_softmax_analysis(study)
+    assert set(result.psnr["network"]) == {"mobilenetv2"}
+    assert list(result.psnr_mean["network"]) == ["mobilenetv2", "mobilenetv2"]
+    counts = result.uninformative.loc[("resnet50", "softmax")]
+    assert counts["uninformative"].sum() == 4

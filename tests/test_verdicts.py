@@ -74,7 +74,7 @@ def test_paragraph_states_paper_ours_and_verdict():
     text = verdict_paragraph("e", 0.123, 0.08, 0.16)
     assert text.startswith("**Claim (e)** (paper, Sec. IV-E, V): ")
     assert "*Paper:* Threshold 0.8 removes 1.6-1.8 %" in text
-    assert "*Ours:* 0.123 [0.080, 0.160] (95% interval; Per image, the deletion AUC" in text
+    assert "*Ours:* 0.123 [0.080, 0.160] (95% interval; Per image, the cosine similarity of the probe" in text
     assert text.endswith("**Verdict: agrees**: our 95% interval [0.080, 0.160] lies above 0, "
                          "the direction the paper reports.")
     fused = verdict("c", -0.08, -0.12, -0.03, recogniser="FaceNet")
