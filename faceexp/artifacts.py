@@ -106,7 +106,9 @@ def trained_network(arch: str, artifacts="artifacts", *, pretrain_root=None, pro
         ``pose_list``, ``mode``); the run on ``data_root`` then fine-tunes it
         (``init_checkpoint`` = that run's ``final.pt``: its backbone, a new
         head). Both runs are cached; the second one's key holds the first's
-        checkpoint path and sha256. None: one run, from ``weights``.
+        checkpoint path and sha256. None: one run, from ``weights``. The
+        pre-training run keeps the recipe's ``test_fraction`` of its people
+        out of training (held out, never used), as every faceexp run does.
     progress : bool
         Progress bars while training.
     **config
