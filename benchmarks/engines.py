@@ -40,8 +40,10 @@ def _openvino_model(onnx_path, threads: int):
     except ImportError:
         return None
     core = ov.Core()
+    # f32 inference stated: OpenVINO's CPU plugin may otherwise pick a lower precision
     return core.compile_model(str(onnx_path), "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                      "PERFORMANCE_HINT": "LATENCY"})
+                                                      "PERFORMANCE_HINT": "LATENCY",
+                                                      "INFERENCE_PRECISION_HINT": "f32"})
 
 
 def run(arch: str, batch: int, rounds: int) -> dict:
