@@ -897,9 +897,9 @@ def curve_auc_table(curves: pd.DataFrame, *, seed=0) -> pd.DataFrame:
     bootstrap interval over images (:func:`faceexp.uncertainty.mean_interval`)."""
     from faceexp import uncertainty as func
 
-    auc = ffaith.deletion_auc(curves.drop(columns="network")
-                              .assign(mode=curves["network"] + "\x1f" + curves["mode"]))
-    auc[["network", "mode"]] = auc["mode"].str.split("\x1f", expand=True)
+    auc = pd.concat([ffaith.deletion_auc(part.drop(columns="network")).assign(network=network)
+                     for network, part in curves.groupby("network", sort=False)],
+                    ignore_index=True)
     rows = []
     for (network, mode, order), part in auc.groupby(["network", "mode", "order"], sort=False):
         ci = func.mean_interval(part["auc"].to_numpy(), seed=seed).iloc[0]
