@@ -1,18 +1,23 @@
-"""CPU inference engines for the explainer's forward passes: onnxruntime against OpenVINO.
+"""CPU engines for the explainer's forward passes: onnxruntime against OpenVINO, through faceexp.
 
-A benchmark, not a test: it prints figures. Issue 15 asks whether OpenVINO (a
-registry package, ``pip install openvino``; not a faceexp dependency) would beat
-onnxruntime, the engine faceexp's ``backend="auto"`` picks on a CPU. For each of the
-paper's CNNs at 113x113 (first conv stride 1; the GAP layer), the very graph faceexp
-exports for onnxruntime (:class:`faceexp.models.onnx_backend.OnnxRuntimeForward`) is
-also compiled by OpenVINO's CPU plugin (``openvino.Core().compile_model``, the ONNX
-file as is), and both run batches of real ORL faces in interleaved rounds (a change
-of load on a shared machine hits both alike). Printed per network: images/s of each
-engine (median over rounds), their ratio, and the largest difference of the GAP
-outputs relative to their scale (max |a - b| / max |a|).
+A benchmark, not a test: it prints figures, and ``faceexp.models.onnx_backend.AUTO_CPU``
+(what ``backend="auto"`` picks on a CPU) and the engines' default batches are set from
+them. For each network (the paper's CNNs at 113x113, first conv stride 1, ImageNet-
+initialised; FaceNet-CASIA at 160x160) and each layer set an explanation uses (the one
+embedding layer: GAP or ``last_bn``; the layer sweep: every block end + GAP + softmax,
+flattened, or FaceNet's catalogue layers channel-averaged), faceexp's own exported
+forward (:class:`faceexp.models.onnx_backend.ExportedForward`, the same ONNX file for
+both engines) runs real ORL faces on each engine at several batch sizes, in interleaved
+rounds (a change of load on a shared machine hits every configuration alike).
 
-Run: ``python benchmarks/engines.py [--rounds 5] [--batch 50] [--json]`` (OpenVINO
-missing: the onnxruntime rows alone, and a line saying how to install it).
+Printed per (network, layers): each engine's images/s at each batch (median over
+rounds), each engine's best, the ratio OpenVINO / onnxruntime of the bests, and the
+largest difference of any layer output between the engines relative to that layer's
+scale (max |a - b| / max |a|) on the faces run.
+
+Run: ``python benchmarks/engines.py [--networks mobilenetv2 resnet50 facenet-casia]
+[--rounds 7] [--batches 8 16 32] [--images 64] [--json]`` (OpenVINO missing: a line
+saying how to install it).
 """
 from __future__ import annotations
 
@@ -25,91 +30,98 @@ import time
 import numpy as np
 import torch
 
+ENGINES = ("onnxruntime", "openvino")
 
-def _faces(n: int) -> torch.Tensor:
+
+def _orl_faces(n: int, size: int) -> torch.Tensor:
+    """The first ``n`` ORL faces, (n, 3, size, size) in [0, 1]: the paper's crop at 113, or
+    resized from it for FaceNet (the benchmark times the engines, not the alignment)."""
     import faceexp
 
     orl = faceexp.load_orl()
     images = [faceexp.preprocessed_image(path) for path in orl["path"][:n]]
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    if size != batch.shape[-1]:
+        batch = torch.nn.functional.interpolate(batch, size=(size, size), mode="bilinear",
+                                                align_corners=False).clamp(0, 1)
+    return batch
 
 
-def _openvino_model(onnx_path, threads: int):
-    try:
-        import openvino as ov
-    except ImportError:
-        return None
-    core = ov.Core()
-    # f32 inference stated: OpenVINO's CPU plugin may otherwise pick a lower precision
-    return core.compile_model(str(onnx_path), "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                      "PERFORMANCE_HINT": "LATENCY",
-                                                      "INFERENCE_PRECISION_HINT": "f32"})
-
-
-def run(arch: str, batch: int, rounds: int) -> dict:
+def _embeds(network: str, which: str) -> tuple[dict, int]:
+    """{engine: embed callable -> {layer: (N, D)}} for one network and layer set, and the input size."""
     from faceexp import models as fmodels
 
-    model = fmodels.build_model(arch, num_classes=10, seed=0)
-    embedder = fmodels.Embedder(model, ["gap"], backend="onnxruntime")
-    images = _faces(batch)
-    reference = embedder(images)["gap"].numpy()        # exports and caches the graph
-    path = _onnx_path(embedder, images)
-    compiled = _openvino_model(path, torch.get_num_threads())
-    row = {"arch": arch, "batch": batch, "rounds": rounds, "threads": torch.get_num_threads(),
-           "onnx": str(path)}
-    array = np.ascontiguousarray(images.numpy())
-    ort_rates, ov_rates = [], []
-    ov_out = None
+    if network == "facenet-casia":
+        from faceexp.recognisers.facenet import FaceNetCasia
+
+        rec = FaceNetCasia(backend="onnxruntime")
+        layers = ("last_bn",) if which == "embedding" else rec.layers
+        return {engine: rec.embedder(layers, backend=engine) for engine in ENGINES}, 160
+    model = fmodels.build_model(network, num_classes=10, seed=0)
+    layers = ["gap"] if which == "embedding" else fmodels.block_ends(network) + ["gap", "softmax"]
+    return {engine: fmodels.Embedder(model, layers, pooling="flatten", backend=engine)
+            for engine in ENGINES}, 113
+
+
+def run(network: str, which: str, batches, rounds: int, n_images: int) -> dict:
+    """Images/s of each engine at each batch size, and the engines' largest difference."""
+    embeds, size = _embeds(network, which)
+    images = _orl_faces(n_images, size)
+    outputs = {engine: embed(images) for engine, embed in embeds.items()}   # exports, warms up
+    diff = max(float((outputs["openvino"][layer] - outputs["onnxruntime"][layer]).abs().max()
+                     / outputs["onnxruntime"][layer].abs().max().clamp_min(1e-12))
+               for layer in outputs["onnxruntime"])
+    rates = {(engine, b): [] for engine in ENGINES for b in batches}
     for _ in range(rounds):
-        start = time.perf_counter()
-        embedder(images)
-        ort_rates.append(batch / (time.perf_counter() - start))
-        if compiled is not None:
+        for (engine, b), values in rates.items():
+            embed = embeds[engine]
             start = time.perf_counter()
-            result = compiled(array)
-            ov_rates.append(batch / (time.perf_counter() - start))
-            ov_out = next(iter(result.values()))
-    row["onnxruntime_img_s"] = statistics.median(ort_rates)
-    if compiled is None:
-        row["openvino"] = "not installed (pip install openvino)"
-        return row
-    ov_out = np.asarray(ov_out).reshape(len(reference), -1)
-    row["openvino_img_s"] = statistics.median(ov_rates)
-    row["openvino_over_onnxruntime"] = row["openvino_img_s"] / row["onnxruntime_img_s"]
-    row["max_rel_diff"] = float(np.abs(ov_out - reference.reshape(len(reference), -1)).max()
-                                / np.abs(reference).max())
+            for i in range(0, n_images, b):
+                embed(images[i:i + b])
+            values.append(n_images / (time.perf_counter() - start))
+    row = {"network": network, "layers": which, "n_layers": len(outputs["onnxruntime"]),
+           "rounds": rounds, "images": n_images, "threads": torch.get_num_threads(),
+           "max_rel_diff": diff}
+    for engine in ENGINES:
+        medians = {b: statistics.median(rates[engine, b]) for b in batches}
+        best = max(medians, key=medians.get)
+        row[engine] = {"img_s": {str(b): m for b, m in medians.items()},
+                       "best_batch": best, "best_img_s": medians[best]}
+    row["openvino_over_onnxruntime"] = row["openvino"]["best_img_s"] / row["onnxruntime"]["best_img_s"]
     return row
-
-
-def _onnx_path(embedder, images):
-    """The ONNX file faceexp exported for this Embedder and input size."""
-    from faceexp.models.onnx_backend import OnnxRuntimeForward
-
-    for value in vars(embedder).values():
-        if isinstance(value, OnnxRuntimeForward):
-            return value._path((int(images.shape[2]), int(images.shape[3])))
-    raise RuntimeError("the Embedder has no onnxruntime forward; faceexp's internals changed")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", nargs="+", default=["mobilenetv2", "resnet50"])
-    parser.add_argument("--batch", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--networks", nargs="+", default=["mobilenetv2", "resnet50", "facenet-casia"])
+    parser.add_argument("--layers", nargs="+", default=["embedding", "sweep"],
+                        choices=("embedding", "sweep"))
+    parser.add_argument("--batches", nargs="+", type=int, default=[8, 16, 32])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    rows = [run(arch, args.batch, args.rounds) for arch in args.arch]
+    from faceexp.models.onnx_backend import installed
+
+    if not installed("openvino"):
+        print("OpenVINO is not installed: pip install openvino (then run this again)")
+        return 1
+    rows = []
+    for network in args.networks:
+        for which in args.layers:
+            rows.append(run(network, which, args.batches, args.rounds, args.images))
+            r = rows[-1]
+            if not args.json:
+                per = "  ".join(f"{e[:4]} " + "/".join(f"{v:.1f}" for v in r[e]["img_s"].values())
+                                for e in ENGINES)
+                print(f"{network:14s} {which:9s} ({r['n_layers']:2d} layers) img/s at batch "
+                      f"{'/'.join(map(str, args.batches))}: {per}  best: onnx "
+                      f"{r['onnxruntime']['best_img_s']:.1f} (b{r['onnxruntime']['best_batch']}) "
+                      f"openvino {r['openvino']['best_img_s']:.1f} (b{r['openvino']['best_batch']}) "
+                      f"ratio {r['openvino_over_onnxruntime']:.2f}  max rel diff "
+                      f"{r['max_rel_diff']:.1e}", flush=True)
     if args.json:
         print(json.dumps(rows, indent=1))
-        return 0
-    for r in rows:
-        line = f"{r['arch']:12s} onnxruntime {r['onnxruntime_img_s']:7.1f} img/s"
-        if "openvino_img_s" in r:
-            line += (f"  openvino {r['openvino_img_s']:7.1f} img/s  ratio "
-                     f"{r['openvino_over_onnxruntime']:.2f}  max rel diff {r['max_rel_diff']:.1e}")
-        else:
-            line += f"  openvino {r['openvino']}"
-        print(line)
     return 0
 
 

@@ -6,9 +6,11 @@ ORL face:
 
 - ``forward_s``: forward passes alone, ``n_samples`` images at faceexp's batch
   (``--batch``, default ``faceexp.models.default_batch_size``), on the engine the
-  explanations use (``--backend``, default "auto": onnxruntime on a CPU; "torch" is
+  explanations use (``--backend``, default "auto": on a CPU the engine
+  ``faceexp.models.onnx_backend.AUTO_CPU`` names for the network; "torch" is
   ``Embedder(compile=True, channels_last=True)``): the floor of an explanation;
-  ``forward_torch_s`` and ``forward_onnxruntime_s`` give the floor of each engine;
+  ``forward_torch_s``, ``forward_onnxruntime_s`` and ``forward_openvino_s`` (where
+  OpenVINO is installed) give the floor of each engine at that batch;
 - ``explain_s`` (= ``single_layer_s``): one explanation of the "gap" layer on it;
 - ``sweep_s``: one explanation of all 16 block ends + gap + softmax (flattened)
   from the same forward passes;
@@ -26,7 +28,7 @@ For each face recogniser (``facenet-casia``, ``sface``, ``dlib``), on the same O
 aligned by ``rec.align`` (160x160, 112x112, 150x150):
 
 - ``forward_<engine>_s``: the forward floor of each engine it runs on (FaceNet:
-  ``torch`` eager and ``onnxruntime``; SFace: ``onnxruntime``; dlib: ``dlib``), at
+  ``torch`` eager, ``onnxruntime`` and ``openvino``; SFace: ``onnxruntime``; dlib: ``dlib``), at
   the explanation's batch; ``forward_s`` is the default engine's (``backend``);
 - ``explain_s``: one explanation of its embedding (FaceNet: ``rec.embedder()``'s
   ``last_bn``, the 512-d embedding before L2 normalisation; the others: ``rec``)
@@ -66,7 +68,7 @@ from faceexp import data as fdata
 from faceexp import preprocessing as fpre
 from faceexp import models as fmodels
 from faceexp.explainer import Explainer
-from faceexp.models.onnx_backend import resolve_backend
+from faceexp.models.onnx_backend import EXPORTED, installed, resolve_backend
 
 LIME_BATCH = 50     # lime_image's batch_size, as its users run it
 N_SEGMENTS = 75
@@ -82,10 +84,11 @@ def _sweep_layers(arch: str) -> list[str]:
     return fmodels.block_ends(arch) + ["gap", "softmax"]
 
 
-def _compiled_embedder(model, layers, backend="torch"):
+def _compiled_embedder(arch, model, layers, backend="torch"):
     """The fastest Embedder of an engine: compiled + channels_last torch, or onnxruntime."""
-    if resolve_backend(backend, "cpu") == "onnxruntime":
-        return fmodels.Embedder(model, layers, pooling="flatten", backend="onnxruntime")
+    engine = resolve_backend(backend, "cpu", arch)
+    if engine in EXPORTED:
+        return fmodels.Embedder(model, layers, pooling="flatten", backend=engine)
     return fmodels.Embedder(model, layers, pooling="flatten", compile=True, channels_last=True)
 
 
@@ -143,7 +146,7 @@ def _peak_rss_mb(arch: str, n_samples: int, batch: int, backend: str) -> float:
 
 def _peak_rss_child(arch: str, n_samples: int, batch: int, backend: str) -> None:
     model = fmodels.build_model(arch, 1000, weights="imagenet", seed=0)
-    embedder = _compiled_embedder(model, _sweep_layers(arch), backend)
+    embedder = _compiled_embedder(arch, model, _sweep_layers(arch), backend)
     _explainer(embedder, n_samples, batch).explain(_face(), seed=0)
     # Linux reports ru_maxrss in KiB
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -174,14 +177,14 @@ def bench(arch: str, *, n_samples: int, repeats: int, batch: int | None, log,
           backend: str = "auto") -> dict:
     """Time one network (forwards, gap explanation, sweep and lime interleaved per repeat)."""
     image = _face()
-    backend = resolve_backend(backend, "cpu")
+    backend = resolve_backend(backend, "cpu", arch)
     if batch is None:
         batch = fmodels.default_batch_size(arch, "cpu", backend)
     model = fmodels.build_model(arch, 1000, weights="imagenet", seed=0)
-    single = _Timed(_compiled_embedder(model, ["gap"], backend))
-    sweep = _Timed(_compiled_embedder(model, _sweep_layers(arch), backend))
-    floors = {engine: _compiled_embedder(model, ["gap"], engine)
-              for engine in ("torch", "onnxruntime")}
+    single = _Timed(_compiled_embedder(arch, model, ["gap"], backend))
+    sweep = _Timed(_compiled_embedder(arch, model, _sweep_layers(arch), backend))
+    floors = {engine: _compiled_embedder(arch, model, ["gap"], engine)
+              for engine in ("torch", *EXPORTED) if installed(engine)}
     log(f"{arch}: compiling (gap, then the sweep over {len(sweep.embed.layers)} layers)")
     with warnings.catch_warnings():      # warm-ups: a batch of samples, an under-determined fit
         warnings.simplefilter("ignore")
@@ -200,8 +203,8 @@ def bench(arch: str, *, n_samples: int, repeats: int, batch: int | None, log,
         embed(noise)        # warm-up (a batch made outside inference mode may recompile)
 
     lime = _lime_runner(_softmax_classifier(arch), image, n_samples)
-    runs = {"forward": [], "explain": [], "sweep": [], "lime": [], "forward_torch": [],
-            "forward_onnxruntime": []}
+    runs = {"forward": [], "explain": [], "sweep": [], "lime": [],
+            **{f"forward_{engine}": [] for engine in floors}}
     inside = {"explain": [], "sweep": [], "lime": []}
     for r in range(repeats):
         log(f"{arch}: repeat {r + 1}/{repeats}: forward floor, gap explanation, sweep, "
@@ -228,13 +231,12 @@ def bench(arch: str, *, n_samples: int, repeats: int, batch: int | None, log,
         median(k, 0) for k in ("explain", "forward", "sweep", "lime"))
     explain_cpu, forward_cpu, sweep_cpu, lime_cpu = (
         median(k, 1) for k in ("explain", "forward", "sweep", "lime"))
-    fastest_s = min(median("forward_torch", 0), median("forward_onnxruntime", 0))
+    fastest_s = min(median(f"forward_{engine}", 0) for engine in floors)
     return {
         "model": arch, "backend": backend, "n_samples": n_samples, "repeats": repeats,
         "batch_size": batch, "lime_batch_size": LIME_BATCH,
         "explain_s": explain_s, "forward_s": forward_s,
-        "forward_torch_s": median("forward_torch", 0),
-        "forward_onnxruntime_s": median("forward_onnxruntime", 0),
+        **{f"forward_{engine}_s": median(f"forward_{engine}", 0) for engine in floors},
         "explain_over_fastest_forward": explain_s / fastest_s,
         "single_layer_s": explain_s, "sweep_s": sweep_s, "lime_s": lime_s,
         "peak_rss_mb": peak_rss_mb,
@@ -253,7 +255,7 @@ def bench(arch: str, *, n_samples: int, repeats: int, batch: int | None, log,
 
 #: The face recognisers benchmarked, and the engines each runs on (the first is the default
 #: on a CPU, as ``backend="auto"`` picks it).
-RECOGNISER_ENGINES = {"facenet-casia": ("onnxruntime", "torch"), "sface": ("onnxruntime",),
+RECOGNISER_ENGINES = {"facenet-casia": ("onnxruntime", "openvino", "torch"), "sface": ("onnxruntime",),
                       "dlib": ("dlib",)}
 
 
@@ -261,9 +263,9 @@ def _recogniser_embeds(rec, backend: str) -> tuple[str, dict]:
     """(default engine, {engine: embed callable}) of a recogniser: FaceNet's layer embedder
     per engine (``last_bn``), or the recogniser itself."""
     if rec.name == "facenet-casia":
-        default = resolve_backend(backend, "cpu")
+        default = resolve_backend(backend, "cpu", rec.name)
         return default, {engine: rec.embedder(("last_bn",), backend=engine)
-                         for engine in RECOGNISER_ENGINES[rec.name]}
+                         for engine in RECOGNISER_ENGINES[rec.name] if installed(engine)}
     (engine,) = RECOGNISER_ENGINES[rec.name]
     return engine, {engine: rec}
 
@@ -394,9 +396,10 @@ def main(argv=None) -> int:
                         help="faceexp's batch (explanations and the forward floor); default: "
                              "faceexp.models.default_batch_size(model, 'cpu'). lime_image "
                              f"always runs at batch_size={LIME_BATCH}")
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
-                        help="engine of faceexp's explanations (default auto: onnxruntime "
-                             "on a CPU)")
+    parser.add_argument("--backend", default="auto",
+                        choices=("auto", "torch", "onnxruntime", "openvino"),
+                        help="engine of faceexp's explanations (default auto: on a CPU the "
+                             "engine AUTO_CPU names for the network)")
     parser.add_argument("--json", action="store_true", help="print one JSON list")
     parser.add_argument("--peak-rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -333,9 +333,11 @@ def explain_images(checkpoint, frame: pd.DataFrame, artifacts="artifacts", *,
     compile : bool
         ``torch.compile`` the network (worth it from a few dozen images on;
         torch backend only).
-    backend : {"auto", "torch", "onnxruntime"}
+    backend : {"auto", "torch", "onnxruntime", "openvino"}
         The engine of the forward passes (:class:`faceexp.models.Embedder`):
-        "auto" runs onnxruntime on a CPU, where it is the fastest.
+        "auto" runs, on a CPU, the engine measured fastest for the network
+        (:data:`faceexp.models.onnx_backend.AUTO_CPU`: OpenVINO for MobileNetV2,
+        onnxruntime for ResNet50).
     **options
         :class:`faceexp.explainer.Explainer` options (``n_samples``,
         ``n_segments``, ``p_off``, ``sampling``, ``batch_size``, ...).

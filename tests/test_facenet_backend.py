@@ -1,4 +1,5 @@
-"""FaceNet-CASIA on onnxruntime gives PyTorch's layer outputs and heatmaps, from a cached export."""
+"""FaceNet-CASIA on onnxruntime and OpenVINO gives PyTorch's layer outputs and heatmaps, from a
+cached export."""
 from __future__ import annotations
 
 import shutil
@@ -61,14 +62,18 @@ def test_every_catalogue_layer_matches_torch_on_orl_faces(rec, faces):
     assert fast.backend == "onnxruntime" and fast.layers == list(LAYERS)
     got = fast(faces)
     eager = rec.embedder(LAYERS, backend="torch")(faces)
-    assert list(got) == list(LAYERS)
+    vino = rec.embedder(LAYERS, backend="openvino")
+    assert vino.backend == "openvino"
+    vino = vino(faces)
+    assert list(got) == list(LAYERS) == list(vino)
     for layer in LAYERS:
         scale = float(reference[layer].abs().max())
         assert got[layer].dtype == torch.float32 and got[layer].shape == reference[layer].shape
         # The torch path runs the same modules as the model's forward: the same numbers.
         torch.testing.assert_close(eager[layer], reference[layer], rtol=0, atol=1e-6 * scale)
-        error = float((got[layer] - reference[layer]).abs().max())
-        assert error <= RELATIVE_TOLERANCE * scale, (layer, error, scale)
+        for engine, values in (("onnxruntime", got), ("openvino", vino)):
+            error = float((values[layer] - reference[layer]).abs().max())
+            assert error <= RELATIVE_TOLERANCE * scale, (engine, layer, error, scale)
     # last_bn is the embedding before L2 normalisation: rec(batch) and the model's output.
     unit = torch.nn.functional.normalize(got["last_bn"], dim=1)
     torch.testing.assert_close(rec(faces), final, rtol=0, atol=1e-6)
@@ -85,9 +90,10 @@ def test_every_catalogue_layer_matches_torch_on_orl_faces(rec, faces):
 def test_heatmaps_from_both_backends_agree(rec, faces):
     face = faces[0].permute(1, 2, 0).numpy()
     maps = [Explainer(rec.embedder(backend=backend), n_samples=200, n_segments=30)
-            .explain(face, seed=0).heatmaps[0] for backend in ("torch", "onnxruntime")]
+            .explain(face, seed=0).heatmaps[0] for backend in ("torch", "onnxruntime", "openvino")]
     # Same samples, same fit: measured 140 dB; two seeds on one backend: 18.8 dB.
     assert heatmap_psnr(maps[0], maps[1]) >= 60
+    assert heatmap_psnr(maps[0], maps[2]) >= 60
 
 
 @pytest.mark.slow
@@ -135,15 +141,19 @@ def test_threads_follow_torch_or_the_option(facenet_cache):
         == torch.get_num_threads()
     one = FaceNetCasia(cache_dir=facenet_cache, backend="onnxruntime", threads=1)
     assert one.embedder()._run.threads == 1
-    assert FaceNetCasia(cache_dir=facenet_cache, backend="auto").backend == "onnxruntime"
+    assert FaceNetCasia(cache_dir=facenet_cache, backend="auto").backend == \
+        onnx_backend.resolve_backend("auto", "cpu", "facenet-casia")
+    vino = FaceNetCasia(cache_dir=facenet_cache, backend="openvino", threads=1).embedder()
+    assert vino.preferred_batch_size >= 1 and vino._run.threads == 1
 
 
 def test_bad_options_say_what_to_pass():
     # Checked before the weights are read.
     with pytest.raises(ValueError, match="backend must be one of"):
         FaceNetCasia(backend="tensorrt")
-    with pytest.raises(ValueError, match="backend='onnxruntime' runs on the CPU"):
-        FaceNetCasia(device="meta", backend="onnxruntime")
+    for engine in ("onnxruntime", "openvino"):
+        with pytest.raises(ValueError, match=f"backend='{engine}' runs on the CPU"):
+            FaceNetCasia(device="meta", backend=engine)
     with pytest.raises(ValueError, match="threads must be a positive integer"):
         FaceNetCasia(threads=0)
 

@@ -77,9 +77,11 @@ def add_network_arguments(parser) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the network (faster for many samples; 5-20 s "
                              "warm-up)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
-                        help="engine of the paper's CNNs: auto (default) runs onnxruntime on "
-                             "a CPU, torch elsewhere")
+    parser.add_argument("--backend", default="auto",
+                        choices=("auto", "torch", "onnxruntime", "openvino"),
+                        help="engine of the paper's CNNs and FaceNet: auto (default) runs, on "
+                             "a CPU, the installed engine measured fastest for the network "
+                             "(onnxruntime or OpenVINO), torch elsewhere")
 
 
 def add_explainer_arguments(parser) -> None:
@@ -156,7 +158,9 @@ def load_network_embedder(args, command: str, device=None):
                              f"got {layers}; intermediate layers need mobilenetv2/resnet50")
         from faceexp.recognisers.verification import align_images
 
-        recogniser = recognisers.load(args.model, device=device)
+        # --backend picks FaceNet's engine; SFace is onnxruntime's, dlib is dlib's.
+        options = {"backend": args.backend} if args.model == "facenet-casia" else {}
+        recogniser = recognisers.load(args.model, device=device, **options)
 
         def read(path, box=None):
             (face,) = align_images(recogniser, [path], None if box is None else [box],

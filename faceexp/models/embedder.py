@@ -16,7 +16,7 @@ from faceexp.batching import BatchedEmbed
 from faceexp.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from faceexp.models.catalogue import _trace, layer_catalogue, resolve_layer
 from faceexp.models.networks import _LOGITS_NODE, _arch_of, _check_arch, _unwrap
-from faceexp.models.onnx_backend import OnnxRuntimeForward, resolve_backend
+from faceexp.models.onnx_backend import EXPORTED, ExportedForward, check_device, resolve_backend
 
 _POOLINGS = ("flatten", "mean")
 
@@ -24,10 +24,14 @@ _POOLINGS = ("flatten", "mean")
 # Explanation batches measured fastest on the 2-core AVX2 CPU of the build machine.
 # torch (compiled, channels_last; benchmarks/explain.py, 1000 samples): MobileNetV2 ran
 # 1000 forwards in 12.3 s at batch 8 against 19.5 s at batch 50 (its activations stay in
-# cache); ResNet50 was the same at 10 and 50 (11.9-12.0 img/s). onnxruntime (gap layer):
-# MobileNetV2 145 / 140 / 118 img/s and ResNet50 31.5 / 31.7 / 27.6 img/s at batch 8 / 16 / 50.
+# cache); ResNet50 was the same at 10 and 50 (11.9-12.0 img/s). The exported engines
+# (benchmarks/engines.py, 9 interleaved rounds of 64 faces, img/s at batch 8 / 16 / 32, GAP
+# and the 18-layer sweep): onnxruntime MobileNetV2 156 / 148 / 129 and 138 / 133 / 106,
+# ResNet50 26.0 / 24.2 / 24.1 and 24.0 / 22.1 / 13.8; OpenVINO MobileNetV2 229 / 226 / 223
+# and 168 / 176 / 163, ResNet50 26.2 / 25.9 / 24.6 and 20.8 / 20.5 / 18.7.
 _CPU_BATCH = {"torch": {"mobilenetv2": 8, "resnet50": 50},
-              "onnxruntime": {"mobilenetv2": 8, "resnet50": 16}}
+              "onnxruntime": {"mobilenetv2": 8, "resnet50": 8},
+              "openvino": {"mobilenetv2": 16, "resnet50": 8}}
 _OTHER_BATCH = 50
 
 
@@ -35,7 +39,7 @@ def default_batch_size(arch: str, device="cpu", backend: str = "torch") -> int:
     """Perturbed images per forward pass for explaining with ``arch`` on ``device``.
 
     On the CPU, the batch measured fastest for each architecture and engine (torch:
-    MobileNetV2 8, ResNet50 50; onnxruntime: 8 and 16). Elsewhere 50: not measured
+    MobileNetV2 8, ResNet50 50; onnxruntime: 8 and 8; OpenVINO: 16 and 8). Elsewhere 50: not measured
     here; on a GPU a larger batch (``batch_size=`` of the explainer) is usually faster.
     """
     arch = _check_arch(arch)
@@ -45,7 +49,7 @@ def default_batch_size(arch: str, device="cpu", backend: str = "torch") -> int:
         raise ValueError(f"device: not a torch device: {device!r}") from None
     if kind != "cpu":
         return _OTHER_BATCH
-    return _CPU_BATCH["onnxruntime" if backend == "onnxruntime" else "torch"][arch]
+    return _CPU_BATCH[backend if backend in _CPU_BATCH else "torch"][arch]
 
 
 # ----------------------------------------------------------------------------
@@ -133,13 +137,15 @@ class Embedder:
         Run in the channels-last memory format (the model's parameters are
         converted in place); None means "on when compile is on" (it makes
         compiled ResNet50 about 2.5x faster on CPU).
-    backend : {"torch", "onnxruntime", "auto"}, default "torch"
+    backend : {"torch", "onnxruntime", "openvino", "auto"}, default "torch"
         The engine that runs the pruned graph: PyTorch (eager or compiled), or
-        onnxruntime's CPU provider (:mod:`faceexp.models.onnx_backend`; the graph
-        is exported once per input size and cached; often several times faster
-        on a CPU; a snapshot of the weights, so not for a model still training).
-        "auto": onnxruntime on a CPU, torch elsewhere. ``compile`` applies to
-        the torch backend only.
+        onnxruntime's CPU provider, or OpenVINO's CPU plugin
+        (:mod:`faceexp.models.onnx_backend`; the graph is exported once per input
+        size and cached; often several times faster on a CPU; a snapshot of the
+        weights, so not for a model still training). "auto": on a CPU the engine
+        measured fastest for this architecture among those installed
+        (:data:`~faceexp.models.onnx_backend.AUTO_CPU`), torch elsewhere.
+        ``compile`` applies to the torch backend only.
     batch_size : int, optional
         Run the input in chunks of this many images (bounds memory); with
         ``compile`` on, the last chunk is padded to this size (repeating its
@@ -247,16 +253,14 @@ class Embedder:
         graph_module.recompile()
         self._extractor = _Extractor(graph_module, [key for key, _ in outputs],
                                      normalize=self.normalize, pooling=pooling).to(device)
-        self.backend = resolve_backend(backend, device)
-        if self.backend == "onnxruntime":
-            if device.type != "cpu":
-                raise ValueError(f"backend='onnxruntime' runs on the CPU, but device is "
-                                 f"{device}; use backend='torch' (or 'auto') there")
+        self.backend = resolve_backend(backend, device, arch)
+        if self.backend in EXPORTED:
+            check_device(self.backend, device)
             self.compiled = False          # a dynamic batch: nothing to pad for
-            self._run = OnnxRuntimeForward(
+            self._run = ExportedForward(
                 self._extractor, {"arch": arch, "outputs": [key for key, _ in outputs],
                                   "pooling": pooling, "normalize": self.normalize},
-                len(outputs))
+                len(outputs), engine=self.backend)
         else:
             self._run = torch.compile(self._extractor, dynamic=False) if compile \
                 else self._extractor
@@ -336,8 +340,8 @@ class Embedder:
         size = self.batch_size if self.batch_size is not None else len(batch)
         runner = BatchedEmbed(self._forward, batch_size=size,
                               pad=self.compiled and self.batch_size is not None)
-        # onnxruntime runs an exported eval-mode graph: no training flags to switch.
-        training = [] if self.backend == "onnxruntime" else \
+        # An exported engine runs an eval-mode graph: no training flags to switch.
+        training = [] if self.backend in EXPORTED else \
             [module for module in self._extractor.modules() if module.training]
         for module in training:
             module.training = False

@@ -1,5 +1,6 @@
-"""The onnxruntime engine for an :class:`~faceexp.models.Embedder`: the same layer outputs,
-often several times faster on a CPU than PyTorch's eager or compiled forward.
+"""The exported-graph engines of an :class:`~faceexp.models.Embedder` (onnxruntime and
+OpenVINO): the same layer outputs, often several times faster on a CPU than PyTorch's
+eager or compiled forward.
 
 The Embedder's pruned graph (normalisation, the layers asked for, pooling, softmax), or
 FaceNet-CASIA's (:meth:`faceexp.recognisers.facenet.FaceNetCasia.embedder`), is
@@ -7,10 +8,16 @@ exported with ``torch.onnx.export`` once per input size and cached in the user c
 (:func:`faceexp.files.cache_dir`, or the caller's folder, ``onnx/<key>.onnx``, written
 atomically), keyed by the weights' :func:`~faceexp.models.state_dict_hash`, the layers,
 pooling, normalisation, input size and the torch version. It runs on onnxruntime's CPU
-provider with as many intra-op threads as ``torch.get_num_threads()`` (so a torchrun
-process with ``OMP_NUM_THREADS=1`` does not oversubscribe the cores) and a dynamic batch
-size. The exported graph is a snapshot of the weights: an Embedder whose model is still
-training must use the torch backend.
+provider, or on OpenVINO's CPU plugin (the same ONNX file, compiled with f32 inference
+stated: left to itself the plugin may compute in a lower precision, which changed
+MobileNetV2's outputs by up to 6e-2 of their scale on the build machine), with as many
+threads as ``torch.get_num_threads()`` (so a torchrun process with ``OMP_NUM_THREADS=1``
+does not oversubscribe the cores; OpenVINO's pinning of threads to cores is turned off
+for the same reason) and a dynamic batch size. The exported graph is a snapshot of the
+weights: an Embedder whose model is still training must use the torch backend.
+
+``backend="auto"`` picks, on a CPU, the engine ``benchmarks/engines.py`` measured fastest
+for the network (:data:`AUTO_CPU`) among those installed, and torch on any other device.
 """
 from __future__ import annotations
 
@@ -25,30 +32,68 @@ import torch
 
 from faceexp.files import atomic_write, cache_dir
 
-__all__ = ["BACKENDS", "OnnxRuntimeForward", "resolve_backend"]
+__all__ = ["AUTO_CPU", "BACKENDS", "EXPORTED", "ExportedForward", "OnnxRuntimeForward",
+           "check_device", "installed", "resolve_backend"]
 
 #: Engines an Embedder can run on.
-BACKENDS = ("torch", "onnxruntime", "auto")
+BACKENDS = ("torch", "onnxruntime", "openvino", "auto")
+#: The engines that run the exported ONNX graph, on the CPU only.
+EXPORTED = ("onnxruntime", "openvino")
+#: The package each exported engine needs.
+_PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+#: What "auto" prefers on a CPU, per network, fastest first; an engine not installed is
+#: skipped, a network not listed gets the default order. Measured by benchmarks/engines.py
+#: on the 2-core AVX2 build machine (9 interleaved rounds of 64 ORL faces, each engine at
+#: its best of batch 8/16/32; OpenVINO / onnxruntime images/s, one layer and the layer
+#: sweep): MobileNetV2 1.47x and 1.27x; ResNet50 1.01x and 0.87x; FaceNet-CASIA 0.99x and
+#: 0.96x. OpenVINO is preferred only where it wins.
+AUTO_CPU = {"mobilenetv2": ("openvino", "onnxruntime", "torch"),
+            "resnet50": ("onnxruntime", "openvino", "torch"),
+            "facenet-casia": ("onnxruntime", "openvino", "torch"),
+            "default": ("onnxruntime", "openvino", "torch")}
 #: Bumped when the export changes.
 EXPORT_VERSION = 1
 _OPSET = 17
 
 
-def resolve_backend(backend: str, device) -> str:
-    """``"auto"``: onnxruntime on a CPU (where it is installed), torch elsewhere."""
+def installed(engine: str) -> bool:
+    """Whether ``engine``'s package can be imported (torch always can)."""
+    import importlib.util
+
+    return engine == "torch" or importlib.util.find_spec(_PACKAGES[engine]) is not None
+
+
+def resolve_backend(backend: str, device, network: str | None = None) -> str:
+    """The engine ``backend`` means for ``network`` on ``device``.
+
+    ``"auto"``: on a CPU, the first installed engine of :data:`AUTO_CPU` for ``network``
+    (``"mobilenetv2"``, ``"resnet50"``, ``"facenet-casia"``; None: the default order);
+    torch on any other device. An engine named outright must be installed.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend != "auto":
+        if not installed(backend):
+            raise ValueError(f"backend={backend!r} needs the {_PACKAGES[backend]} package "
+                             f"(pip install {_PACKAGES[backend]}), or use backend='auto'")
         return backend
     if torch.device(device).type != "cpu":
         return "torch"
-    import importlib.util
+    order = AUTO_CPU.get(network, AUTO_CPU["default"])
+    return next(engine for engine in order if installed(engine))
 
-    return "onnxruntime" if importlib.util.find_spec("onnxruntime") else "torch"
+
+def check_device(backend: str, device) -> None:
+    """Refuse an exported engine on a device other than the CPU, saying what to use."""
+    device = torch.device(device)
+    if backend in EXPORTED and device.type != "cpu":
+        raise ValueError(f"backend={backend!r} runs on the CPU, but device is {device}; "
+                         "use backend='torch' (or 'auto') there")
 
 
-class OnnxRuntimeForward:
-    """Calls of a pruned torch graph, run by onnxruntime: tensor (N, 3, H, W) -> tuple of tensors.
+class ExportedForward:
+    """Calls of a pruned torch graph, exported to ONNX and run by onnxruntime or OpenVINO:
+    tensor (N, 3, H, W) -> tuple of float32 CPU tensors.
 
     Parameters
     ----------
@@ -59,7 +104,8 @@ class OnnxRuntimeForward:
     n_outputs : int
         How many tensors it returns.
     threads : int, optional
-        onnxruntime's intra-op threads; default ``torch.get_num_threads()``.
+        The engine's threads (onnxruntime's intra-op threads, OpenVINO's
+        ``INFERENCE_NUM_THREADS``); default ``torch.get_num_threads()``.
     cache : path-like, optional
         Folder whose ``onnx/`` sub-folder holds the exported graphs; default
         :func:`faceexp.files.cache_dir` (read when a graph is first needed).
@@ -67,12 +113,21 @@ class OnnxRuntimeForward:
         The weights' hash when the caller already has it (e.g. a recogniser that
         hashes its converted weights once for several layer sets); default
         :func:`~faceexp.models.state_dict_hash` of ``module``.
+    engine : {"onnxruntime", "openvino"}, default "onnxruntime"
+        What runs the exported graph (the same file for both).
     """
 
     def __init__(self, module: torch.nn.Module, key: dict, n_outputs: int,
-                 threads: int | None = None, *, cache=None, weights: str | None = None):
+                 threads: int | None = None, *, cache=None, weights: str | None = None,
+                 engine: str = "onnxruntime"):
         from faceexp.models.checkpoints import state_dict_hash
 
+        if engine not in EXPORTED:
+            raise ValueError(f"engine must be one of {EXPORTED}, got {engine!r}")
+        if not installed(engine):
+            raise ValueError(f"engine {engine!r} needs the {_PACKAGES[engine]} package "
+                             f"(pip install {_PACKAGES[engine]})")
+        self.engine = engine
         if threads is not None and (isinstance(threads, bool) or not isinstance(
                 threads, (int, np.integer)) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
@@ -107,33 +162,62 @@ class OnnxRuntimeForward:
             module.training = True
         return buffer.getvalue()
 
+    def _graph(self, size: tuple[int, int]) -> Path:
+        """The exported graph's file for inputs of ``size``, exported on first use."""
+        path = self._path(size)
+        if not path.is_file():
+            graph = self._export(size)
+            atomic_write(path, lambda file: file.write(graph))
+        return path
+
     def _session(self, size: tuple[int, int]):
         if size not in self._sessions:
-            import onnxruntime as ort
-
-            path = self._path(size)
-            if path.is_file():
-                graph = path.read_bytes()
-            else:
-                graph = self._export(size)
-                atomic_write(path, lambda file: file.write(graph))
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
-            # No arena: flattened early layers are hundreds of MB per batch; an arena keeps
-            # its peak for the whole session.
-            options.enable_cpu_mem_arena = False
-            options.enable_mem_pattern = False
-            # onnxruntime's default, stated: on the 2-core build machine BASIC and EXTENDED
-            # ran FaceNet-CASIA (160x160) at 0.62x / 0.60x and ResNet50 (113x113) at
-            # 0.56x / 0.53x of ENABLE_ALL's throughput (batch 16, interleaved rounds).
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._sessions[size] = ort.InferenceSession(graph, options,
-                                                        providers=["CPUExecutionProvider"])
+            path = self._graph(size)
+            self._sessions[size] = (self._onnxruntime(path) if self.engine == "onnxruntime"
+                                    else self._openvino(path))
         return self._sessions[size]
 
+    def _openvino(self, path: Path):
+        """OpenVINO's CPU plugin on the exported file: a function array -> list of arrays."""
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(str(path), "CPU", {
+            "INFERENCE_NUM_THREADS": self.threads, "PERFORMANCE_HINT": "LATENCY",
+            # f32 stated (see the module's docstring); no pinning, for torchrun shards.
+            "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False})
+        request = compiled.create_infer_request()
+        outputs = [compiled.output(f"out{k}") for k in range(self.n_outputs)]
+
+        def run(array):
+            result = request.infer({"images": array}, share_outputs=False)
+            return [result[output] for output in outputs]
+        run.compiled = compiled          # its properties, for whoever checks them
+        return run
+
+    def _onnxruntime(self, path: Path):
+        """onnxruntime's CPU provider on the exported file: a function array -> list of arrays."""
+        import onnxruntime as ort
+
+        graph = path.read_bytes()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        # No arena: flattened early layers are hundreds of MB per batch; an arena keeps
+        # its peak for the whole session.
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
+        # onnxruntime's default, stated: on the 2-core build machine BASIC and EXTENDED
+        # ran FaceNet-CASIA (160x160) at 0.62x / 0.60x and ResNet50 (113x113) at
+        # 0.56x / 0.53x of ENABLE_ALL's throughput (batch 16, interleaved rounds).
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        return lambda array: session.run(None, {"images": array})
+
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        session = self._session((int(images.shape[2]), int(images.shape[3])))
+        run = self._session((int(images.shape[2]), int(images.shape[3])))
         array = np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())
-        outputs = session.run(None, {"images": array})
-        return tuple(torch.from_numpy(output) for output in outputs)
+        return tuple(torch.from_numpy(np.asarray(output)) for output in run(array))
+
+
+#: The name this class had before OpenVINO joined (onnxruntime is its default engine).
+OnnxRuntimeForward = ExportedForward

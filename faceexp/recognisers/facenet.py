@@ -24,10 +24,10 @@ to 160x160 (as davidsandberg's alignment); the network normalises with the fixed
 ``(255 x - 127.5) / 128`` (the package's own per-image prewhitening is 4x worse on ORL).
 
 Engines: ``backend="auto"`` (the default) runs on onnxruntime's CPU provider on a CPU
-(about twice PyTorch eager's throughput on the 2-core build machine) and on PyTorch
-elsewhere. :meth:`FaceNetCasia.embedder` gives any catalogue layers (:data:`LAYERS`) from
+(about twice PyTorch eager's throughput on the 2-core build machine; OpenVINO, also
+offered, measured no faster for FaceNet) and on PyTorch elsewhere. :meth:`FaceNetCasia.embedder` gives any catalogue layers (:data:`LAYERS`) from
 one forward pass on either engine; ``rec(batch)`` and :meth:`FaceNetCasia.intermediate`
-go through it. Every layer of the onnxruntime path matches PyTorch's within 1e-4 of the
+go through it. Every layer of either exported engine matches PyTorch's within 1e-4 of the
 layer's scale (measured: 5e-7; ``tests/test_facenet_backend.py``).
 """
 from __future__ import annotations
@@ -244,8 +244,9 @@ _FORWARD = (
 _POOLINGS = ("mean", "flatten")
 #: Images per forward pass, per engine, measured fastest on the 2-core CPU of the build
 #: machine (last_bn, 96 images): onnxruntime 78 / 80 / 67 img/s at batch 8 / 16 / 32,
-#: torch eager 39 / 39 img/s at batch 8 / 16.
-_BATCH = {"torch": 16, "onnxruntime": 16}
+#: torch eager 39 / 39 img/s at batch 8 / 16; OpenVINO (benchmarks/engines.py, 64 faces, 9
+#: rounds) 75 / 83 / 87 img/s at batch 8 / 16 / 32, beside onnxruntime's 82 / 87 / 85.
+_BATCH = {"torch": 16, "onnxruntime": 16, "openvino": 32}
 
 
 class _Layers(torch.nn.Module):
@@ -293,7 +294,7 @@ class FaceNetEmbed:
     layers : list of str
         The layers returned, in order.
     pooling : {"mean", "flatten"}
-    backend : {"torch", "onnxruntime"}
+    backend : {"torch", "onnxruntime", "openvino"}
     preferred_batch_size : int
     compiled : bool
         False: no engine here needs batches of one shape.
@@ -354,16 +355,19 @@ class FaceNetCasia(Recogniser):
     cache_dir : path-like, optional
         Folder of the converted weights and of the exported ONNX graphs (``onnx/``);
         default :func:`faceexp.files.cache_dir`.
-    backend : {"auto", "torch", "onnxruntime"}
+    backend : {"auto", "torch", "onnxruntime", "openvino"}
         The engine of ``rec(batch)``, :meth:`intermediate` and :meth:`embedder`:
-        PyTorch eager, or onnxruntime's CPU provider running the same layers exported
-        with ``torch.onnx.export`` (once per layer set, cached under ``cache_dir``,
-        keyed by the converted weights' hash, the layers, the pooling, the input size
-        and the torch version; :class:`faceexp.models.onnx_backend.OnnxRuntimeForward`).
-        "auto": onnxruntime on a CPU, torch elsewhere. An exported graph is a snapshot of
-        ``rec.model``'s weights: to change them, use the torch backend.
+        PyTorch eager, or onnxruntime's CPU provider or OpenVINO's CPU plugin running
+        the same layers exported with ``torch.onnx.export`` (once per layer set, cached
+        under ``cache_dir``, keyed by the converted weights' hash, the layers, the
+        pooling, the input size and the torch version;
+        :class:`faceexp.models.onnx_backend.ExportedForward`). "auto": on a CPU the
+        engine measured fastest for FaceNet among those installed
+        (:data:`~faceexp.models.onnx_backend.AUTO_CPU`), torch elsewhere. An exported
+        graph is a snapshot of ``rec.model``'s weights: to change them, use the torch
+        backend.
     threads : int, optional
-        onnxruntime's intra-op threads; default ``torch.get_num_threads()`` (so a
+        The exported engine's threads; default ``torch.get_num_threads()`` (so a
         torchrun shard with ``OMP_NUM_THREADS=1`` does not oversubscribe the cores).
         The torch backend runs with ``torch.get_num_threads()``.
     """
@@ -377,11 +381,11 @@ class FaceNetCasia(Recogniser):
     layers = LAYERS
 
     def __init__(self, device=None, *, path=None, cache_dir=None, backend="auto", threads=None):
-        from faceexp.models.onnx_backend import resolve_backend
+        from faceexp.models.onnx_backend import check_device, resolve_backend
 
         self.device = torch.device("cpu" if device is None else device)
-        self.backend = resolve_backend(backend, self.device)
-        self._check_backend(self.backend)
+        self.backend = resolve_backend(backend, self.device, self.name)
+        check_device(self.backend, self.device)
         if threads is not None and (isinstance(threads, bool) or not isinstance(
                 threads, (int, np.integer)) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
@@ -395,11 +399,6 @@ class FaceNetCasia(Recogniser):
         self._runs: dict = {}
         self.preferred_batch_size = _BATCH[self.backend]
 
-    def _check_backend(self, backend: str) -> None:
-        if backend == "onnxruntime" and self.device.type != "cpu":
-            raise ValueError(f"backend='onnxruntime' runs on the CPU, but device is {self.device}; "
-                             "use backend='torch' (or 'auto') there")
-
     def _place(self, rgb, box, landmarks):
         return crop_with_margin(rgb, box, margin=self.margin, size=self.input_size)
 
@@ -412,7 +411,7 @@ class FaceNetCasia(Recogniser):
             Names from ``rec.layers`` (:data:`LAYERS`); None means the default.
             "last_bn" is the 512-d embedding before L2 normalisation: its cosine
             similarities are those of ``rec(batch)``.
-        backend : {"torch", "onnxruntime", "auto"}, optional
+        backend : {"torch", "onnxruntime", "openvino", "auto"}, optional
             Default the recogniser's (``rec.backend``).
         pooling : {"mean", "flatten"}
             How a spatial output (C, H, W) becomes a vector: its C channel means (as
@@ -424,7 +423,7 @@ class FaceNetCasia(Recogniser):
             ``embed(batch (N, 3, 160, 160) in [0, 1]) -> {layer: (N, C) float32}``
             with ``layers``, ``preferred_batch_size``, ``compiled = False``.
         """
-        from faceexp.models.onnx_backend import resolve_backend
+        from faceexp.models.onnx_backend import check_device, resolve_backend
 
         if layers is None:
             layers = ("last_bn",)
@@ -440,8 +439,9 @@ class FaceNetCasia(Recogniser):
             raise ValueError(f"layers has duplicates: {list(layers)}")
         if pooling not in _POOLINGS:
             raise ValueError(f"pooling must be one of {_POOLINGS}, got {pooling!r}")
-        backend = self.backend if backend is None else resolve_backend(backend, self.device)
-        self._check_backend(backend)
+        backend = self.backend if backend is None else \
+            resolve_backend(backend, self.device, self.name)
+        check_device(backend, self.device)
         return FaceNetEmbed(self, layers, pooling, backend, self._run(layers, pooling, backend))
 
     def _run(self, layers: tuple, pooling: str, backend: str):
@@ -449,15 +449,16 @@ class FaceNetCasia(Recogniser):
         key = (layers, pooling, backend)
         if key not in self._runs:
             module = _Layers(self.model, layers, pooling)
-            if backend == "onnxruntime":
+            if backend != "torch":
                 from faceexp.models.checkpoints import state_dict_hash
-                from faceexp.models.onnx_backend import OnnxRuntimeForward
+                from faceexp.models.onnx_backend import ExportedForward
 
                 if self._weights_hash is None:
                     self._weights_hash = state_dict_hash(self.model)
-                module = OnnxRuntimeForward(
+                module = ExportedForward(
                     module, {"network": self.name, "outputs": list(layers), "pooling": pooling},
-                    len(layers), self.threads, cache=self._cache, weights=self._weights_hash)
+                    len(layers), self.threads, cache=self._cache, weights=self._weights_hash,
+                    engine=backend)
             self._runs[key] = module
         return self._runs[key]
 
