@@ -2,6 +2,9 @@
 and heatmaps, from one exported file."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -105,3 +108,44 @@ def test_forward_takes_a_cache_folder_a_weights_hash_and_threads(tmp_path, cache
         ExportedForward(summed, {}, 1, 0, engine=engine)
     with pytest.raises(ValueError, match="engine must be one of"):
         ExportedForward(summed, {}, 1, engine="torch")
+
+
+OPENVINO_LIFETIMES = """
+import ctypes, gc, signal, subprocess, sys
+import torch
+from faceexp.models.onnx_backend import ExportedForward
+
+class Stack(ctypes.Structure):
+    _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+def make():
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten()).eval()
+    forward = ExportedForward(module, {}, 1, engine="openvino", cache=sys.argv[1])
+    forward(torch.rand(2, 3, 8, 8))
+    return forward
+
+first = make(); second = make(); del first; gc.collect()
+third = make(); del second; gc.collect(); del third; gc.collect()
+stack = Stack()
+ctypes.CDLL(None).sigaltstack(None, ctypes.byref(stack))
+spans = [line.split()[0].split("-") for line in open("/proc/self/maps")]
+print("mapped" if any(int(a, 16) <= (stack.sp or 0) < int(b, 16) for a, b in spans) else "unmapped")
+signal.signal(signal.SIGCHLD, lambda *args: None)   # as torch's DataLoader does
+subprocess.run([sys.executable, "-c", "pass"], check=True)
+print("survived")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_openvino_graphs_dropped_in_any_order_leave_signals_deliverable(tmp_path):
+    """OpenVINO's CPU plugin points the thread's signal stack at memory of its own and, when
+    a Core is destroyed, back at whatever it saw before; with a Core per graph, graphs
+    dropped out of order left it pointing at freed memory, and the next Python signal
+    handler (torch's SIGCHLD one, when a child exits) killed the process with a
+    segmentation fault. One Core per process keeps the stack mapped."""
+    script = tmp_path / "lifetimes.py"
+    script.write_text(OPENVINO_LIFETIMES)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.split() == ["mapped", "survived"]

@@ -21,14 +21,15 @@ from faceexp.models.onnx_backend import EXPORTED, ExportedForward, check_device,
 _POOLINGS = ("flatten", "mean")
 
 
-# Explanation batches measured fastest on the 2-core AVX2 CPU of the build machine.
-# torch (compiled, channels_last; benchmarks/explain.py, 1000 samples): MobileNetV2 ran
-# 1000 forwards in 12.3 s at batch 8 against 19.5 s at batch 50 (its activations stay in
-# cache); ResNet50 was the same at 10 and 50 (11.9-12.0 img/s). The exported engines
-# (benchmarks/engines.py, 9 interleaved rounds of 64 faces, img/s at batch 8 / 16 / 32, GAP
-# and the 18-layer sweep): onnxruntime MobileNetV2 156 / 148 / 129 and 138 / 133 / 106,
-# ResNet50 26.0 / 24.2 / 24.1 and 24.0 / 22.1 / 13.8; OpenVINO MobileNetV2 229 / 226 / 223
-# and 168 / 176 / 163, ResNet50 26.2 / 25.9 / 24.6 and 20.8 / 20.5 / 18.7.
+# Explanation batches measured fastest on 2-core build machines. torch (compiled,
+# channels_last; benchmarks/explain.py, 1000 samples; an AMD EPYC with AVX2):
+# MobileNetV2 ran 1000 forwards in 12.3 s at batch 8 against 19.5 s at batch 50 (its
+# activations stay in cache); ResNet50 was the same at 10 and 50 (11.9-12.0 img/s). The
+# exported engines (an Intel Xeon with AVX-512; benchmarks/engines.py, 9 interleaved
+# rounds of 64 faces, img/s at batch 8 / 16 / 32, GAP and the 18-layer sweep):
+# onnxruntime MobileNetV2 156 / 148 / 129 and 138 / 133 / 106, ResNet50 26.0 / 24.2 /
+# 24.1 and 24.0 / 22.1 / 13.8; OpenVINO MobileNetV2 229 / 226 / 223 and 168 / 176 / 163,
+# ResNet50 26.2 / 25.9 / 24.6 and 20.8 / 20.5 / 18.7.
 _CPU_BATCH = {"torch": {"mobilenetv2": 8, "resnet50": 50},
               "onnxruntime": {"mobilenetv2": 8, "resnet50": 8},
               "openvino": {"mobilenetv2": 16, "resnet50": 8}}

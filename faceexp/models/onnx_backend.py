@@ -21,6 +21,7 @@ for the network (:data:`AUTO_CPU`) among those installed, and torch on any other
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -43,7 +44,7 @@ EXPORTED = ("onnxruntime", "openvino")
 _PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 #: What "auto" prefers on a CPU, per network, fastest first; an engine not installed is
 #: skipped, a network not listed gets the default order. Measured by benchmarks/engines.py
-#: on the 2-core AVX2 build machine (9 interleaved rounds of 64 ORL faces, each engine at
+#: on a 2-core Intel Xeon with AVX-512 (9 interleaved rounds of 64 ORL faces, each engine at
 #: its best of batch 8/16/32; OpenVINO / onnxruntime images/s, one layer and the layer
 #: sweep): MobileNetV2 1.47x and 1.27x; ResNet50 1.01x and 0.87x; FaceNet-CASIA 0.99x and
 #: 0.96x. OpenVINO is preferred only where it wins.
@@ -89,6 +90,23 @@ def check_device(backend: str, device) -> None:
     if backend in EXPORTED and device.type != "cpu":
         raise ValueError(f"backend={backend!r} runs on the CPU, but device is {device}; "
                          "use backend='torch' (or 'auto') there")
+
+
+@functools.cache
+def _openvino_core():
+    """The process's one ``openvino.Core``, made on first use and kept.
+
+    OpenVINO's CPU plugin points the calling thread's signal stack (``sigaltstack``) at
+    memory of its own and, when a Core goes, back at the stack it found. With a Core per
+    graph, graphs dropped out of order left the stack pointing at freed memory, and the
+    next Python signal handler (torch's DataLoader installs one for SIGCHLD) killed the
+    process with a segmentation fault (the test suite died this way; see
+    ``tests/test_onnx_backend.py``). A single Core that lives as long as the process keeps
+    the stack valid.
+    """
+    import openvino as ov
+
+    return ov.Core()
 
 
 class ExportedForward:
@@ -179,9 +197,7 @@ class ExportedForward:
 
     def _openvino(self, path: Path):
         """OpenVINO's CPU plugin on the exported file: a function array -> list of arrays."""
-        import openvino as ov
-
-        compiled = ov.Core().compile_model(str(path), "CPU", {
+        compiled = _openvino_core().compile_model(str(path), "CPU", {
             "INFERENCE_NUM_THREADS": self.threads, "PERFORMANCE_HINT": "LATENCY",
             # f32 stated (see the module's docstring); no pinning, for torchrun shards.
             "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False})
