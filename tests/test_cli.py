@@ -143,3 +143,18 @@ def test_explain_defaults_to_a_real_recogniser_and_explains_pairs(tmp_path, caps
     assert main(["explain", probe, "--model", "dlib", "--layers", "block3",
                  "--out", str(tmp_path / "x.npz")]) == 2
     assert "dlib gives one embedding" in _one_line_error(capsys, "explain")
+
+
+def test_warnings_are_one_line_each(tmp_path, capsys, face):
+    """An explanation with fewer samples than unknowns warns (its R2 means nothing): on the
+    command line that is one ``faceexp explain: warning:`` line, not Python's two-line form
+    with the source line that warned; ``--debug`` leaves warnings to Python."""
+    options = ["explain", str(face), "--model", "mobilenetv2", "--samples", "12",
+               "--segments", "20", "--quiet", "--out", str(tmp_path / "x.npz")]
+    assert main(options) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    warned = [line for line in lines if line.startswith("faceexp explain: warning: ")]
+    assert any("under-determined" in line for line in warned), lines
+    assert all(line.startswith("faceexp explain: ") for line in lines), lines
+    with pytest.warns(Warning, match="under-determined"):     # Python's own, under --debug
+        assert main(["--debug", *options]) == 0

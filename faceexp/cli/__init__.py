@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 #: Subcommand modules, in the order ``faceexp --help`` lists them.
 SUBCOMMANDS = ("train", "explain", "explain_set", "eer", "pose", "verify")
@@ -41,12 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     Bad input of any kind (a value, a file, a folder, a device, a YAML file) is a
     ``ValueError`` or ``OSError`` and prints ``faceexp <cmd>: error: <message>``.
     Anything else is a bug: one line and exit code 1, and the traceback with
-    ``--debug``.
+    ``--debug``. Warnings are one line each too, ``faceexp <cmd>: warning: <message>``
+    (with ``--debug``, Python's own form, which names the line that warned).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _one_line_warnings(args.command)
+            return int(args.func(args) or 0)
     except (ValueError, OSError) as exc:
         if args.debug:
             raise
@@ -64,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"faceexp {args.command}: internal error: {type(exc).__name__}: {exc} "
               "(run again with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _one_line_warnings(command: str):
+    """A ``warnings.showwarning`` that prints ``faceexp <command>: warning: <message>``."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"faceexp {command}: warning: {message}", file=sys.stderr if file is None else file)
+    return show
 
 
 if __name__ == "__main__":  # pragma: no cover
