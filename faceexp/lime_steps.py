@@ -14,6 +14,7 @@ sensitivity analyses call them one by one:
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -151,6 +152,23 @@ def fit_linear(samples: np.ndarray, targets: np.ndarray, weights: np.ndarray, *,
     r2 : (L,) weighted R^2 (as sklearn's ``r2_score`` with ``sample_weight``; 1.0
         for a constant target, which the fit reproduces exactly).
     """
+    # One BLAS thread: LAPACK's solve splits its sums between threads, so 1 and 2 threads
+    # differ in the last bits, and a torchrun shard (OMP_NUM_THREADS=1) must give what a
+    # one-process run gives, bit for bit. The solve is small ((1000, 76) at the paper's
+    # settings): one thread costs nothing measurable.
+    with _blas().limit(limits=1, user_api="blas"):
+        return _fit_linear(samples, targets, weights, ridge)
+
+
+@functools.cache
+def _blas():
+    """threadpoolctl's view of the BLAS libraries loaded (made once: it scans them)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _fit_linear(samples, targets, weights, ridge):
     x = samples.astype(np.float64)
     y = np.asarray(targets, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)

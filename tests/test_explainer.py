@@ -335,6 +335,23 @@ def test_wls_solver_on_random_data_and_constant_target():
     assert intercepts[1] == pytest.approx(0.25) and r2[1] == 1.0
 
 
+def test_fit_is_the_same_to_the_bit_whatever_blas_threads_the_caller_set():
+    """A torchrun shard runs with OMP_NUM_THREADS=1 and a one-process run with every core;
+    their explanations must agree bit for bit. LAPACK's solve with 2 threads differed from
+    1 thread by ~5e-16 on the 2-core build machine; the fit now always uses one."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    samples = rng.random((1000, 76)) < 0.5
+    targets, weights = rng.random((1000, 18)), rng.random(1000)
+    fits = []
+    for threads in (1, 2, 4):
+        with threadpool_limits(threads, user_api="blas"):
+            fits.append(fit_linear(samples, targets, weights, ridge=0.0))
+    for fit in fits[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(fits[0], fit))
+
+
 def test_painting_and_smoothing_by_hand():
     image = _smooth_image()
     segments = _grid()

@@ -79,8 +79,10 @@ def test_shards_union_is_the_one_process_run(tmp_path):
         explain_set(frame, _embed, tmp_path / "x", rank=2, world_size=2)
 
 
-def _cli(*args, env_extra=None):
+def _cli(*args, env_extra=None, one_thread=True):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    if not one_thread:        # every core, as a user's one-process run has
+        env.pop("OMP_NUM_THREADS")
     env.update(env_extra or {})
     return [sys.executable, *args], env
 
@@ -89,7 +91,9 @@ def test_torchrun_two_cpu_processes_equal_one_process(tmp_path):
     root = _tree(tmp_path / "set", per_identity=2, corrupt=False)
     common = ["explain-set", str(root), "--model", "mobilenetv2", "--samples", "20",
               "--segments", "10", "--quiet"]
-    command, env = _cli("-m", "faceexp", *common, "--out", str(tmp_path / "one"))
+    # The single process uses every core; torchrun gives each shard one thread.
+    command, env = _cli("-m", "faceexp", *common, "--out", str(tmp_path / "one"),
+                        one_thread=False)
     single = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr
     command, env = _cli("-m", "torch.distributed.run", "--nproc_per_node", "2",
