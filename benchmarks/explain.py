@@ -64,10 +64,10 @@ import warnings
 import numpy as np
 import torch
 
-from faceexp import data as fdata
-from faceexp import preprocessing as fpre
+from faceexp.data import image_sets as fdata
+from faceexp.data import preprocessing as fpre
 from faceexp import models as fmodels
-from faceexp.explainer import Explainer
+from faceexp.explain.explainer import Explainer
 from faceexp.models.onnx_backend import EXPORTED, installed, resolve_backend
 
 LIME_BATCH = 50     # lime_image's batch_size, as its users run it

@@ -4,7 +4,7 @@ A benchmark, not a test: it prints figures. For each recogniser, ``--faces`` gen
 ORL pairs (one per identity, identities drawn with ``--seed``; a paper CNN's from its
 run's test identities) are aligned by the recogniser, and every explainer of
 ``--explainers`` explains the cosine similarity of each probe to its partner
-(:func:`faceexp.compare.compare_explainers`), with ``--samples`` images through the
+(:func:`faceexp.evaluate.compare.compare_explainers`), with ``--samples`` images through the
 network per explanation (an equal budget for all; the one-pass gradient methods use
 what they need). One row per (recogniser, explainer):
 
@@ -23,13 +23,13 @@ what they need). One row per (recogniser, explainer):
 - ``faces``; each mean ``m`` has ``m_low``, ``m_high`` (95% t-interval over faces).
 
 Gradient explainers on a black box (SFace, dlib) get a row saying "n/a (black box)".
-The closing paragraph is :func:`faceexp.compare.recommendation` of the table.
+The closing paragraph is :func:`faceexp.evaluate.compare.recommendation` of the table.
 
 With ``--usual-cost [N]`` each explainer is also timed on the first N pairs (all without
 N) at its usual settings (lime's and the paper's 1000 samples, captum's 50 IG steps,
-Occlusion's side/10 patch) beside the equal budget (:func:`faceexp.compare.cost_table`):
+Occlusion's side/10 patch) beside the equal budget (:func:`faceexp.evaluate.compare.cost_table`):
 one row per (recogniser, explainer, setting) with the median ``seconds`` and
-``forwards`` per explanation, and :func:`faceexp.compare.cost_summary`'s sentence;
+``forwards`` per explanation, and :func:`faceexp.evaluate.compare.cost_summary`'s sentence;
 under ``cost`` and ``cost_summary`` in --json.
 
     python benchmarks/faithfulness.py [--recognisers facenet-casia,sface]
@@ -48,8 +48,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from faceexp import compare as fc
-from faceexp import data as fdata
+from faceexp.evaluate import compare as fc
+from faceexp.data import image_sets as fdata
 from faceexp import recognisers
 
 ORL = "ORL faces (AT&T Laboratories Cambridge)"
@@ -63,7 +63,7 @@ COST_COLUMNS = ("recogniser", "explainer", "setting", "budget", "seconds", "forw
 def _recogniser(name: str, runs: dict):
     """(recogniser, frame of its eligible images, data description)."""
     if name in ("mobilenetv2", "resnet50"):
-        from faceexp.train import load_run
+        from faceexp.models.training import load_run
 
         if name not in runs:
             raise SystemExit(f"{name}: pass --run {name}=<training run folder> (its final.pt "

@@ -20,20 +20,20 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from faceexp.core.version import __version__
 
 _EXPORTS = {
     # data
     **dict.fromkeys(["orl_root", "load_orl", "scan_identity_folders", "split_identities",
                      "validation_holdout", "load_bounding_boxes", "SkipReport",
                      "SkippedFileWarning", "resolve_dataset", "Dataset", "attach_boxes",
-                     "frame_boxes", "find_dataset_file", "BOX_COLUMNS", "ORL_NAME"], "data"),
+                     "frame_boxes", "find_dataset_file", "BOX_COLUMNS", "ORL_NAME"], "data.image_sets"),
     **dict.fromkeys(["FaceDataset", "preprocess", "load_image", "IMAGENET_MEAN", "IMAGENET_STD",
                      "INPUT_SIZE", "preprocessed_images", "preprocessed_image", "crop_box",
-                     "BOX_MARGIN"], "preprocessing"),
+                     "BOX_MARGIN"], "data.preprocessing"),
     # pose
     **dict.fromkeys(["POSES", "POSE_CODES", "estimate_pose", "read_pose_template_list",
-                     "look_left", "look_left_batch", "yaw_proxy"], "pose"),
+                     "look_left", "look_left_batch", "yaw_proxy"], "data.pose"),
     # models
     **dict.fromkeys(["ARCHITECTURES", "EMBEDDING_DIM", "build_model", "imagenet_state_dict",
                      "layer_catalogue", "block_ends", "resolve_layer", "Embedder",
@@ -41,58 +41,60 @@ _EXPORTS = {
                      "load_embedder",
                      "default_batch_size"], "models"),
     # training
-    **dict.fromkeys(["TrainConfig", "TrainResult"], "train"),  # faceexp.train is the module
+    **dict.fromkeys(["TrainConfig", "TrainResult"], "models.training"),  # faceexp.models.training is the module
     # explanation
-    **dict.fromkeys(["explain", "Explainer"], "explainer"),
+    **dict.fromkeys(["Explainer"], "explain.explainer"),
     **dict.fromkeys(["superpixels", "draw_samples", "perturb", "kernel_weights", "fit_linear",
-                     "paint"], "lime_steps"),
-    **dict.fromkeys(["Explanation", "stack_heatmaps"], "explanation"),
-    **dict.fromkeys(["explain_set"], "explanation_sets"),
-    **dict.fromkeys(["Cosine", "ClassProbability"], "targets"),
+                     "paint"], "explain.lime_steps"),
+    **dict.fromkeys(["Explanation", "stack_heatmaps"], "explain.explanation"),
+    **dict.fromkeys(["explain_set"], "explain.explanation_sets"),
+    **dict.fromkeys(["Cosine", "ClassProbability"], "explain.targets"),
     # one embedding path and one similarity
-    **dict.fromkeys(["BatchedEmbed"], "batching"),
-    **dict.fromkeys(["cosine_rows", "pair_cosine"], "similarity"),
+    **dict.fromkeys(["BatchedEmbed"], "core.batching"),
+    **dict.fromkeys(["cosine_rows", "pair_cosine"], "core.similarity"),
     # embeddings
-    **dict.fromkeys(["compute_embeddings"], "embeddings"),
-    **dict.fromkeys(["layer_sweep_scores", "plan_layer_groups"], "layer_sweep"),
+    **dict.fromkeys(["compute_embeddings"], "verify.embeddings"),
+    **dict.fromkeys(["layer_sweep_scores", "plan_layer_groups"], "verify.layer_sweep"),
     # verification
     **dict.fromkeys(["verification_pairs", "verification_pairs_by_pose", "cosine_scores",
-                     "eer_table", "table_one", "format_eer_table", "POSE_PAIRS"], "protocol"),
-    **dict.fromkeys(["equal_error_rate", "EER", "det_curve", "roc_curve", "eer_by_group"],
-                    "metrics"),
-    **dict.fromkeys(["fuse_scores", "fusion_sweep", "best_fusion"], "fusion"),
+                     "eer_table", "table_one", "format_eer_table", "POSE_PAIRS"], "verify.protocol"),
+    **dict.fromkeys(["equal_error_rate", "EER", "det_curve", "roc_curve", "eer_by_group"], "verify.metrics"),
+    **dict.fromkeys(["fuse_scores", "fusion_sweep", "best_fusion"], "verify.fusion"),
+    **dict.fromkeys(["verify_frame", "VerificationResult"], "verify.verification"),
     # statistics
     **dict.fromkeys(["heatmap_psnr", "psnr_pairs", "average_heatmaps",
                      "average_faces", "averages_by_key", "psnr_between", "psnr_histograms",
-                     "psnr_examples", "overlay"], "heatmaps"),
+                     "psnr_examples", "overlay"], "evaluate.heatmaps"),
     **dict.fromkeys(["remove_significant", "remove_random_pixels", "remove_random_superpixels",
-                     "removed_fraction", "removal_experiment"], "removal"),
-    **dict.fromkeys(["deletion_curves", "deletion_auc", "faithfulness_gap"], "faithfulness"),
-    **dict.fromkeys(["sampling_study", "summarise_sampling_study"], "stability"),
+                     "removed_fraction", "removal_experiment"], "evaluate.removal"),
+    **dict.fromkeys(["deletion_curves", "deletion_auc", "faithfulness_gap"], "evaluate.faithfulness"),
+    **dict.fromkeys(["sampling_study", "summarise_sampling_study"], "evaluate.stability"),
     # the field's explainers beside faceexp's, on faithfulness, sanity and cost
-    **dict.fromkeys(["explain_with", "compare_explainers", "EXPLAINERS"], "compare"),
+    **dict.fromkeys(["explain_with", "compare_explainers", "EXPLAINERS"], "evaluate.compare"),
     # uncertainty, face regions and verdicts on the paper's claims
     **dict.fromkeys(["bootstrap_eer", "eer_interval", "kfold_fusion", "mean_interval",
-                     "paired_difference", "noise_floor", "relative_to_floor"], "uncertainty"),
+                     "paired_difference", "noise_floor", "relative_to_floor"], "evaluate.uncertainty"),
     **dict.fromkeys(["region_masks", "region_ratios", "region_table", "region_contrast",
-                     "REGIONS"], "regions"),
+                     "REGIONS"], "evaluate.regions"),
     **dict.fromkeys(["Claim", "Verdict", "CLAIMS", "verdict", "verdict_paragraph",
-                     "claims_table"], "verdicts"),
+                     "claims_table"], "report.verdicts"),
     # cached experiment steps shared by the notebooks
     **dict.fromkeys(["trained_network", "trained_checkpoint", "explain_images", "explain_subject",
-                     "HeatmapSet", "pose_labels"], "artifacts"),
+                     "HeatmapSet", "pose_labels"], "study.artifacts"),
     # what the book explains: real recognisers (canonical crop) and the paper's CNNs
-    **dict.fromkeys(["RecogniserSubject", "PaperSubject", "canonical_crops"], "subjects"),
+    **dict.fromkeys(["RecogniserSubject", "PaperSubject", "canonical_crops"], "study.subjects"),
     # the paper's analyses end to end, for the notebooks
-    **dict.fromkeys(["prepare_study", "Study", "example_triplet"], "study"),
+    **dict.fromkeys(["prepare_study", "Study", "example_triplet"], "study.analyses"),
     # what the book's pages say: notebook setup, captions, results-page summaries
-    **dict.fromkeys(["setup_notebook", "caption", "write_summary"], "report"),
+    **dict.fromkeys(["setup_notebook", "caption", "write_summary"], "report.text"),
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = sorted([*_EXPORTS, "explain"]) + ["__version__"]
 
 
 def __getattr__(name: str):
+    if name == "explain":  # the package, callable as the function (faceexp/explain/__init__.py)
+        return importlib.import_module("faceexp.explain")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'faceexp' has no attribute {name!r}")

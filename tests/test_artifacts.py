@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faceexp import artifacts as fart
-from faceexp import data as fdata
+from faceexp.study import artifacts as fart
+from faceexp.data import image_sets as fdata
 from faceexp import models as fmodels
 
 
@@ -54,7 +54,7 @@ def test_explain_images_caches_per_image(checkpoint, tmp_path, monkeypatch):
 
 def test_explain_images_skips_a_bad_image_and_keeps_the_rest(checkpoint, tmp_path, monkeypatch):
     frame = fdata.load_orl().head(3)
-    import faceexp.explainer as fexplain_module
+    import faceexp.explain.explainer as fexplain_module
 
     real = fexplain_module.Explainer.explain
     calls = {"n": 0}
@@ -146,10 +146,10 @@ TINY_RECIPE = dict(max_epochs=1, batch_size=4, weights=None, channels_last=False
 
 def test_pretrain_root_trains_aligned_crops_first_then_fine_tunes_and_reuses_both(
         make_identity_tree, tmp_path, monkeypatch):
-    from faceexp import report
-    from faceexp import study as fs
-    from faceexp import train as ftrain
-    from faceexp.files import file_sha256
+    from faceexp.report import text as report
+    from faceexp.study import analyses as fs
+    from faceexp.models import training as ftrain
+    from faceexp.core.files import file_sha256
 
     ms1m = make_identity_tree("ms1m", size=(113, 113), seed=1)     # aligned crops, as they are
     faces = make_identity_tree("faces", seed=2)                    # 40x30: resize-crop
@@ -199,8 +199,8 @@ def test_pretrain_root_is_checked_before_any_training(tmp_path, make_identity_tr
 
 
 def test_init_weights_text_reads_the_run_a_checkpoint_came_from(tmp_path):
-    from faceexp import report
-    from faceexp.data import ORL_NAME
+    from faceexp.report import text as report
+    from faceexp.data.image_sets import ORL_NAME
 
     digest = "cd" * 32
     run = tmp_path / "pretrain" / "resnet50-1234"
@@ -222,8 +222,8 @@ def test_init_weights_text_reads_the_run_a_checkpoint_came_from(tmp_path):
 
 
 def test_prepare_study_and_setup_notebook_pass_pretrain_root_on(monkeypatch, tmp_path):
-    from faceexp import report
-    from faceexp import study as fs
+    from faceexp.report import text as report
+    from faceexp.study import analyses as fs
 
     seen = {}
 

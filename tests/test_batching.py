@@ -1,11 +1,11 @@
-"""faceexp.batching: the one path every embedding takes (batches, padding, mirrors)."""
+"""faceexp.core.batching: the one path every embedding takes (batches, padding, mirrors)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from faceexp.batching import BatchedEmbed, layer_outputs, resolve_batch_size
+from faceexp.core.batching import BatchedEmbed, layer_outputs, resolve_batch_size
 
 
 class Recorder:

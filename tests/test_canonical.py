@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from faceexp import data, recognisers
+from faceexp import recognisers
+from faceexp.data import image_sets as data
 from faceexp.recognisers import canonical
-from faceexp.subjects import RecogniserSubject, canonical_crops
+from faceexp.study.subjects import RecogniserSubject, canonical_crops
 
 
 @pytest.fixture(scope="module")

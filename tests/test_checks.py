@@ -1,10 +1,10 @@
-"""faceexp.checks: the shared argument checks and their one message style."""
+"""faceexp.core.checks: the shared argument checks and their one message style."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from faceexp import checks
+from faceexp.core import checks
 
 
 def test_accepted_values():

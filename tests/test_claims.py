@@ -1,4 +1,4 @@
-"""faceexp.claims and faceexp.sensitivity on constructed inputs whose verdicts are known."""
+"""faceexp.report.claims and faceexp.evaluate.sensitivity on constructed inputs whose verdicts are known."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faceexp import claims, regions
+from faceexp.report import claims
+from faceexp.evaluate import regions
 from faceexp.recognisers.canonical import CANONICAL_SIZE, CANONICAL_TEMPLATE
-from faceexp.sensitivity import summarise_sensitivity
+from faceexp.evaluate.sensitivity import summarise_sensitivity
 
 
 class _Set:
@@ -90,7 +91,7 @@ def test_sensitivity_summary_reads_each_choice_against_the_seed_floor():
     assert summary.loc["far", "against the seed floor"] == "moves the heatmaps more than a new seed"
     assert summary.loc["near", "against the seed floor"] == "not distinguishable from the seed floor"
     assert summary.loc["far", "PSNR to default (dB)"] == pytest.approx(np.mean(floor) - 10)
-    from faceexp.report import sensitivity_reading
+    from faceexp.report.text import sensitivity_reading
 
     text = sensitivity_reading(summary)
     assert "more than a new seed does: far." in text and "Most faithful on these images: far" in text

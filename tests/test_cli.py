@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from faceexp.cli import main
-from faceexp.data import load_orl
+from faceexp.data.image_sets import load_orl
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_model_names_are_the_recognisers():
 
 
 def test_explain_defaults_to_a_real_recogniser_and_explains_pairs(tmp_path, capsys):
-    from faceexp.explanation import Explanation
+    from faceexp.explain.explanation import Explanation
 
     orl = load_orl()
     probe, partner = orl.loc[orl["identity"] == "s5", "path"].iloc[:2]

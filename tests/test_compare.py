@@ -1,4 +1,4 @@
-"""Tests of faceexp.compare: the metrics on worked examples, the registry, the comparison, and
+"""Tests of faceexp.evaluate.compare: the metrics on worked examples, the registry, the comparison, and
 a smoke run of two explainers on a real ORL face with FaceNet-CASIA."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from faceexp import compare as fc
-from faceexp.faithfulness import deletion_curves
+from faceexp.evaluate import compare as fc
+from faceexp.evaluate.faithfulness import deletion_curves
 
 SIDE = 20          # toy images are 20 x 20 = 400 pixels
 BLOCK = (slice(0, 10), slice(0, 10))   # the block the toy embedding sees: 100 pixels, 25%
@@ -170,12 +170,12 @@ def test_baseline_maps_share_the_kind_of_the_map():
         fc.baseline_map(heat, "patch")
 
 
-def test_mean_interval_is_the_student_t_interval():
-    mean, low, high = fc.mean_interval([1.0, 2.0, 3.0])
+def test_t_interval_is_the_student_t_interval():
+    mean, low, high = fc.t_interval([1.0, 2.0, 3.0])
     half = 4.302652729911275 / math.sqrt(3)          # t(0.975, 2) * sd 1 / sqrt(3)
     assert (mean, low, high) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
-    assert fc.mean_interval([5.0, np.nan])[0] == 5.0 and math.isnan(fc.mean_interval([5.0])[1])
-    assert all(math.isnan(v) for v in fc.mean_interval([]))
+    assert fc.t_interval([5.0, np.nan])[0] == 5.0 and math.isnan(fc.t_interval([5.0])[1])
+    assert all(math.isnan(v) for v in fc.t_interval([]))
 
 
 def test_genuine_pairs_spread_over_identities_then_take_second_pairs():
@@ -353,7 +353,8 @@ def test_recommendation_follows_from_the_numbers():
 
 
 def test_two_explainers_on_a_real_orl_face_with_facenet():
-    from faceexp import data, recognisers
+    from faceexp import recognisers
+    from faceexp.data import image_sets as data
 
     rec = recognisers.load("facenet-casia")
     root = data.orl_root()

@@ -11,9 +11,9 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from faceexp import data
-from faceexp import preprocessing as fpre
-from faceexp.data import (
+from faceexp.data import image_sets as data
+from faceexp.data import preprocessing as fpre
+from faceexp.data.image_sets import (
     BOX_COLUMNS,
     SkippedFileWarning,
     SkipReport,
@@ -28,7 +28,7 @@ from faceexp.data import (
     split_identities,
     validation_holdout,
 )
-from faceexp.preprocessing import (
+from faceexp.data.preprocessing import (
     INPUT_SIZE,
     FaceDataset,
     crop_box,

@@ -1,4 +1,4 @@
-"""Tests of faceexp.embeddings: flip averaging, batching, the cache, the layer sweep."""
+"""Tests of faceexp.verify.embeddings: flip averaging, batching, the cache, the layer sweep."""
 from __future__ import annotations
 
 import json
@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from faceexp import embeddings as femb
-from faceexp.similarity import pair_cosine
-from faceexp.preprocessing import preprocess
-from faceexp.embeddings import compute_embeddings, frame_fingerprint
+from faceexp.verify import embeddings as femb
+from faceexp.core.similarity import pair_cosine
+from faceexp.data.preprocessing import preprocess
+from faceexp.verify.embeddings import compute_embeddings, frame_fingerprint
 from faceexp.models import state_dict_hash
-from faceexp.layer_sweep import layer_sweep_scores, plan_layer_groups
+from faceexp.verify.layer_sweep import layer_sweep_scores, plan_layer_groups
 
 
 class ToyEmbedder:
@@ -281,7 +281,7 @@ def test_layer_sweep_matches_direct_scores(tmp_path):
                              memory_budget_mb=budget_mb, progress=False,
                              cache_dir=tmp_path, model_id="toy")
     assert list(out.columns) == ["c", "a", "b"] and list(out.index) == list("uvwxyz")
-    from faceexp.protocol import cosine_scores  # an independent implementation
+    from faceexp.verify.protocol import cosine_scores  # an independent implementation
 
     for layer in ("a", "b", "c"):
         np.testing.assert_allclose(out[layer].to_numpy(),
@@ -325,7 +325,7 @@ def test_layer_sweep_groups_share_passes():
 # --------------------------------------------------------------------------- #
 @pytest.mark.slow
 def test_mobilenetv2_flip_average_and_sweep(tmp_path):
-    from faceexp.data import load_orl
+    from faceexp.data.image_sets import load_orl
     from faceexp.models import Embedder, build_model
 
     model = build_model("mobilenetv2", 10, weights="imagenet")

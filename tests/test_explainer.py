@@ -1,4 +1,4 @@
-"""LIME for verification (faceexp.explainer): answers worked out by hand, by sklearn and by lime."""
+"""LIME for verification (faceexp.explain.explainer): answers worked out by hand, by sklearn and by lime."""
 from __future__ import annotations
 
 import subprocess
@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from faceexp.explainer import Explainer, Explanation, explain
-from faceexp.explanation import ExplanationWarning
-from faceexp.lime_steps import fit_linear, kernel_weights
+from faceexp.explain.explainer import Explainer, Explanation, explain
+from faceexp.explain.explanation import ExplanationWarning
+from faceexp.explain.lime_steps import fit_linear, kernel_weights
 
 SIZE = 64
 BLOCK = 8                       # grid superpixels of 8x8 pixels: 64 of them
@@ -100,7 +100,7 @@ def _square_mask() -> np.ndarray:
 @pytest.mark.parametrize("slic_zero", [False, None])
 def test_square_embedding_slic_superpixels(slic_zero):
     """Plain SLIC (``slic_zero=False``) and the default, SLIC-zero (MATLAB's ``superpixels``)."""
-    from faceexp.lime_steps import superpixels
+    from faceexp.explain.lime_steps import superpixels
 
     image = _smooth_image()
     options = {} if slic_zero is None else {"slic_zero": slic_zero}
@@ -405,7 +405,7 @@ def test_explainer_warns_when_no_coefficient_is_positive():
 
 def test_all_negative_coefficients_paint_an_all_zero_map():
     """max(b, 0) of coefficients that are all <= 0 is constant: the map is all 0 (MATLAB's too)."""
-    from faceexp.lime_steps import paint
+    from faceexp.explain.lime_steps import paint
 
     segments = np.array([[0, 0, 1], [2, 2, 1]])
     coefficients = np.array([[-0.5, -0.1, 0.0], [-0.5, 0.3, 0.1]])
@@ -715,7 +715,7 @@ def test_bad_calls():
 
 @pytest.mark.slow
 def test_cli_on_an_orl_face(tmp_path, capsys):
-    from faceexp.data import orl_root
+    from faceexp.data.image_sets import orl_root
 
     face = orl_root() / "s1" / "1.pgm"
     out = tmp_path / "exp.npz"

@@ -1,4 +1,4 @@
-"""faceexp.explanation_sets and ``faceexp explain-set``: whole data sets, resumable, sharded."""
+"""faceexp.explain.explanation_sets and ``faceexp explain-set``: whole data sets, resumable, sharded."""
 from __future__ import annotations
 
 import os
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from faceexp.data import load_orl, scan_identity_folders
-from faceexp.explanation import Explanation
-from faceexp.explanation_sets import explain_set, result_path
+from faceexp.data.image_sets import load_orl, scan_identity_folders
+from faceexp.explain.explanation import Explanation
+from faceexp.explain.explanation_sets import explain_set, result_path
 
 OPTIONS = dict(n_samples=40, n_segments=12, batch_size=8)
 

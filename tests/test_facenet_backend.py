@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from faceexp import Explainer, data
-from faceexp.batching import BatchedEmbed
-from faceexp.heatmaps import heatmap_psnr
+from faceexp import Explainer
+from faceexp.data import image_sets as data
+from faceexp.core.batching import BatchedEmbed
+from faceexp.evaluate.heatmaps import heatmap_psnr
 from faceexp.models import onnx_backend
 from faceexp.recognisers.facenet import LAYERS, FaceNetCasia
 

@@ -1,4 +1,4 @@
-"""Tests of faceexp.faithfulness: deletion curves on tiny images, worked out by hand."""
+"""Tests of faceexp.evaluate.faithfulness: deletion curves on tiny images, worked out by hand."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faceexp.faithfulness import deletion_auc, deletion_curves, faithfulness_gap
+from faceexp.evaluate.faithfulness import deletion_auc, deletion_curves, faithfulness_gap
 
 
 def _quadrants(h=4, w=4):

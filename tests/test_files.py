@@ -1,4 +1,4 @@
-"""faceexp.files: atomic writes and the clean-up of what killed writes left."""
+"""faceexp.core.files: atomic writes and the clean-up of what killed writes left."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from faceexp.files import atomic_write, remove_orphans, write_csv, write_json
+from faceexp.core.files import atomic_write, remove_orphans, write_csv, write_json
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):

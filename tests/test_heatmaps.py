@@ -1,4 +1,4 @@
-"""Tests of faceexp.heatmaps: values worked out by hand or by scikit-image."""
+"""Tests of faceexp.evaluate.heatmaps: values worked out by hand or by scikit-image."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from skimage.metrics import peak_signal_noise_ratio as sk_psnr
 
-from faceexp.heatmaps import (
+from faceexp.evaluate.heatmaps import (
     average_faces,
     average_heatmaps,
     averages_by_key,

@@ -1,4 +1,4 @@
-"""Tests of faceexp.metrics (EER, DET/ROC, fusion) and the ``faceexp eer`` command.
+"""Tests of faceexp.verify.metrics (EER, DET/ROC, fusion) and the ``faceexp eer`` command.
 
 Reference values come from hand counts and from bob.measure 6.1.1, pyeer 0.5.6
 and scikit-learn. pyeer is used through ``pyeer.eer_stats`` (``pyeer.eer_info``
@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faceexp import metrics
-from faceexp.fusion import best_fusion, fuse_scores, fusion_sweep
-from faceexp.metrics import EER, det_curve, equal_error_rate, roc_curve
+from faceexp.verify import metrics
+from faceexp.verify.fusion import best_fusion, fuse_scores, fusion_sweep
+from faceexp.verify.metrics import EER, det_curve, equal_error_rate, roc_curve
 
 
 def bob_eer(negatives, positives):

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from faceexp import explain, models
-from faceexp.data import load_orl
-from faceexp.preprocessing import preprocessed_images
-from faceexp.heatmaps import psnr_pairs
+from faceexp.data.image_sets import load_orl
+from faceexp.data.preprocessing import preprocessed_images
+from faceexp.evaluate.heatmaps import psnr_pairs
 from faceexp.models import onnx_backend
 
 ENGINES = ("onnxruntime", "openvino")

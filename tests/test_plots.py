@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from faceexp import plots  # noqa: E402
+from faceexp.report import plots  # noqa: E402
 
 
 def test_overlay_blends_and_clips():
@@ -46,7 +46,7 @@ def test_grid_and_curve_plots_return_figures():
 
 def test_explainer_and_randomisation_curves_draw_one_row_or_panel_per_recogniser():
     import pandas as pd
-    from faceexp import plots
+    from faceexp.report import plots
 
     rows = []
     for recogniser in ("a", "b"):

@@ -1,4 +1,4 @@
-"""Tests for faceexp.pose: VGGFace2's pose list, the yaw proxy, MTCNN on ORL, mirroring."""
+"""Tests for faceexp.data.pose: VGGFace2's pose list, the yaw proxy, MTCNN on ORL, mirroring."""
 from __future__ import annotations
 
 import math
@@ -10,8 +10,8 @@ import torch
 from PIL import Image, ImageOps
 
 from faceexp.cli import main as cli_main
-from faceexp.data import SkipReport, load_orl
-from faceexp.pose import (
+from faceexp.data.image_sets import SkipReport, load_orl
+from faceexp.data.pose import (
     FRONTAL_MAX,
     POSE_CODES,
     POSES,

@@ -1,4 +1,4 @@
-"""Tests of faceexp.protocol: verification pairs, pose breakdown, scores, Table I."""
+"""Tests of faceexp.verify.protocol: verification pairs, pose breakdown, scores, Table I."""
 from __future__ import annotations
 
 from itertools import combinations
@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faceexp.fusion import fuse_scores
-from faceexp.metrics import equal_error_rate
-from faceexp.protocol import (
+from faceexp.verify.fusion import fuse_scores
+from faceexp.verify.metrics import equal_error_rate
+from faceexp.verify.protocol import (
     POSE_PAIRS,
     TABLE_COLUMNS,
     cosine_scores,
@@ -248,7 +248,7 @@ def test_cosine_scores_match_numpy_on_random_embeddings():
 
 def test_cosine_scores_rejects_bad_input():
     pairs = pd.DataFrame({"i": [0], "j": [1]})
-    # One rule for zero vectors everywhere (faceexp.similarity): similarity 0.
+    # One rule for zero vectors everywhere (faceexp.core.similarity): similarity 0.
     assert cosine_scores(np.array([[1.0, 0.0], [0.0, 0.0]]), pairs)[0] == 0.0
     with pytest.raises(ValueError, match=r"in \[0, 1\)"):
         cosine_scores(np.ones((1, 2)), pairs)

@@ -30,7 +30,7 @@ def _train_the_network_make_book_would(root: Path) -> Path:
     images: about 10 s on a 2-core CPU. The README's example only needs a network that
     ``make book`` could have written, not a good one."""
     import faceexp
-    from faceexp import train as ftrain
+    from faceexp.models import training as ftrain
 
     faces = root / "tiny_orl"
     orl = faceexp.orl_root()

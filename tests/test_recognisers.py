@@ -7,11 +7,12 @@ import scipy.stats
 import torch
 from PIL import Image
 
-from faceexp import data, recognisers
-from faceexp import preprocessing as fpre
-from faceexp.metrics import equal_error_rate
+from faceexp import recognisers
+from faceexp.data import image_sets as data
+from faceexp.data import preprocessing as fpre
+from faceexp.verify.metrics import equal_error_rate
 from faceexp.recognisers import alignment
-from faceexp.recognisers.verification import bootstrap_eer_ci
+from faceexp.verify.verification import bootstrap_eer_ci
 
 REAL = ("sface", "facenet-casia", "dlib")
 

@@ -1,13 +1,13 @@
-"""faceexp.regions: face regions from five landmarks, heatmap mass per region, tables."""
+"""faceexp.evaluate.regions: face regions from five landmarks, heatmap mass per region, tables."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from faceexp.regions import (GEOMETRY, REGIONS, region_contrast, region_masks, region_ratios,
+from faceexp.evaluate.regions import (GEOMETRY, REGIONS, region_contrast, region_masks, region_ratios,
                              region_table)
-from faceexp.uncertainty import mean_interval
+from faceexp.evaluate.uncertainty import mean_interval
 
 SHAPE = (113, 113)
 #: A frontal face in a 113x113 crop: eyes 36 px apart, nose tip 20 px below them, mouth 40.

@@ -1,4 +1,4 @@
-"""Tests of faceexp.removal: tiny images with answers worked out by hand."""
+"""Tests of faceexp.evaluate.removal: tiny images with answers worked out by hand."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from faceexp.preprocessing import IMAGENET_MEAN
-from faceexp.removal import (
+from faceexp.data.preprocessing import IMAGENET_MEAN
+from faceexp.evaluate.removal import (
     removal_experiment,
     remove_random_pixels,
     remove_random_superpixels,
@@ -218,7 +218,7 @@ class BandEmbed:
 
 
 def test_removal_experiment_toy_rows_and_eers():
-    from faceexp.protocol import verification_pairs_by_pose
+    from faceexp.verify.protocol import verification_pairs_by_pose
 
     images, heat, frame, segments = _toy_identities()
     embed = BandEmbed()
@@ -312,8 +312,8 @@ def test_removal_experiment_intervals_and_genuine_similarity_by_hand():
     genuine similarity is worked out by hand: clean, a partner's descriptor is the same
     (band, 1) vector (cosine 1); with the band removed an image's descriptor is
     (0, ..., 0, 1), whose cosine to the clean (0.515 x 16, 1) is 1 / sqrt(1 + 16 * 0.515^2)."""
-    from faceexp.protocol import verification_pairs_by_pose
-    from faceexp.removal import genuine_partners
+    from faceexp.verify.protocol import verification_pairs_by_pose
+    from faceexp.evaluate.removal import genuine_partners
 
     images, heat, frame, segments = _toy_identities()
     pairs = verification_pairs_by_pose(frame)
@@ -345,8 +345,8 @@ def test_significant_vs_random_pairs_images_and_averages_seeds_by_hand():
     0.9; random removal (two seeds) 0.6/0.8, 0.5/0.7, 0.7/0.9 -> means 0.7, 0.6, 0.8.
     Differences random - significant: 0.5, 0.1, -0.1: mean 0.5/3, 2 of 3 greater. An
     image with no partner (NaN) is left out."""
-    from faceexp.removal import significant_vs_random
-    from faceexp.uncertainty import paired_difference
+    from faceexp.evaluate.removal import significant_vs_random
+    from faceexp.evaluate.uncertainty import paired_difference
 
     rows = []
     for image, sig, r0, r1 in ((0, 0.2, 0.6, 0.8), (1, 0.5, 0.5, 0.7), (2, 0.9, 0.7, 0.9),

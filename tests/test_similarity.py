@@ -1,4 +1,4 @@
-"""faceexp.similarity: one cosine, checked against scikit-learn, with one rule for zero vectors."""
+"""faceexp.core.similarity: one cosine, checked against scikit-learn, with one rule for zero vectors."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.metrics.pairwise import cosine_similarity
 
-from faceexp.similarity import cosine_rows, cosine_to, pair_cosine, pair_positions
+from faceexp.core.similarity import cosine_rows, cosine_to, pair_cosine, pair_positions
 
 
 def test_cosine_rows_match_sklearn_and_zero_rule():

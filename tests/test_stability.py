@@ -1,4 +1,4 @@
-"""Tests of faceexp.stability: the sampling study on tiny images and a summary by hand."""
+"""Tests of faceexp.evaluate.stability: the sampling study on tiny images and a summary by hand."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faceexp.stability import sampling_study, summarise_sampling_study
+from faceexp.evaluate.stability import sampling_study, summarise_sampling_study
 
 
 def test_sampling_study_shape_and_consistency():
@@ -40,7 +40,7 @@ def test_sampling_study_shape_and_consistency():
 
 
 def test_sampling_study_uses_the_same_segments_for_one_image(monkeypatch):
-    from faceexp import explainer as fexplain
+    from faceexp.explain import explainer as fexplain
 
     calls = []
     original = fexplain.Explainer.explain
@@ -93,7 +93,7 @@ def test_summarise_sampling_study_by_hand():
 
 
 def test_stability_of_maps_by_hand():
-    from faceexp.stability import _stability
+    from faceexp.evaluate.stability import _stability
 
     a = np.array([[0.0, 0.5], [1.0, 0.5]])
     # a, 1 - a (correlation -1; a - (1 - a) = 2a - 1 = -1, 0, 1, 0: MSE 0.5) and a again

@@ -13,8 +13,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from faceexp import report  # noqa: E402
-from faceexp import study as fs  # noqa: E402
-from faceexp.train import TrainResult  # noqa: E402
+from faceexp.study import analyses as fs  # noqa: E402
+from faceexp.models.training import TrainResult  # noqa: E402
 
 
 def _frame():
@@ -85,8 +85,8 @@ def test_resolve_device():
 
 
 def test_removal_reading_states_the_numbers_and_the_verdict():
-    from faceexp.report import removal_reading
-    from faceexp.study import RemovalAnalysis
+    from faceexp.report.text import removal_reading
+    from faceexp.study.analyses import RemovalAnalysis
 
     rows = []
     for network, sig in (("mobilenetv2", (0.20, 0.30)), ("resnet50", (0.10, 0.10))):
@@ -157,7 +157,7 @@ def test_init_weights_text_for_every_source():
 def test_paired_removal_reading_counts_thresholds_by_their_intervals():
     from types import SimpleNamespace
 
-    from faceexp.report import paired_removal_reading
+    from faceexp.report.text import paired_removal_reading
 
     paired = pd.DataFrame({
         "network": "sface", "baseline": "random-superpixels", "threshold": [0.8, 0.5, 0.3],

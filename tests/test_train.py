@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from faceexp import data as fdata
+from faceexp.data import image_sets as fdata
 from faceexp import models as fmodels
-from faceexp.train import PlateauSchedule, TrainConfig, train
+from faceexp.models.training import PlateauSchedule, TrainConfig, train
 
 
 def test_plateau_schedule_steps_down_then_stops():
@@ -115,7 +115,7 @@ def test_torchrun_two_cpu_processes(tiny_faces, tmp_path):
 
 
 def test_initial_weights_records_the_file_read_and_its_hash(tmp_path, monkeypatch):
-    from faceexp import train as ftrain
+    from faceexp.models import training as ftrain
 
     weights = tmp_path / "resnet50-custom.pth"
     weights.write_bytes(b"abc")
@@ -195,7 +195,7 @@ def test_weights_that_overflow_stop_the_run_even_when_the_loss_is_finite():
     finite; the check after each epoch catches what the loss check cannot."""
     import torch
 
-    from faceexp.train import _non_finite_state
+    from faceexp.models.training import _non_finite_state
 
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
     assert _non_finite_state(net) is None

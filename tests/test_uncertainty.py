@@ -1,4 +1,4 @@
-"""faceexp.uncertainty: identity bootstrap, fold-chosen fusion, paired and noise-floor comparisons."""
+"""faceexp.evaluate.uncertainty: identity bootstrap, fold-chosen fusion, paired and noise-floor comparisons."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from faceexp.metrics import eer_by_group, equal_error_rate
-from faceexp.uncertainty import (FLOOR_READINGS, bootstrap_eer, eer_interval, kfold_fusion,
+from faceexp.verify.metrics import eer_by_group, equal_error_rate
+from faceexp.evaluate.uncertainty import (FLOOR_READINGS, bootstrap_eer, eer_interval, kfold_fusion,
                                  mean_interval, noise_floor, paired_difference, relative_to_floor)
 
 
@@ -75,7 +75,7 @@ def test_identity_bootstrap_equals_building_each_resampled_data_set():
 
 
 def test_first_identity_rule_is_verification_bootstrap():
-    from faceexp.recognisers.verification import bootstrap_eer_ci
+    from faceexp.verify.verification import bootstrap_eer_ci
 
     pairs = _toy_pairs()
     ours = bootstrap_eer(pairs["score"], pairs["label"], pairs["identity_i"], n_boot=100, seed=4)

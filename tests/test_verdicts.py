@@ -1,11 +1,11 @@
-"""faceexp.verdicts: the paper's claims, verdicts from numbers, paragraphs and the claims table."""
+"""faceexp.report.verdicts: the paper's claims, verdicts from numbers, paragraphs and the claims table."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from faceexp.verdicts import (CLAIMS, NOT_RUN, OUTCOMES, Claim, Verdict, claims_table, verdict,
+from faceexp.report.verdicts import (CLAIMS, NOT_RUN, OUTCOMES, Claim, Verdict, claims_table, verdict,
                               verdict_paragraph)
 
 

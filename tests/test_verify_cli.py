@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceexp import data
+from faceexp.data import image_sets as data
 from faceexp.cli import main
 
 
@@ -67,7 +67,7 @@ def test_verify_missing_root_is_an_error(tmp_path, capsys):
 def test_verify_choices_follow_the_package():
     from faceexp import recognisers
     from faceexp.cli import verify
-    from faceexp.recognisers.verification import PAIR_RULES
+    from faceexp.verify.verification import PAIR_RULES
 
     assert verify._MODELS == tuple(recognisers.available())
     assert verify._PAIR_RULES == PAIR_RULES
@@ -76,9 +76,9 @@ def test_verify_choices_follow_the_package():
 def test_align_images_reads_inside_the_boxes(tiny_tree):
     """A box outside the image is a failure naming the file and the box; the paper's CNNs
     get exactly the box's crop (as in training), MTCNN only refusing faceless images."""
-    from faceexp.preprocessing import preprocessed_image
+    from faceexp.data.preprocessing import preprocessed_image
     from faceexp.recognisers.paper_cnns import PaperCNN
-    from faceexp.recognisers.verification import align_images
+    from faceexp.verify.verification import align_images
 
     paths = [str(tiny_tree / "s1" / "1.pgm"), str(tiny_tree / "s2" / "1.pgm"),
              str(tiny_tree / "s1" / "8_flat.png")]
@@ -98,8 +98,8 @@ def test_align_images_reads_inside_the_boxes(tiny_tree):
 @pytest.mark.slow
 def test_verify_frame_uses_the_frames_boxes(tiny_tree):
     from faceexp import recognisers
-    from faceexp.data import attach_boxes
-    from faceexp.recognisers.verification import verify_frame
+    from faceexp.data.image_sets import attach_boxes
+    from faceexp.verify.verification import verify_frame
 
     frame = data.scan_identity_folders(tiny_tree)
     frame = frame[frame["image"].str.match(r"s\d/\d\.pgm")].reset_index(drop=True)

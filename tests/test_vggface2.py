@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from faceexp.cli import main
-from faceexp.data import (BOX_COLUMNS, ORL_NAME, SkippedFileWarning, SkipReport, resolve_dataset)
-from faceexp.explanation_sets import explain_set, result_path
-from faceexp.preprocessing import preprocess, preprocessed_images
+from faceexp.data.image_sets import (BOX_COLUMNS, ORL_NAME, SkippedFileWarning, SkipReport, resolve_dataset)
+from faceexp.explain.explanation_sets import explain_set, result_path
+from faceexp.data.preprocessing import preprocess, preprocessed_images
 
 from vggface2_tree import build_vggface2_tree
 

@@ -8,8 +8,8 @@ import pytest
 from vggface2_tree import build_vggface2_tree
 
 from faceexp import POSES
-from faceexp import preprocessing as fpre
-from faceexp import study as fs
+from faceexp.data import preprocessing as fpre
+from faceexp.study import analyses as fs
 
 pytestmark = pytest.mark.slow
 

@@ -111,7 +111,7 @@ def layer_list(text: str) -> list[str]:
 
 def check_explainer_arguments(args) -> None:
     """Refuse impossible explainer options before any work."""
-    from faceexp import checks
+    from faceexp.core import checks
 
     checks.positive_int(args.samples, "--samples", 2)
     checks.positive_int(args.segments, "--segments", 2)
@@ -120,7 +120,7 @@ def check_explainer_arguments(args) -> None:
 
 
 def explainer_options(args) -> dict:
-    """Keyword options of :class:`faceexp.explainer.Explainer` from the arguments."""
+    """Keyword options of :class:`faceexp.explain.explainer.Explainer` from the arguments."""
     return dict(n_samples=args.samples, n_segments=args.segments, p_off=args.p_off,
                 sampling=args.sampling, kernel=args.kernel, sigma=args.sigma,
                 batch_size=args.batch_size)
@@ -136,13 +136,13 @@ def load_network_embedder(args, command: str, device=None):
         :class:`faceexp.models.Embedder` of one of the paper's CNNs; ``read``:
         ``read(path, box=None) -> (H, W, 3)`` float image in that model's
         geometry (the recogniser's alignment, of the face box grown by
-        :data:`faceexp.preprocessing.BOX_MARGIN` when ``box`` is
+        :data:`faceexp.data.preprocessing.BOX_MARGIN` when ``box`` is
         given; or the paper's crop of the box, 113x113); ``notice``: a line
         for stderr once the inputs are read, or None. Without ``--checkpoint`` a
         paper CNN is the ImageNet-initialised one, and the notice says so: it has
         never seen a face.
     """
-    from faceexp.preprocessing import preprocessed_image
+    from faceexp.data.preprocessing import preprocessed_image
     from faceexp.models import Embedder, build_model, load_checkpoint
 
     device = args.device if device is None else device
@@ -156,7 +156,7 @@ def load_network_embedder(args, command: str, device=None):
         if layers not in (["gap"], ["embedding"]):
             raise ValueError(f"--layers: {args.model} gives one embedding (layer 'embedding'), "
                              f"got {layers}; intermediate layers need mobilenetv2/resnet50")
-        from faceexp.recognisers.verification import align_images
+        from faceexp.verify.verification import align_images
 
         # --backend picks FaceNet's engine; SFace is onnxruntime's, dlib is dlib's.
         options = {"backend": args.backend} if args.model == "facenet-casia" else {}
@@ -222,7 +222,7 @@ def dataset_images(args, *, report=None):
         :class:`faceexp.data.Dataset`, the images (with box columns when there are
         boxes, and ``pose`` from a list) and a line naming what was read.
     """
-    from faceexp.data import resolve_dataset
+    from faceexp.data.image_sets import resolve_dataset
 
     if args.root is None and (args.boxes or args.pose_list):
         raise ValueError("--boxes and --pose-list need ROOT: the ORL faces (ROOT omitted) have "

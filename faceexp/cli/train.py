@@ -40,7 +40,7 @@ def run(args) -> int:
     import yaml
 
     from faceexp.cli.common import check_device, check_output_folder
-    from faceexp.train import TrainConfig, train
+    from faceexp.models.training import TrainConfig, train
 
     check_output_folder(args.out, "--out")
     check_device(args.device)

@@ -7,7 +7,7 @@ face, or that cannot be decoded, are skipped and listed), inside its face box gr
 by 25% when there are boxes (``--boxes``, or ``loose_bb_*.csv`` found under ROOT),
 embedded with flip-averaged descriptors and compared by cosine similarity; the EER
 comes with a 95% confidence interval from a bootstrap over identities
-(:func:`faceexp.recognisers.verification.verify_frame`).
+(:func:`faceexp.verify.verification.verify_frame`).
 """
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from faceexp import recognisers
     from faceexp.cli.common import check_device, dataset_images
-    from faceexp.preprocessing import BOX_MARGIN
-    from faceexp.recognisers.verification import verify_frame
+    from faceexp.data.preprocessing import BOX_MARGIN
+    from faceexp.verify.verification import verify_frame
 
     device = check_device(args.device)
     if args.checkpoint is not None and args.model in recognisers.PRETRAINED:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from faceexp.files import atomic_write, file_sha256
+from faceexp.core.files import atomic_write, file_sha256
 from faceexp.models.networks import (CHECKPOINT_FORMAT, _HEAD_PREFIX, _check_arch,
                                      _torchvision_model, _unwrap)
 

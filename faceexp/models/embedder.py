@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from faceexp.batching import BatchedEmbed
-from faceexp.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from faceexp.core.batching import BatchedEmbed
+from faceexp.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from faceexp.models.catalogue import _trace, layer_catalogue, resolve_layer
 from faceexp.models.networks import _LOGITS_NODE, _arch_of, _check_arch, _unwrap
 from faceexp.models.onnx_backend import EXPORTED, ExportedForward, check_device, resolve_backend
@@ -150,7 +150,7 @@ class Embedder:
     batch_size : int, optional
         Run the input in chunks of this many images (bounds memory); with
         ``compile`` on, the last chunk is padded to this size (repeating its
-        last image; see :class:`faceexp.batching.BatchedEmbed`) so the compiled
+        last image; see :class:`faceexp.core.batching.BatchedEmbed`) so the compiled
         graph sees a single shape. None: one pass over the whole input.
 
     Attributes
@@ -336,7 +336,7 @@ class Embedder:
             float32 tensor on ``self.device`` (an inference-mode tensor).
         """
         batch = self._as_batch(batch)
-        # Chunking and last-batch padding are the shared path's (faceexp.batching);
+        # Chunking and last-batch padding are the shared path's (faceexp.core.batching);
         # padding only when compiled, so that the graph sees one shape.
         size = self.batch_size if self.batch_size is not None else len(batch)
         runner = BatchedEmbed(self._forward, batch_size=size,

@@ -13,7 +13,7 @@ import torch
 import torchvision
 from torch import nn
 
-from faceexp.files import package_path
+from faceexp.core.files import package_path
 
 ARCHITECTURES = ("mobilenetv2", "resnet50")
 EMBEDDING_DIM = {"mobilenetv2": 1280, "resnet50": 2048}

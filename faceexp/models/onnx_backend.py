@@ -5,7 +5,7 @@ eager or compiled forward.
 The Embedder's pruned graph (normalisation, the layers asked for, pooling, softmax), or
 FaceNet-CASIA's (:meth:`faceexp.recognisers.facenet.FaceNetCasia.embedder`), is
 exported with ``torch.onnx.export`` once per input size and cached in the user cache
-(:func:`faceexp.files.cache_dir`, or the caller's folder, ``onnx/<key>.onnx``, written
+(:func:`faceexp.core.files.cache_dir`, or the caller's folder, ``onnx/<key>.onnx``, written
 atomically), keyed by the weights' :func:`~faceexp.models.state_dict_hash`, the layers,
 pooling, normalisation, input size and the torch version. It runs on onnxruntime's CPU
 provider, or on OpenVINO's CPU plugin (the same ONNX file, compiled with f32 inference
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faceexp.files import atomic_write, cache_dir
+from faceexp.core.files import atomic_write, cache_dir
 
 __all__ = ["AUTO_CPU", "BACKENDS", "EXPORTED", "ExportedForward", "OnnxRuntimeForward",
            "check_device", "installed", "resolve_backend"]
@@ -126,7 +126,7 @@ class ExportedForward:
         ``INFERENCE_NUM_THREADS``); default ``torch.get_num_threads()``.
     cache : path-like, optional
         Folder whose ``onnx/`` sub-folder holds the exported graphs; default
-        :func:`faceexp.files.cache_dir` (read when a graph is first needed).
+        :func:`faceexp.core.files.cache_dir` (read when a graph is first needed).
     weights : str, optional
         The weights' hash when the caller already has it (e.g. a recogniser that
         hashes its converted weights once for several layer sets); default

@@ -25,7 +25,6 @@ research-only terms.
 from __future__ import annotations
 
 from faceexp.recognisers.base import Recogniser
-from faceexp.recognisers.verification import VerificationResult, bootstrap_eer_ci, verify_frame
 
 #: name → (module, class) of each recogniser, in the order :func:`available` lists them.
 _REGISTRY = {
@@ -97,5 +96,4 @@ def load(name: str, device=None, *, frame: str = "own", **options) -> Recogniser
     return rec
 
 
-__all__ = ["PRETRAINED", "Recogniser", "VerificationResult", "available", "bootstrap_eer_ci", "load",
-           "verify_frame"]
+__all__ = ["PRETRAINED", "Recogniser", "available", "load"]

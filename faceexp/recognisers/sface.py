@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from faceexp.recognisers.alignment import ARCFACE_TEMPLATE_112, warp_to_template
-from faceexp.files import package_path
+from faceexp.core.files import package_path
 from faceexp.recognisers.base import Recogniser
 
 SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"

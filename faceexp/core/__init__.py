@@ -1,0 +1,21 @@
+"""The bottom layer: argument checks, atomic files, torchrun processes, the one cosine,
+batched embedding and the bootstrap. Imports nothing else of faceexp.
+"""
+from __future__ import annotations
+
+from faceexp.core.exports import lazy_exports
+
+#: public name -> the module of this package that defines it
+_EXPORTS = {
+    **dict.fromkeys(["BatchedEmbed", "layer_outputs", "resolve_batch_size", "DEFAULT_BATCH_SIZE",
+            "SINGLE_LAYER"], "batching"),
+    **dict.fromkeys(["positive_int", "finite_real", "seed", "one_of"], "checks"),
+    **dict.fromkeys(["context", "barrier", "is_main_process"], "distributed"),
+    **dict.fromkeys(["lazy_exports"], "exports"),
+    **dict.fromkeys(["atomic_write", "write_text", "write_json", "write_csv", "remove_orphans",
+            "file_sha256", "package_path", "cache_dir"], "files"),
+    **dict.fromkeys(["cosine_rows", "cosine_to", "pair_cosine", "pair_positions"], "similarity"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

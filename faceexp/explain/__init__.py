@@ -1,0 +1,39 @@
+"""The paper's explainer: what is explained (targets), the LIME steps one by one, the
+:class:`Explainer`, its result (:class:`Explanation`) and whole sets of images.
+"""
+from __future__ import annotations
+
+import sys
+import types
+
+from faceexp.core.exports import lazy_exports
+
+#: public name -> the module of this package that defines it
+_EXPORTS = {
+    **dict.fromkeys(["explain", "Explainer"], "explainer"),
+    **dict.fromkeys(["Explanation", "ExplanationWarning", "stack_heatmaps"], "explanation"),
+    **dict.fromkeys(["explain_set", "result_path"], "explanation_sets"),
+    **dict.fromkeys(["superpixels", "draw_samples", "perturb", "kernel_weights", "fit_linear",
+            "paint", "as_image", "relabel_segments", "SAMPLINGS", "KERNELS", "KERNEL_WIDTHS"],
+            "lime_steps"),
+    **dict.fromkeys(["Cosine", "ClassProbability", "as_target", "target_name", "needs_class_index",
+            "TARGET_NAMES"], "targets"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
+
+
+class _CallableModule(types.ModuleType):
+    """``faceexp.explain`` is both this package and the function users call:
+    ``faceexp.explain(image, embed, ...)`` is :func:`faceexp.explain.explainer.explain`.
+    (Once a subpackage is imported, Python binds its name on the parent package,
+    which would otherwise hide the function of the same name.)"""
+
+    def __call__(self, *args, **kwargs):
+        from faceexp.explain.explainer import explain
+
+        return explain(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

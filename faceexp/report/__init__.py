@@ -1,0 +1,30 @@
+"""What the book's pages say and show: captions and readings, the paper's claims and
+their verdicts, and every figure.
+"""
+from __future__ import annotations
+
+from faceexp.core.exports import lazy_exports
+
+#: public name -> the module of this package that defines it
+_EXPORTS = {
+    **dict.fromkeys(["ATTENDED", "LESS_ATTENDED", "EARLY_REGIONS", "crop_landmarks",
+            "heatmap_regions", "claim_a", "claim_b", "region_summary", "claim_c", "claim_d",
+            "claim_e", "paragraphs", "as_records"], "claims"),
+    **dict.fromkeys(["POSE_PAIR_ORDER", "METHOD_STYLE", "overlay", "plot_method_overview",
+            "plot_coefficients", "plot_heatmap_row", "plot_psnr_examples", "plot_layer_rows",
+            "plot_region_ratios", "plot_verification", "plot_training_curves", "plot_counts",
+            "plot_average_heatmaps", "plot_psnr_histograms", "plot_fusion_curves",
+            "plot_fusion_sweeps", "plot_eer_per_layer", "style_table_one", "plot_removal_eer",
+            "plot_removed_fraction", "plot_removal_examples", "plot_deletion_curves",
+            "plot_pair_curves", "plot_paired_removal", "plot_sampling_study", "plot_sensitivity",
+            "plot_explainer_curves", "plot_randomisation_curves"], "plots"),
+    **dict.fromkeys(["progress", "setup_notebook", "init_weights_text", "caption",
+            "verification_table", "interval_table", "percent_table", "layer_eer_table",
+            "verification_sentence", "removal_reading", "paired_removal_reading",
+            "sensitivity_reading", "write_summary"], "text"),
+    **dict.fromkeys(["Claim", "Verdict", "CLAIMS", "OUTCOMES", "RULES", "verdict",
+            "verdict_paragraph", "claims_table"], "verdicts"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
