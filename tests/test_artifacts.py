@@ -10,14 +10,32 @@ import pandas as pd
 import pytest
 
 from faceexp.study import artifacts as fart
+from faceexp.study import cache as fkeys
 from faceexp.data import image_sets as fdata
 from faceexp import models as fmodels
 
 
 def test_make_key_is_stable_and_sensitive():
-    assert fart.make_key(a=1, b=[1, 2]) == fart.make_key(b=[1, 2], a=1)
-    assert fart.make_key(a=1) != fart.make_key(a=2)
-    assert fart.source_hash("data") != fart.source_hash("data", "models")
+    assert fkeys.make_key(a=1, b=[1, 2]) == fkeys.make_key(b=[1, 2], a=1)
+    assert fkeys.make_key(a=1) != fkeys.make_key(a=2)
+    assert fkeys.source_hash("faceexp.data") != fkeys.source_hash("faceexp.data", "faceexp.models")
+
+
+def test_source_hash_keys_on_dotted_names_and_refuses_stale_ones():
+    import hashlib
+    import inspect
+
+    from faceexp.study import cache
+
+    # a module: its name and file, worked out by hand
+    path = Path(inspect.getfile(cache))
+    h = hashlib.sha256(f"faceexp.study.cache:{path.name}".encode() + path.read_bytes())
+    assert fkeys.source_hash("faceexp.study.cache") == h.hexdigest()[:16]
+    # a package hashes every file below it, so editing any of them changes the key
+    assert fkeys.source_hash("faceexp.study") != fkeys.source_hash("faceexp.study.cache")
+    # a name that moved (the flat module of old) raises instead of hashing nothing
+    with pytest.raises(ModuleNotFoundError):
+        fkeys.source_hash("faceexp.train")
 
 
 @pytest.fixture(scope="module")

@@ -155,7 +155,7 @@ class SkipReport:
         return write_csv(self.to_frame(), path)
 
 
-def _skip(report: SkipReport | None, path, reason: str) -> None:
+def record_skip(report: SkipReport | None, path, reason: str) -> None:
     if report is None:
         warnings.warn(f"skipped {path}: {reason}", SkippedFileWarning, stacklevel=3)
     else:

@@ -43,7 +43,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from faceexp.data.image_sets import (POSES, TEMPLATE_LIST_BLOCK, SkipReport, _skip, frame_boxes,
+from faceexp.data.image_sets import (POSES, TEMPLATE_LIST_BLOCK, SkipReport, record_skip, frame_boxes,
                           read_pose_template_list)
 from faceexp.data.preprocessing import BOX_MARGIN, crop_box, load_image
 
@@ -330,7 +330,7 @@ def _detect_all(mtcnn, paths, proxy, *, batch_size, progress, report, boxes=None
                         image = crop_box(image, box, margin=box_margin, square=True,
                                          name=paths[i])
                     except ValueError as exc:
-                        _skip(report, paths[i], str(exc))
+                        record_skip(report, paths[i], str(exc))
                         bar.update(1)
                         continue
                     image = image.resize((POSE_CROP_SIZE, POSE_CROP_SIZE),
@@ -342,7 +342,7 @@ def _detect_all(mtcnn, paths, proxy, *, batch_size, progress, report, boxes=None
                     boxes, _, points = mtcnn.detect([im for _, im in batch], landmarks=True)
                     for (i, _), box, point in zip(batch, boxes, points):
                         if box is None or point is None or len(box) == 0:
-                            _skip(report, paths[i], "no face detected")
+                            record_skip(report, paths[i], "no face detected")
                             continue
                         box = np.asarray(box, dtype=np.float64)
                         area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])

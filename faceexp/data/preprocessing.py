@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from faceexp.data.image_sets import SkipReport, _skip, frame_boxes, natural_sort_key
+from faceexp.data.image_sets import SkipReport, record_skip, frame_boxes, natural_sort_key
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -89,7 +89,7 @@ def load_image(path, *, report: SkipReport | None = None) -> Image.Image | None:
             image.load()
             return image
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        _skip(report, path, f"cannot decode image ({type(exc).__name__}: {exc})")
+        record_skip(report, path, f"cannot decode image ({type(exc).__name__}: {exc})")
         return None
 
 

@@ -55,9 +55,9 @@ import torch
 from faceexp.core import checks
 from faceexp.core.batching import layer_outputs
 from faceexp.explain.explainer import Explainer
-from faceexp.evaluate.faithfulness import DEFAULT_STEPS, _deletion_order, _steps, deletion_auc
+from faceexp.evaluate.faithfulness import DEFAULT_STEPS, deletion_order, removal_steps, deletion_auc
 from faceexp.explain.lime_steps import as_image, paint, superpixels
-from faceexp.evaluate.removal import _apply, _as_images, _as_maps, _fill_tensor
+from faceexp.evaluate.masking import apply_masks, as_images, as_maps, fill_tensor
 from faceexp.core.similarity import cosine_rows, cosine_to
 
 __all__ = [
@@ -733,7 +733,7 @@ def run_explainer(name: str, recogniser: Any, face: Any, reference: Any = None, 
         budget = checks.positive_int(budget, "budget", 2)
     n_segments = checks.positive_int(n_segments, "n_segments", 2)
     segments = superpixels(face, n_segments, slic_zero=SLIC_ZERO) if segments is None else \
-        _as_maps(segments, face.shape[:2], "segments", integer=True)
+        as_maps(segments, face.shape[:2], "segments", integer=True)
     segments = np.unique(segments, return_inverse=True)[1].reshape(face.shape[:2])
     start = time.perf_counter()
     with model.counting() as counts:
@@ -797,7 +797,7 @@ def baseline_map(heatmap: Any, kind: str, *, segments: Any = None, rng: Any = No
         raise ValueError(f"kind must be 'region' or 'pixel', got {kind!r}")
     if segments is None:
         raise ValueError("segments: a region baseline needs the face's superpixels")
-    segments = _as_maps(segments, heatmap.shape, "segments", integer=True)
+    segments = as_maps(segments, heatmap.shape, "segments", integer=True)
     labels = np.unique(segments, return_inverse=True)[1].reshape(heatmap.shape)
     return paint(rng.standard_normal((1, int(labels.max()) + 1)), labels, sigma=0,
                  positive_only=False)[0]
@@ -844,10 +844,10 @@ def similarity_curves(embed: Callable, images: Any, heatmaps: Any, references: d
         raise ValueError(f"mode must be one of {CURVE_MODES}, got {mode!r}")
     if not callable(embed):
         raise ValueError("embed must be a callable mapping (N, 3, H, W) batches to embeddings")
-    tensor = _as_images(images)
+    tensor = as_images(images)
     n, _, height, width = tensor.shape
-    maps = _as_maps(heatmaps, (n, height, width), "heatmaps")
-    fractions = _steps(steps)
+    maps = as_maps(heatmaps, (n, height, width), "heatmaps")
+    fractions = removal_steps(steps)
     if not isinstance(references, dict) or not references:
         raise ValueError("references must be a dict name -> (N, D) embeddings, e.g. "
                          "{'self': ..., 'pair': ...}")
@@ -859,10 +859,10 @@ def similarity_curves(embed: Callable, images: Any, heatmaps: Any, references: d
             raise ValueError(f"references[{name!r}] must be ({n}, D), got {value.shape}")
         refs[name] = value
     batch_size = checks.positive_int(batch_size, "batch_size")
-    fill_t = _fill_tensor(fill, tensor)
+    fill_t = fill_tensor(fill, tensor)
     counts = np.floor(fractions * height * width + 0.5).astype(np.int64)
     jobs = [(k, s) for k in range(n) for s in range(len(fractions))]
-    orders = [_deletion_order(maps[k], None, "most-relevant-first", 0, k) for k in range(n)]
+    orders = [deletion_order(maps[k], None, "most-relevant-first", 0, k) for k in range(n)]
     embedded = np.empty((len(jobs), next(iter(refs.values())).shape[1]))
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start:start + batch_size]
@@ -872,7 +872,7 @@ def similarity_curves(embed: Callable, images: Any, heatmaps: Any, references: d
         if mode == "insertion":
             masks = ~masks
         index = torch.tensor([k for k, _ in chunk])
-        batch = _apply(tensor[index], masks.reshape(-1, height, width), fill_t)
+        batch = apply_masks(tensor[index], masks.reshape(-1, height, width), fill_t)
         (value,) = _one_layer(embed(batch), len(chunk), "embed")
         embedded[start:start + len(chunk)] = value.detach().cpu().double().numpy()
     rows = []
@@ -1239,7 +1239,7 @@ def compare_explainers(recogniser: Any, faces: Any, partners: Any = None, *,
     per_face.insert(0, "recogniser", model.name)
     settings = {"data": data, "explainers": explainers, "faces": n, "budget": budget,
                 "n_segments": n_segments, "seeds": seeds,
-                "reference": reference, "steps": [float(s) for s in _steps(steps)],
+                "reference": reference, "steps": [float(s) for s in removal_steps(steps)],
                 "fill": fill, "cascade": points, "stages": len(model.stages),
                 "stability_faces": stability_faces if len(seeds) == 2 else 0,
                 "randomisation_faces": randomisation_faces if points else 0,

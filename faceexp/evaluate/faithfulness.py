@@ -30,17 +30,7 @@ from faceexp.core import checks
 from faceexp.data.preprocessing import IMAGENET_MEAN
 from faceexp.core.batching import BatchedEmbed, resolve_batch_size
 from faceexp.core.similarity import cosine_rows
-from faceexp.evaluate.removal import (
-    _apply,
-    _as_images,
-    _as_maps,
-    _check_embed,
-    _choices,
-    _fill_tensor,
-    _label_index,
-    _segments_or_slic,
-    _superpixel_permutation,
-)
+from faceexp.evaluate.masking import apply_masks, as_images, as_maps, check_embed, check_choices, fill_tensor, label_index, segments_or_slic, superpixel_permutation
 
 __all__ = [
     "ORDERS",
@@ -67,7 +57,7 @@ CURVE_KEYS = ("mode", "reference")
 # --------------------------------------------------------------------------- validation
 
 
-def _steps(steps: Any) -> np.ndarray:
+def removal_steps(steps: Any) -> np.ndarray:
     if isinstance(steps, numbers.Integral) and not isinstance(steps, bool):
         n = checks.positive_int(steps, "steps", 1)
         return np.linspace(0.0, 1.0, n + 1)
@@ -86,7 +76,7 @@ def _steps(steps: Any) -> np.ndarray:
 # --------------------------------------------------------------------------- deletion
 
 
-def _deletion_order(heatmap: np.ndarray, segments: np.ndarray | None, order: str, seed: int,
+def deletion_order(heatmap: np.ndarray, segments: np.ndarray | None, order: str, seed: int,
                     index: int) -> np.ndarray:
     """Flat pixel indices in removal order.
 
@@ -101,9 +91,9 @@ def _deletion_order(heatmap: np.ndarray, segments: np.ndarray | None, order: str
         return np.argsort(-flat, kind="stable")
     if order == "least-relevant-first":
         return np.argsort(flat, kind="stable")
-    areas, inverse = _label_index(segments)
+    areas, inverse = label_index(segments)
     rank = np.empty(areas.size, dtype=np.int64)
-    rank[_superpixel_permutation(areas.size, seed, index)] = np.arange(areas.size)
+    rank[superpixel_permutation(areas.size, seed, index)] = np.arange(areas.size)
     return np.argsort(rank[inverse], kind="stable")
 
 
@@ -189,22 +179,22 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
     """
     from tqdm import tqdm
 
-    _check_embed(embed)
-    tensor = _as_images(images)
+    check_embed(embed)
+    tensor = as_images(images)
     n, _, height, width = tensor.shape
     n_pixels = height * width
-    maps = _as_maps(heatmaps, (n, height, width), "heatmaps")
+    maps = as_maps(heatmaps, (n, height, width), "heatmaps")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     insertion = mode == "insertion"
-    fractions = _steps((INSERTION_STEPS if insertion else DEFAULT_STEPS) if steps is None
+    fractions = removal_steps((INSERTION_STEPS if insertion else DEFAULT_STEPS) if steps is None
                        else steps)
-    orders = _choices(orders, ORDERS, "orders")
+    orders = check_choices(orders, ORDERS, "orders")
     seed = checks.seed(seed)
     batch_size = resolve_batch_size(embed, batch_size)
-    fill_t = _fill_tensor(fill, tensor)
+    fill_t = fill_tensor(fill, tensor)
     if "random-superpixels" in orders:
-        segments = _segments_or_slic(segments, tensor, n_segments)
+        segments = segments_or_slic(segments, tensor, n_segments)
     counts = np.floor(fractions * n_pixels + 0.5).astype(np.int64)
     removed = n_pixels - counts if insertion else counts
 
@@ -227,7 +217,7 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
         if references is None:
             references = clean
         elif getattr(references, "ndim", 0) == 4:          # images: embed them likewise
-            given = _as_images(references, "references")
+            given = as_images(references, "references")
             if given.shape != tensor.shape:
                 raise ValueError(f"references: one image per image, shape "
                                  f"{tuple(tensor.shape)}, got {tuple(given.shape)}")
@@ -245,7 +235,7 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
             masks = np.zeros((len(chunk), n_pixels), dtype=bool)
             for row, (k, order, step) in enumerate(chunk):
                 if cached[:2] != (k, order):
-                    cached = (k, order, _deletion_order(
+                    cached = (k, order, deletion_order(
                         maps[k], None if segments is None else segments[k], order, seed, k))
                 if insertion:
                     masks[row] = True
@@ -253,7 +243,7 @@ def deletion_curves(embed: Callable, images: Any, heatmaps: Any, *, steps: Any =
                 else:
                     masks[row, cached[2][:counts[step]]] = True
             index = torch.tensor([k for k, _, _ in chunk], device=tensor.device)
-            batch = _apply(tensor[index], masks.reshape(-1, height, width), fill_t)
+            batch = apply_masks(tensor[index], masks.reshape(-1, height, width), fill_t)
             sims = cosine_rows(embedded(batch), references[[k for k, _, _ in chunk]])
             for (k, order, step), value in zip(chunk, sims):
                 similarity[k, order, step] = float(value)

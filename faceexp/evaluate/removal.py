@@ -34,7 +34,6 @@ nested sets as the count grows (a random permutation is cut at the count).
 """
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, Callable, Sequence
 
@@ -47,6 +46,7 @@ from faceexp.verify import protocol
 from faceexp.data.preprocessing import IMAGENET_MEAN
 from faceexp.core.batching import BatchedEmbed, resolve_batch_size
 from faceexp.verify.metrics import eer_by_group, group_masks
+from faceexp.evaluate.masking import (as_images, as_maps, fill_tensor, as_counts, check_choices, check_embed, random_masks, apply_masks, like_input, segments_or_slic)
 
 __all__ = [
     "METHODS",
@@ -67,103 +67,9 @@ METHODS = ("significant", "random-pixels", "random-superpixels")
 DEFAULT_THRESHOLDS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 #: ``threshold`` and ``method`` of the no-removal rows of :func:`removal_experiment`.
 NO_REMOVAL = "none"
-#: SLIC options used when no segments are given (the explainer's defaults).
-_SLIC_COMPACTNESS = 10.0
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _as_images(images: Any, name: str = "images") -> torch.Tensor:
-    """(N, 3, H, W) float in [0, 1] (tensor or array) -> float32 tensor (input's device)."""
-    if isinstance(images, np.ndarray):
-        if not np.issubdtype(images.dtype, np.floating):
-            raise ValueError(f"{name} must be float values in [0, 1], got dtype "
-                             f"{images.dtype} (divide uint8 images by 255)")
-        images = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
-    elif not isinstance(images, torch.Tensor):
-        raise ValueError(f"{name} must be an (N, 3, H, W) torch tensor or numpy array, got "
-                         f"{type(images).__name__}")
-    if not images.is_floating_point():
-        raise ValueError(f"{name} must be float values in [0, 1], got dtype {images.dtype} "
-                         "(divide uint8 images by 255)")
-    if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] == 0:
-        raise ValueError(f"{name} must be shape (N, 3, H, W) with N >= 1, got "
-                         f"{tuple(images.shape)} (one (H, W, 3) image is "
-                         "image.transpose(2, 0, 1)[None])")
-    images = images.detach().to(torch.float32)
-    if not bool(torch.isfinite(images).all()) or float(images.min()) < 0 or \
-            float(images.max()) > 1:
-        raise ValueError(f"{name}: values must be finite and lie in [0, 1]")
-    return images
-
-
-def _as_maps(maps: Any, shape: tuple, name: str, *, integer: bool = False) -> np.ndarray:
-    """(N, H, W) array (or (H, W) for every image when ``integer``) -> numpy."""
-    if isinstance(maps, torch.Tensor):
-        maps = maps.detach().cpu().numpy()
-    maps = np.asarray(maps)
-    if integer and maps.shape == shape[1:]:
-        maps = np.broadcast_to(maps, shape)
-    if maps.shape != shape:
-        extra = " or one (H, W) map for all images" if integer else ""
-        raise ValueError(f"{name} must be shape {shape} (one (H, W) map per image){extra}, "
-                         f"got {maps.shape}")
-    if integer:
-        if not np.issubdtype(maps.dtype, np.integer):
-            raise ValueError(f"{name} must be integer superpixel labels, got dtype "
-                             f"{maps.dtype}")
-        return maps
-    if not (np.issubdtype(maps.dtype, np.floating) or np.issubdtype(maps.dtype, np.integer)):
-        raise ValueError(f"{name} must be real values, got dtype {maps.dtype}")
-    maps = maps.astype(np.float64)
-    if not np.isfinite(maps).all():
-        raise ValueError(f"{name}: values must be finite (no NaN or infinity)")
-    return maps
-
-
-def _fill_values(fill: Any) -> tuple[float, float, float]:
-    """"mean", "black", one number or 3 numbers in [0, 1] -> an RGB triple."""
-    if isinstance(fill, str):
-        if fill == "mean":
-            return tuple(float(v) for v in IMAGENET_MEAN)
-        if fill == "black":
-            return (0.0, 0.0, 0.0)
-        raise ValueError(f"fill must be 'mean' (IMAGENET_MEAN), 'black', a number or 3 numbers "
-                         f"in [0, 1], got {fill!r}")
-    values = np.asarray(fill, dtype=object).reshape(-1)
-    try:
-        values = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(f"fill must be a number or 3 numbers in [0, 1], got {fill!r}") \
-            from None
-    if len(values) == 1:
-        values = values * 3
-    if len(values) != 3 or not all(math.isfinite(v) and 0 <= v <= 1 for v in values):
-        raise ValueError(f"fill must be a number or 3 numbers (RGB) in [0, 1], got {fill!r}")
-    return values
-
-
-def _fill_tensor(fill: Any, like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(_fill_values(fill), dtype=like.dtype, device=like.device).view(3, 1, 1)
-
-
-def _as_counts(counts: Any, n: int, n_pixels: int) -> np.ndarray:
-    if isinstance(counts, torch.Tensor):
-        counts = counts.detach().cpu().numpy()
-    counts = np.asarray(counts)
-    if counts.shape != (n,):
-        raise ValueError(f"counts must be shape ({n},) (one count per image), got "
-                         f"{counts.shape}")
-    if counts.dtype == bool or not (np.issubdtype(counts.dtype, np.integer) or (
-            np.issubdtype(counts.dtype, np.floating) and np.isfinite(counts).all()
-            and (counts == np.round(counts)).all())):
-        raise ValueError("counts must be whole numbers of pixels")
-    counts = counts.astype(np.int64)
-    if counts.size and (counts.min() < 0 or counts.max() > n_pixels):
-        raise ValueError(f"counts: every count must lie in [0, {n_pixels}] (H * W), got "
-                         f"{counts.min()} .. {counts.max()}")
-    return counts
 
 
 def _thresholds(thresholds: Any) -> list[float]:
@@ -177,122 +83,13 @@ def _thresholds(thresholds: Any) -> list[float]:
     return values
 
 
-def _choices(values: Any, allowed: Sequence[str], name: str) -> list[str]:
-    if isinstance(values, str):
-        values = [values]
-    values = list(values)
-    unknown = [v for v in values if v not in allowed]
-    if not values or unknown:
-        raise ValueError(f"{name} must be a non-empty subset of {allowed}, got {values!r}")
-    if len(set(values)) != len(values):
-        raise ValueError(f"{name}: duplicate entries in {values}")
-    return values
-
-
 def _match(match: Any) -> str:
     if match not in ("closest", "at-least"):
         raise ValueError(f"match must be 'closest' or 'at-least', got {match!r}")
     return match
 
 
-def _check_embed(embed: Any) -> None:
-    if not callable(embed):
-        raise ValueError(f"embed must be a callable mapping (N, 3, H, W) batches in [0, 1] "
-                         f"to embeddings, got {type(embed).__name__}")
-
-
 # --------------------------------------------------------------------------- masks
-
-
-def _image_rng(seed: int, index: int) -> np.random.Generator:
-    """The generator of image ``index``: independent of batching and of other images."""
-    return np.random.default_rng([seed, int(index)])
-
-
-def _label_index(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) labels -> (areas (S,), label index 0 .. S-1 of every pixel (H*W,))."""
-    _, inverse, areas = np.unique(segments.reshape(-1), return_inverse=True,
-                                  return_counts=True)
-    return areas, inverse.reshape(-1)
-
-
-def _random_pixel_mask(n_pixels: int, count: int, seed: int, index: int) -> np.ndarray:
-    mask = np.zeros(n_pixels, dtype=bool)
-    mask[_image_rng(seed, index).permutation(n_pixels)[:count]] = True
-    return mask
-
-
-def _superpixel_permutation(n_labels: int, seed: int, index: int) -> np.ndarray:
-    return _image_rng(seed, index).permutation(n_labels)
-
-
-def _random_superpixel_mask(segments: np.ndarray, count: int, seed: int, index: int,
-                            match: str) -> np.ndarray:
-    """Flat (H*W,) mask of whole random superpixels covering about ``count`` pixels."""
-    areas, inverse = _label_index(segments)
-    order = _superpixel_permutation(areas.size, seed, index)
-    covered = np.cumsum(areas[order])
-    if count == 0:
-        taken = 0
-    else:
-        crossing = int(np.searchsorted(covered, count))   # first prefix with area >= count
-        taken = crossing + 1
-        if match == "closest":
-            before = covered[crossing - 1] if crossing > 0 else 0
-            if count - before < covered[crossing] - count:
-                taken = crossing
-    removed = np.zeros(areas.size, dtype=bool)
-    removed[order[:taken]] = True
-    return removed[inverse]
-
-
-def _random_masks(method: str, counts: np.ndarray, shape: tuple[int, int], seed: int, *,
-                  start: int = 0, segments: np.ndarray | None = None,
-                  match: str = "closest") -> np.ndarray:
-    """(B, H, W) masks of ``"random-pixels"`` or ``"random-superpixels"`` removal.
-
-    Row ``k`` removes about ``counts[k]`` pixels of image ``start + k``, drawn
-    from that image's generator (:func:`_image_rng`); ``"random-superpixels"``
-    takes its superpixels from ``segments[start + k]`` (all images' (N, H, W)
-    labels).
-    """
-    height, width = shape
-    if method == "random-pixels":
-        flat = [_random_pixel_mask(height * width, int(c), seed, start + k)
-                for k, c in enumerate(counts)]
-    else:
-        flat = [_random_superpixel_mask(segments[start + k], int(c), seed, start + k, match)
-                for k, c in enumerate(counts)]
-    return np.stack(flat).reshape(len(counts), height, width)
-
-
-def _apply(images: torch.Tensor, masks: np.ndarray, fill: torch.Tensor) -> torch.Tensor:
-    """Set the pixels of ``masks`` (B, H, W) bool to ``fill`` (3, 1, 1) in (B, 3, H, W)."""
-    masks_t = torch.from_numpy(np.ascontiguousarray(masks)).to(images.device)
-    return torch.where(masks_t[:, None], fill, images)
-
-
-def _like_input(result: torch.Tensor, original: Any):
-    if isinstance(original, np.ndarray):
-        return result.cpu().numpy()
-    return result
-
-
-def _slic_maps(images: torch.Tensor, n_segments: int) -> np.ndarray:
-    """SLIC maps of (N, 3, H, W) images with the explainer's default options
-    (:func:`faceexp.explain.lime_steps.superpixels`)."""
-    from faceexp.explain.lime_steps import superpixels
-
-    pixels = images.cpu().numpy().transpose(0, 2, 3, 1)
-    return np.stack([superpixels(image, n_segments, compactness=_SLIC_COMPACTNESS)
-                     for image in pixels])
-
-
-def _segments_or_slic(segments: Any, images: torch.Tensor, n_segments: int) -> np.ndarray:
-    n, _, height, width = images.shape
-    if segments is None:
-        return _slic_maps(images, checks.positive_int(n_segments, "n_segments", 2))
-    return _as_maps(segments, (n, height, width), "segments", integer=True)
 
 
 # --------------------------------------------------------------------------- removal
@@ -323,13 +120,13 @@ def remove_significant(images: Any, heatmaps: Any, threshold: float, *,
     removed_mask : ndarray of bool, shape (N, H, W)
         True where a pixel was removed.
     """
-    tensor = _as_images(images)
+    tensor = as_images(images)
     n, _, height, width = tensor.shape
-    maps = _as_maps(heatmaps, (n, height, width), "heatmaps")
+    maps = as_maps(heatmaps, (n, height, width), "heatmaps")
     threshold = checks.finite_real(threshold, "threshold")
-    fill_t = _fill_tensor(fill, tensor)
+    fill_t = fill_tensor(fill, tensor)
     mask = maps > threshold
-    return _like_input(_apply(tensor, mask, fill_t), images), mask
+    return like_input(apply_masks(tensor, mask, fill_t), images), mask
 
 
 def remove_random_pixels(images: Any, counts: Any, *, seed: int, fill: Any = IMAGENET_MEAN):
@@ -406,17 +203,17 @@ def remove_random_superpixels(images: Any, segments: Any, counts: Any, *, seed: 
 
 def _remove_random(method: str, images: Any, counts: Any, *, seed: Any, fill: Any,
                    segments: Any = None, match: Any = "closest"):
-    """Validate, draw :func:`_random_masks` for every image and apply them."""
-    tensor = _as_images(images)
+    """Validate, draw :func:`random_masks` for every image and apply them."""
+    tensor = as_images(images)
     n, _, height, width = tensor.shape
     if method == "random-superpixels":
-        segments = _as_maps(segments, (n, height, width), "segments", integer=True)
-    counts = _as_counts(counts, n, height * width)
+        segments = as_maps(segments, (n, height, width), "segments", integer=True)
+    counts = as_counts(counts, n, height * width)
     seed = checks.seed(seed)
     match = _match(match)
-    fill_t = _fill_tensor(fill, tensor)
-    mask = _random_masks(method, counts, (height, width), seed, segments=segments, match=match)
-    return _like_input(_apply(tensor, mask, fill_t), images), mask
+    fill_t = fill_tensor(fill, tensor)
+    mask = random_masks(method, counts, (height, width), seed, segments=segments, match=match)
+    return like_input(apply_masks(tensor, mask, fill_t), images), mask
 
 
 def removed_fraction(heatmaps: Any, thresholds: Any = DEFAULT_THRESHOLDS) -> pd.DataFrame:
@@ -440,7 +237,7 @@ def removed_fraction(heatmaps: Any, thresholds: Any = DEFAULT_THRESHOLDS) -> pd.
     if heatmaps.ndim != 3 or heatmaps.shape[0] == 0:
         raise ValueError(f"heatmaps must be shape (N, H, W) with N >= 1, got "
                          f"{heatmaps.shape}")
-    maps = _as_maps(heatmaps, heatmaps.shape, "heatmaps")
+    maps = as_maps(heatmaps, heatmaps.shape, "heatmaps")
     values = _thresholds(thresholds)
     n = maps.shape[0]
     rows = [pd.DataFrame({"image": np.arange(n), "threshold": t,
@@ -470,7 +267,7 @@ def _check_pairs(pairs: Any, n: int) -> pd.DataFrame:
     return pairs
 
 
-def _scores(embeddings: np.ndarray, pairs: pd.DataFrame) -> np.ndarray:
+def _pair_scores(embeddings: np.ndarray, pairs: pd.DataFrame) -> np.ndarray:
     return np.asarray(protocol.cosine_scores(embeddings, pairs), dtype=np.float64)
 
 
@@ -635,10 +432,10 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
     """
     from tqdm import tqdm
 
-    _check_embed(embed)
-    tensor = _as_images(images)
+    check_embed(embed)
+    tensor = as_images(images)
     n, _, height, width = tensor.shape
-    maps = _as_maps(heatmaps, (n, height, width), "heatmaps")
+    maps = as_maps(heatmaps, (n, height, width), "heatmaps")
     if frame is not None:
         if not isinstance(frame, pd.DataFrame):
             raise ValueError(f"frame must be a DataFrame with one row per image, got "
@@ -654,13 +451,13 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
                  else protocol.verification_pairs(frame))
     pairs = _check_pairs(pairs, n)
     values = _thresholds(thresholds)
-    methods = _choices(methods, METHODS, "methods")
+    methods = check_choices(methods, METHODS, "methods")
     seed = checks.seed(seed)
     match = _match(match)
     batch_size = resolve_batch_size(embed, batch_size)
-    fill_t = _fill_tensor(fill, tensor)
+    fill_t = fill_tensor(fill, tensor)
     if "random-superpixels" in methods:
-        segments = _segments_or_slic(segments, tensor, n_segments)
+        segments = segments_or_slic(segments, tensor, n_segments)
 
     jobs = [(NO_REMOVAL, NO_REMOVAL)] + [(t, m) for t in values for m in methods]
     # Images of consecutive jobs share batches: with n not a multiple of batch_size
@@ -679,7 +476,7 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
         nonlocal done, rows, clean
         while done < len(jobs) and stream.ready >= n:
             descriptors = stream.pop(n)[layer].to("cpu", torch.float64).numpy()
-            scores = _scores(descriptors, pairs)
+            scores = _pair_scores(descriptors, pairs)
             threshold, method = jobs[done]
             rows += _eer_rows(scores, pairs, fractions.pop(done), threshold, method, n_boot, seed)
             if partners is not None:
@@ -701,9 +498,9 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
                 else:
                     mask = maps[start:stop] > threshold
                     if method != "significant":
-                        mask = _random_masks(method, mask.sum(axis=(1, 2)), (height, width),
+                        mask = random_masks(method, mask.sum(axis=(1, 2)), (height, width),
                                              seed, start=start, segments=segments, match=match)
-                    batch = _apply(batch, mask, fill_t)
+                    batch = apply_masks(batch, mask, fill_t)
                 fractions[j][start:stop] = mask.mean(axis=(1, 2))
                 stream.add(batch)
                 bar.update(stop - start)

@@ -20,9 +20,9 @@ from faceexp.core import checks
 from faceexp.data.preprocessing import IMAGENET_MEAN
 from faceexp.core.batching import resolve_batch_size
 from faceexp.explain.explainer import Explainer
-from faceexp.evaluate.faithfulness import DEFAULT_STEPS, ORDERS, _steps, deletion_auc, deletion_curves
+from faceexp.evaluate.faithfulness import DEFAULT_STEPS, ORDERS, removal_steps, deletion_auc, deletion_curves
 from faceexp.evaluate.heatmaps import psnr_pairs
-from faceexp.evaluate.removal import _check_embed
+from faceexp.evaluate.masking import check_embed
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -147,7 +147,7 @@ def sampling_study(embed: Callable, images: Any, *, settings: Sequence[Mapping] 
     """
     from tqdm import tqdm
 
-    _check_embed(embed)
+    check_embed(embed)
     pixels = _as_study_images(images)
     n = pixels.shape[0]
     settings = list(settings)
@@ -166,7 +166,7 @@ def sampling_study(embed: Callable, images: Any, *, settings: Sequence[Mapping] 
     seeds = [checks.seed(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct non-negative ints, got {seeds!r}")
-    steps = _steps(deletion_steps)
+    steps = removal_steps(deletion_steps)
     batch_size = resolve_batch_size(embed, batch_size)
     explainers = [Explainer(embed, n_samples=n_samples, n_segments=n_segments,
                             batch_size=batch_size, **{**shared, **dict(s)}) for s in settings]

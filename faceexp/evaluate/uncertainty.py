@@ -29,7 +29,7 @@ import pandas as pd
 from faceexp.core import checks
 from faceexp.verify.fusion import best_fusion, fuse_scores, fusion_sweep
 from faceexp.evaluate.heatmaps import psnr_pairs
-from faceexp.verify.metrics import _convention, _group_eer, _labels, _scores, group_masks
+from faceexp.verify.metrics import check_convention, group_eer, check_labels, check_scores, group_masks
 
 __all__ = [
     "KFOLD_WEIGHTS",
@@ -146,7 +146,7 @@ def _bootstrap_eers(score_sets: list, genuine: np.ndarray, index_i, index_j, n_i
         if not (w_neg.any() and w_pos.any()):
             continue
         for s, (neg, pos) in enumerate(zip(negatives, positives)):
-            eers[b, s] = _group_eer(np.repeat(neg, w_neg), np.repeat(pos, w_pos), convention)
+            eers[b, s] = group_eer(np.repeat(neg, w_neg), np.repeat(pos, w_pos), convention)
     return eers
 
 
@@ -205,12 +205,12 @@ def bootstrap_eer(scores, labels, identity_i, identity_j=None, *, n_boot: int = 
         On mismatched lengths, labels other than 0/1, non-finite scores, no
         genuine or no impostor pair, or a bad ``n_boot``, ``level`` or ``seed``.
     """
-    scores = _scores(scores, "scores")
-    genuine = _labels(labels, scores.size)
+    scores = check_scores(scores, "scores")
+    genuine = check_labels(labels, scores.size)
     if genuine.all() or not genuine.any():
         raise ValueError("the EER needs both genuine (label 1) and impostor (label 0) pairs")
     index_i, index_j, names = _identities(identity_i, identity_j, scores.size)
-    n_boot, level, convention = _n_boot(n_boot), _level(level), _convention(convention)
+    n_boot, level, convention = _n_boot(n_boot), _level(level), check_convention(convention)
     eers = _bootstrap_eers([scores], genuine, index_i, index_j, len(names), n_boot, _rng(seed),
                            convention)[:, 0]
     low, high = _percentiles(eers[:, None], level)
@@ -236,13 +236,13 @@ def _score_dict(scores, n: int) -> dict:
             raise ValueError("scores must be a (P,) array or a non-empty dict name -> (P,) scores")
         out = {}
         for name, values in scores.items():
-            values = _scores(values, f"scores[{name!r}]")
+            values = check_scores(values, f"scores[{name!r}]")
             if values.shape != (n,):
                 raise ValueError(f"scores[{name!r}] must have one score per pair, shape ({n},), "
                                  f"got {values.shape}")
             out[name] = values
         return out
-    values = _scores(scores, "scores")
+    values = check_scores(scores, "scores")
     if values.shape != (n,):
         raise ValueError(f"scores must have one score per pair, shape ({n},), got {values.shape}")
     return {None: values}
@@ -294,10 +294,10 @@ def eer_interval(scores, pairs: pd.DataFrame, *, by: str | None = None, n_boot: 
     pairs = _pair_columns(pairs)
     n = len(pairs)
     systems = _score_dict(scores, n)
-    n_boot, level, convention = _n_boot(n_boot), _level(level), _convention(convention)
+    n_boot, level, convention = _n_boot(n_boot), _level(level), check_convention(convention)
     if by is not None and by not in pairs.columns:
         raise ValueError(f"by must be a column of pairs ({list(pairs.columns)}), got {by!r}")
-    genuine = _labels(pairs["label"].to_numpy(), n)
+    genuine = check_labels(pairs["label"].to_numpy(), n)
     members = group_masks(None if by is None else pairs[by].to_numpy(), n)
     identity_i = pairs["identity_i"].to_numpy()
     identity_j = pairs["identity_j"].to_numpy()
@@ -316,7 +316,7 @@ def eer_interval(scores, pairs: pd.DataFrame, *, by: str | None = None, n_boot: 
                 eers = _bootstrap_eers([values[mask]], g_genuine, index_i, index_j, len(names),
                                        n_boot, _rng(seed), convention)
                 low, high = _percentiles(eers, level)
-                row.update(eer=_group_eer(values[mask][~g_genuine], values[mask][g_genuine],
+                row.update(eer=group_eer(values[mask][~g_genuine], values[mask][g_genuine],
                                           convention),
                            ci_low=float(low[0]), ci_high=float(high[0]))
             rows.append(row)
@@ -358,7 +358,7 @@ def _fusion_rows(a1, a2, fused, genuine, identity_i, identity_j, n_boot, level, 
     """EER of the fused scores and of each system alone, with joint identity-bootstrap intervals."""
     index_i, index_j, names = _identities(identity_i, identity_j, len(fused))
     sets = [fused, a1, a2]
-    point = np.array([_group_eer(s[~genuine], s[genuine], convention) for s in sets])
+    point = np.array([group_eer(s[~genuine], s[genuine], convention) for s in sets])
     eers = _bootstrap_eers(sets, genuine, index_i, index_j, len(names), n_boot, _rng(seed),
                            convention)
     low, high = _percentiles(eers[:, :1], level)
@@ -450,14 +450,14 @@ def kfold_fusion(scores_a, scores_b, pairs: pd.DataFrame, *, k: int = 5, seed=0,
     n = len(pairs)
     first = _score_dict(scores_a, n)[None]
     second = _score_dict(scores_b, n)[None]
-    genuine = _labels(pairs["label"].to_numpy(), n)
+    genuine = check_labels(pairs["label"].to_numpy(), n)
     if genuine.all() or not genuine.any():
         raise ValueError("pairs must hold both genuine (label 1) and impostor (label 0) pairs")
     weights = np.atleast_1d(np.asarray(weights, dtype=np.float64))
     if weights.ndim != 1 or not (np.isclose(weights, 0).any() and np.isclose(weights, 1).any()):
         raise ValueError("weights must be a 1-D sequence of values of a in [0, 1] including 0 and 1 "
                          f"(the single systems), got {weights!r}")
-    n_boot, level, convention = _n_boot(n_boot), _level(level), _convention(convention)
+    n_boot, level, convention = _n_boot(n_boot), _level(level), check_convention(convention)
     rng = _rng(seed)
     identity_i = pairs["identity_i"].to_numpy()
     identity_j = pairs["identity_j"].to_numpy()
@@ -481,7 +481,7 @@ def kfold_fusion(scores_a, scores_b, pairs: pd.DataFrame, *, k: int = 5, seed=0,
         tested |= test
         g = genuine[test]
         rows.append({"line": "fold", "fold": f, "a": a,
-                     "eer": _group_eer(fused[test][~g], fused[test][g], convention),
+                     "eer": group_eer(fused[test][~g], fused[test][g], convention),
                      "genuine": int(g.sum()), "impostor": int((~g).sum()),
                      "identities": int((fold_of == f).sum())})
     g = genuine[tested]

@@ -12,7 +12,7 @@ import torch
 from torch import fx, nn
 from torchvision.models.feature_extraction import NodePathTracer
 
-from faceexp.models.networks import _LOGITS_NODE, _GAP_NODE, _check_arch, _torchvision_model
+from faceexp.models.networks import LOGITS_NODE, GAP_NODE, check_arch, torchvision_model
 
 # Layers the Matlab r2022b layer list counts (after the input, which is layer 1).
 _MATLAB_COUNTED_OPS = frozenset({"Conv2d", "BatchNorm2d", "ReLU", "ReLU6", "MaxPool2d", "add"})
@@ -21,7 +21,7 @@ _MATLAB_COUNTED_OPS = frozenset({"Conv2d", "BatchNorm2d", "ReLU", "ReLU6", "MaxP
 # ----------------------------------------------------------------------------
 # Layer catalogue
 # ----------------------------------------------------------------------------
-def _trace(model: nn.Module) -> tuple[fx.Graph, dict]:
+def trace_network(model: nn.Module) -> tuple[fx.Graph, dict]:
     """FX graph of ``model`` in eval mode and each node's torchvision node name.
 
     torchvision's ``create_feature_extractor`` makes every ``torchvision.ops``
@@ -66,8 +66,8 @@ def _block_of(arch: str, name: str) -> int | None:
 @functools.lru_cache(maxsize=None)
 def _catalogue(arch: str, input_size: int, num_classes: int) -> pd.DataFrame:
     with torch.device("meta"):
-        model = _torchvision_model(arch, num_classes)
-    graph, names = _trace(model)
+        model = torchvision_model(arch, num_classes)
+    graph, names = trace_network(model)
     module = fx.GraphModule(model, graph)
     # ShapeProp on meta tensors: no memory, no compute.
     from torch.fx.passes.shape_prop import ShapeProp
@@ -96,13 +96,13 @@ def _catalogue(arch: str, input_size: int, num_classes: int) -> pd.DataFrame:
         table.loc[group.index[-1], "block_end"] = True
     # Matlab: GAP, fully connected and softmax follow the last counted layer.
     by_name = table.set_index("name")
-    gap_shape = by_name.loc[_GAP_NODE[arch], "shape"]
-    logits_shape = by_name.loc[_LOGITS_NODE[arch], "shape"]
+    gap_shape = by_name.loc[GAP_NODE[arch], "shape"]
+    logits_shape = by_name.loc[LOGITS_NODE[arch], "shape"]
     special = [
-        {"name": "gap", "op": "gap", "shape": gap_shape, "node": _GAP_NODE[arch],
+        {"name": "gap", "op": "gap", "shape": gap_shape, "node": GAP_NODE[arch],
          "matlab_layer": matlab + 1},
         {"name": "logits", "op": "Linear", "shape": logits_shape,
-         "node": _LOGITS_NODE[arch], "matlab_layer": matlab + 2},
+         "node": LOGITS_NODE[arch], "matlab_layer": matlab + 2},
         {"name": "softmax", "op": "softmax", "shape": logits_shape, "node": "softmax",
          "matlab_layer": matlab + 3},
     ]
@@ -154,7 +154,7 @@ def layer_catalogue(arch: str, *, input_size: int = 113, num_classes: int = 1000
         - ``node`` (str): the graph node a row reads ("softmax" is computed
           from the logits).
     """
-    _check_arch(arch)
+    check_arch(arch)
     if isinstance(input_size, bool) or not isinstance(input_size, (int, np.integer)) \
             or input_size < 32:
         raise ValueError(f"input_size must be an integer >= 32; got {input_size!r}")
@@ -166,7 +166,7 @@ def layer_catalogue(arch: str, *, input_size: int = 113, num_classes: int = 1000
 
 def block_ends(arch: str) -> list[str]:
     """Node names of the last layer of each of the paper's 16 blocks, in order."""
-    table = _catalogue(_check_arch(arch), 113, 1000)
+    table = _catalogue(check_arch(arch), 113, 1000)
     return table.loc[table["block_end"], "name"].tolist()
 
 
@@ -189,7 +189,7 @@ def resolve_layer(arch: str, layer: str) -> str:
     str
         The FX node name, or "softmax" (computed from the logits).
     """
-    table = _catalogue(_check_arch(arch), 113, 1000)
+    table = _catalogue(check_arch(arch), 113, 1000)
     hint = f"see faceexp.models.layer_catalogue({arch!r}) for the {arch} layer names"
     if not isinstance(layer, str):
         raise ValueError(f"layer must be a string; got {layer!r}; {hint}")

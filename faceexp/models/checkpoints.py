@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from faceexp.core.files import atomic_write, file_sha256
-from faceexp.models.networks import (CHECKPOINT_FORMAT, _HEAD_PREFIX, _check_arch,
-                                     _torchvision_model, _unwrap)
+from faceexp.models.networks import (CHECKPOINT_FORMAT, HEAD_PREFIX, check_arch,
+                                     torchvision_model, unwrap_model)
 
 # ----------------------------------------------------------------------------
 # Checkpoints
@@ -78,13 +78,13 @@ def save_checkpoint(path, model: nn.Module, *, arch: str, num_classes: int, meta
     of CPU tensors with torchvision's keys), "meta"}``, readable with
     ``torch.load(weights_only=True)``.
     """
-    _check_arch(arch)
+    check_arch(arch)
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
             or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}")
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    model = _unwrap(model)
+    model = unwrap_model(model)
     model_arch = getattr(model, "faceexp_arch", arch)
     if model_arch != arch:
         raise ValueError(f"arch={arch!r} but the model was built as {model_arch!r}")
@@ -95,9 +95,9 @@ def save_checkpoint(path, model: nn.Module, *, arch: str, num_classes: int, meta
         (key, value.detach().to("cpu").contiguous().clone())
         for key, value in model.state_dict().items()
     )
-    head = state.get(_HEAD_PREFIX[arch] + "weight")
+    head = state.get(HEAD_PREFIX[arch] + "weight")
     if head is None:
-        raise ValueError(f"model has no {_HEAD_PREFIX[arch]}weight: it is not a {arch}")
+        raise ValueError(f"model has no {HEAD_PREFIX[arch]}weight: it is not a {arch}")
     if head.shape[0] != num_classes:
         raise ValueError(f"num_classes={num_classes} but the model's head has {head.shape[0]}")
     payload = {"format": CHECKPOINT_FORMAT, "arch": arch, "num_classes": int(num_classes),
@@ -129,7 +129,7 @@ def load_checkpoint(path, *, arch: str | None = None, num_classes: int | None = 
     """
     path = Path(path)
     if arch is not None:
-        _check_arch(arch)
+        check_arch(arch)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:
@@ -151,9 +151,9 @@ def load_checkpoint(path, *, arch: str | None = None, num_classes: int | None = 
             f"checkpoint {path} is for {have_arch} with {have_classes} classes, "
             f"not {want_arch} with {want_classes} classes"
         )
-    _check_arch(have_arch)
+    check_arch(have_arch)
     with torch.device("meta"):
-        model = _torchvision_model(have_arch, have_classes)
+        model = torchvision_model(have_arch, have_classes)
     try:
         model.load_state_dict(payload["state_dict"], strict=True, assign=True)
     except RuntimeError as error:

