@@ -64,7 +64,7 @@ import warnings
 import numpy as np
 import torch
 
-from faceexp.data import image_sets as fdata
+from faceexp import data as fdata
 from faceexp.data import preprocessing as fpre
 from faceexp import models as fmodels
 from faceexp.explain.explainer import Explainer

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from faceexp.evaluate import compare as fc
-from faceexp.data import image_sets as fdata
+from faceexp import data as fdata
 from faceexp import recognisers
 
 ORL = "ORL faces (AT&T Laboratories Cambridge)"

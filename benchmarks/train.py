@@ -15,7 +15,7 @@ import time
 import torch
 from torch import nn
 
-from faceexp.data import image_sets as fdata
+from faceexp import data as fdata
 from faceexp.data import preprocessing as fpre
 from faceexp import models as fmodels
 

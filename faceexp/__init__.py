@@ -6,12 +6,26 @@ similarity with a reference embedding, and a weighted linear model of those
 similarities on the superpixel on/off vectors gives each superpixel's
 importance.
 
-Data flows one way through the modules::
+The code lives in packages, one per layer; each imports only the layers before it
+(``tests/test_layers.py`` enforces it), bottom to top::
 
-    checks, files -> data, preprocessing, pose -> batching, similarity -> models,
-      recognisers -> train | embeddings, layer_sweep -> targets, lime_steps, explainer,
-      explanation_sets | metrics, fusion, protocol -> heatmaps, removal, faithfulness,
-      stability -> artifacts (cache), study (analyses) -> plots, report -> notebooks
+    core data models recognisers explain verify evaluate study report cli
+
+- ``core``: argument checks, atomic files, torchrun processes, the one cosine, batched
+  embedding, the bootstrap;
+- ``data``: image sets and their layouts (ORL, VGGFace2), splits, boxes, decoding and the
+  paper's crop, pose;
+- ``models``: the paper's CNNs, their layers, checkpoints, engines, training;
+- ``recognisers``: SFace, FaceNet-CASIA, dlib and the paper's CNNs behind ``load(name)``;
+- ``explain`` (beside ``verify``): targets, the LIME steps, ``Explainer``, ``Explanation``,
+  explanation sets;
+- ``verify``: EER, the paper's pairs and Table I, embeddings, layer sweeps, fusion, EER
+  intervals;
+- ``evaluate``: heatmap statistics, masking and removal, faithfulness, stability,
+  sensitivity, regions, the seed floor, the field's explainers compared;
+- ``study``: the book's analyses and their cache;
+- ``report``: captions, the paper's claims and verdicts, plots;
+- ``cli``: the ``faceexp`` command.
 
 Public names are importable from the package itself (``faceexp.explain``);
 they are loaded lazily so ``import faceexp`` stays cheap.
@@ -24,16 +38,17 @@ from faceexp.core.version import __version__
 
 _EXPORTS = {
     # data
-    **dict.fromkeys(["orl_root", "load_orl", "scan_identity_folders", "split_identities",
-                     "validation_holdout", "load_bounding_boxes", "SkipReport",
-                     "SkippedFileWarning", "resolve_dataset", "Dataset", "attach_boxes",
-                     "frame_boxes", "find_dataset_file", "BOX_COLUMNS", "ORL_NAME"], "data.image_sets"),
+    **dict.fromkeys(["orl_root", "load_orl", "scan_identity_folders"], "data.folders"),
+    **dict.fromkeys(["split_identities", "validation_holdout"], "data.splits"),
+    **dict.fromkeys(["load_bounding_boxes", "attach_boxes", "frame_boxes", "BOX_COLUMNS"], "data.boxes"),
+    **dict.fromkeys(["SkipReport", "SkippedFileWarning"], "data.skips"),
+    **dict.fromkeys(["resolve_dataset", "Dataset", "find_dataset_file", "ORL_NAME"], "data.layouts"),
     **dict.fromkeys(["FaceDataset", "preprocess", "load_image", "IMAGENET_MEAN", "IMAGENET_STD",
                      "INPUT_SIZE", "preprocessed_images", "preprocessed_image", "crop_box",
                      "BOX_MARGIN"], "data.preprocessing"),
     # pose
-    **dict.fromkeys(["POSES", "POSE_CODES", "estimate_pose", "read_pose_template_list",
-                     "look_left", "look_left_batch", "yaw_proxy"], "data.pose"),
+    **dict.fromkeys(["POSES", "read_pose_template_list"], "data.layouts"),
+    **dict.fromkeys(["POSE_CODES", "estimate_pose", "look_left", "look_left_batch", "yaw_proxy"], "data.pose"),
     # models
     **dict.fromkeys(["ARCHITECTURES", "EMBEDDING_DIM", "build_model", "imagenet_state_dict",
                      "layer_catalogue", "block_ends", "resolve_layer", "Embedder",
@@ -41,7 +56,7 @@ _EXPORTS = {
                      "load_embedder",
                      "default_batch_size"], "models"),
     # training
-    **dict.fromkeys(["TrainConfig", "TrainResult"], "models.training"),  # faceexp.models.training is the module
+    **dict.fromkeys(["TrainConfig", "TrainResult"], "models.training"),
     # explanation
     **dict.fromkeys(["Explainer"], "explain.explainer"),
     **dict.fromkeys(["superpixels", "draw_samples", "perturb", "kernel_weights", "fit_linear",
@@ -72,8 +87,9 @@ _EXPORTS = {
     # the field's explainers beside faceexp's, on faithfulness, sanity and cost
     **dict.fromkeys(["explain_with", "compare_explainers", "EXPLAINERS"], "evaluate.compare"),
     # uncertainty, face regions and verdicts on the paper's claims
-    **dict.fromkeys(["bootstrap_eer", "eer_interval", "kfold_fusion", "mean_interval",
-                     "paired_difference", "noise_floor", "relative_to_floor"], "evaluate.uncertainty"),
+    **dict.fromkeys(["bootstrap_eer", "eer_interval", "kfold_fusion"], "verify.intervals"),
+    **dict.fromkeys(["mean_interval", "paired_difference"], "core.bootstrap"),
+    **dict.fromkeys(["noise_floor", "relative_to_floor"], "evaluate.seed_floor"),
     **dict.fromkeys(["region_masks", "region_ratios", "region_table", "region_contrast",
                      "REGIONS"], "evaluate.regions"),
     **dict.fromkeys(["Claim", "Verdict", "CLAIMS", "verdict", "verdict_paragraph",
@@ -84,7 +100,7 @@ _EXPORTS = {
     # what the book explains: real recognisers (canonical crop) and the paper's CNNs
     **dict.fromkeys(["RecogniserSubject", "PaperSubject", "canonical_crops"], "study.subjects"),
     # the paper's analyses end to end, for the notebooks
-    **dict.fromkeys(["prepare_study", "Study", "example_triplet"], "study.analyses"),
+    **dict.fromkeys(["prepare_study", "Study", "example_triplet"], "study.setup"),
     # what the book's pages say: notebook setup, captions, results-page summaries
     **dict.fromkeys(["setup_notebook", "caption", "write_summary"], "report.text"),
 }

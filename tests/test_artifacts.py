@@ -11,8 +11,9 @@ import pytest
 
 from faceexp.study import artifacts as fart
 from faceexp.study import cache as fkeys
-from faceexp.data import image_sets as fdata
+from faceexp import data as fdata
 from faceexp import models as fmodels
+from faceexp.models.initial_weights import init_weights_text
 
 
 def test_make_key_is_stable_and_sensitive():
@@ -164,8 +165,8 @@ TINY_RECIPE = dict(max_epochs=1, batch_size=4, weights=None, channels_last=False
 
 def test_pretrain_root_trains_aligned_crops_first_then_fine_tunes_and_reuses_both(
         make_identity_tree, tmp_path, monkeypatch):
-    from faceexp.report import text as report
-    from faceexp.study import analyses as fs
+    from faceexp import report as report
+    from faceexp import study as fs
     from faceexp.models import training as ftrain
     from faceexp.core.files import file_sha256
 
@@ -187,7 +188,7 @@ def test_pretrain_root_trains_aligned_crops_first_then_fine_tunes_and_reuses_bot
     record = run.init_weights
     assert record["source"] == "checkpoint" and record["path"] == str(firsts[0].resolve())
     assert record["sha256"] == file_sha256(firsts[0])
-    text = report.init_weights_text(record)
+    text = init_weights_text(record)
     assert text == (f"fine-tuned from an MS1M-style pre-training run on ms1m (final.pt, sha256 "
                     f"{record['sha256'][:12]}; that run: random init)")
     study = fs.Study(runs={"mobilenetv2": run}, images=run.split, artifacts=artifacts,
@@ -217,31 +218,31 @@ def test_pretrain_root_is_checked_before_any_training(tmp_path, make_identity_tr
 
 
 def test_init_weights_text_reads_the_run_a_checkpoint_came_from(tmp_path):
-    from faceexp.report import text as report
-    from faceexp.data.image_sets import ORL_NAME
+    from faceexp import report as report
+    from faceexp.data.layouts import ORL_NAME
 
     digest = "cd" * 32
     run = tmp_path / "pretrain" / "resnet50-1234"
     run.mkdir(parents=True)
     (run / "final.pt").write_bytes(b"")
     record = {"source": "checkpoint", "path": str(run / "final.pt"), "sha256": digest}
-    assert report.init_weights_text(record) == "fine-tuned from final.pt (sha256 cdcdcdcdcdcd)"
+    assert init_weights_text(record) == "fine-tuned from final.pt (sha256 cdcdcdcdcdcd)"
     (run / "config.json").write_text(json.dumps({"data_root": "/data/ms1m-112", "mode": "aligned"}))
     (run / "init_weights.json").write_text(json.dumps(
         {"source": "imagenet", "path": "/w/resnet50-0676ba61.pth", "sha256": "ef" * 32}))
-    assert report.init_weights_text(record) == (
+    assert init_weights_text(record) == (
         "fine-tuned from an MS1M-style pre-training run on ms1m-112 (final.pt, sha256 cdcdcdcdcdcd; "
         "that run: ImageNet init (resnet50-0676ba61.pth, sha256 efefefefefef))")
     (run / "config.json").write_text(json.dumps({"data_root": None, "mode": "resize-crop"}))
     (run / "init_weights.json").unlink()
-    assert report.init_weights_text(record) == (
+    assert init_weights_text(record) == (
         f"fine-tuned from a run on {ORL_NAME} (final.pt, sha256 cdcdcdcdcdcd; "
         "that run: initial weights not recorded)")
 
 
 def test_prepare_study_and_setup_notebook_pass_pretrain_root_on(monkeypatch, tmp_path):
-    from faceexp.report import text as report
-    from faceexp.study import analyses as fs
+    from faceexp import report as report
+    from faceexp import study as fs
 
     seen = {}
 

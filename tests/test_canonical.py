@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from faceexp import recognisers
-from faceexp.data import image_sets as data
+from faceexp import data as data
 from faceexp.recognisers import canonical
 from faceexp.study.subjects import RecogniserSubject, canonical_crops
 

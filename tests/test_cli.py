@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from faceexp.cli import main
-from faceexp.data.image_sets import load_orl
+from faceexp.data.folders import load_orl
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from faceexp.evaluate import compare as fc
+from faceexp.evaluate.compare import cost as compare_cost
 from faceexp.evaluate.faithfulness import deletion_curves
 
 SIDE = 20          # toy images are 20 x 20 = 400 pixels
@@ -354,7 +355,7 @@ def test_recommendation_follows_from_the_numbers():
 
 def test_two_explainers_on_a_real_orl_face_with_facenet():
     from faceexp import recognisers
-    from faceexp.data import image_sets as data
+    from faceexp import data as data
 
     rec = recognisers.load("facenet-casia")
     root = data.orl_root()
@@ -434,7 +435,8 @@ def test_comparison_cost_takes_the_comparisons_faces_reference_budget_and_seed(m
         calls.append((name, options["budget"], options["seed"]))
         return run(name, *args, **options)
 
-    monkeypatch.setattr(fc, "run_explainer", recorded)
+    # cost_table calls run_explainer from the cost module
+    monkeypatch.setattr(compare_cost, "run_explainer", recorded)
     cost = fc.comparison_cost(result, n_faces=1)
     # no warm-up: the comparison ran the explainer on this network already
     assert calls == [("captum-occlusion", None, 0), ("captum-occlusion", 10, 0)]

@@ -11,23 +11,13 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from faceexp.data import image_sets as data
+from faceexp import data as data
 from faceexp.data import preprocessing as fpre
-from faceexp.data.image_sets import (
-    BOX_COLUMNS,
-    SkippedFileWarning,
-    SkipReport,
-    attach_boxes,
-    find_dataset_file,
-    frame_boxes,
-    load_bounding_boxes,
-    resolve_dataset,
-    load_orl,
-    orl_root,
-    scan_identity_folders,
-    split_identities,
-    validation_holdout,
-)
+from faceexp.data.boxes import BOX_COLUMNS, attach_boxes, frame_boxes, load_bounding_boxes
+from faceexp.data.skips import SkippedFileWarning, SkipReport
+from faceexp.data.layouts import find_dataset_file, resolve_dataset
+from faceexp.data.folders import load_orl, orl_root, scan_identity_folders
+from faceexp.data.splits import split_identities, validation_holdout
 from faceexp.data.preprocessing import (
     INPUT_SIZE,
     FaceDataset,

@@ -325,7 +325,7 @@ def test_layer_sweep_groups_share_passes():
 # --------------------------------------------------------------------------- #
 @pytest.mark.slow
 def test_mobilenetv2_flip_average_and_sweep(tmp_path):
-    from faceexp.data.image_sets import load_orl
+    from faceexp.data.folders import load_orl
     from faceexp.models import Embedder, build_model
 
     model = build_model("mobilenetv2", 10, weights="imagenet")

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from faceexp.explain.explainer import Explainer, Explanation, explain
+from faceexp.explain.explainer import Explainer, explain
+from faceexp.explain.explanation import Explanation
 from faceexp.explain.explanation import ExplanationWarning
 from faceexp.explain.lime_steps import fit_linear, kernel_weights
 
@@ -715,7 +716,7 @@ def test_bad_calls():
 
 @pytest.mark.slow
 def test_cli_on_an_orl_face(tmp_path, capsys):
-    from faceexp.data.image_sets import orl_root
+    from faceexp.data.folders import orl_root
 
     face = orl_root() / "s1" / "1.pgm"
     out = tmp_path / "exp.npz"

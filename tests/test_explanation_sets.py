@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from faceexp.data.image_sets import load_orl, scan_identity_folders
+from faceexp.data.folders import load_orl, scan_identity_folders
 from faceexp.explain.explanation import Explanation
 from faceexp.explain.explanation_sets import explain_set, result_path
 

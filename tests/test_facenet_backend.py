@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from faceexp import Explainer
-from faceexp.data import image_sets as data
+from faceexp import data as data
 from faceexp.core.batching import BatchedEmbed
 from faceexp.evaluate.heatmaps import heatmap_psnr
 from faceexp.models import onnx_backend

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from faceexp import explain, models
-from faceexp.data.image_sets import load_orl
+from faceexp.data.folders import load_orl
 from faceexp.data.preprocessing import preprocessed_images
 from faceexp.evaluate.heatmaps import psnr_pairs
 from faceexp.models import onnx_backend

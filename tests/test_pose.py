@@ -10,20 +10,11 @@ import torch
 from PIL import Image, ImageOps
 
 from faceexp.cli import main as cli_main
-from faceexp.data.image_sets import SkipReport, load_orl
-from faceexp.data.pose import (
-    FRONTAL_MAX,
-    POSE_CODES,
-    POSES,
-    THREE_QUARTER_MAX,
-    estimate_pose,
-    look_left,
-    look_left_batch,
-    looks_from_yaw_proxy,
-    pose_from_yaw_proxy,
-    read_pose_template_list,
-    yaw_proxy,
-)
+from faceexp.data.skips import SkipReport
+from faceexp.data.folders import load_orl
+from faceexp.data.pose import (FRONTAL_MAX, POSE_CODES, THREE_QUARTER_MAX, estimate_pose,
+    look_left, look_left_batch, looks_from_yaw_proxy, pose_from_yaw_proxy, yaw_proxy)
+from faceexp.data.layouts import POSES, read_pose_template_list
 
 
 def test_pose_names():

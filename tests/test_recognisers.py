@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 
 from faceexp import recognisers
-from faceexp.data import image_sets as data
+from faceexp import data as data
 from faceexp.data import preprocessing as fpre
 from faceexp.verify.metrics import equal_error_rate
 from faceexp.recognisers import alignment
-from faceexp.verify.verification import bootstrap_eer_ci
+from faceexp.verify.intervals import bootstrap_eer
 
 REAL = ("sface", "facenet-casia", "dlib")
 
@@ -115,7 +115,7 @@ def _toy_scores(seed=1, n_groups=6):
 
 def test_bootstrap_matches_scipy_bootstrap_over_identities():
     scores, labels, groups = _toy_scores()
-    low, high, eers = bootstrap_eer_ci(scores, labels, groups, n_resamples=200, rng=np.random.default_rng(5))
+    low, high, eers = bootstrap_eer(scores, labels, groups, n_boot=200, seed=np.random.default_rng(5))
     _, index = np.unique(groups, return_inverse=True)
 
     def statistic(drawn):
@@ -136,20 +136,22 @@ def test_bootstrap_of_identical_identities_collapses_to_the_eer():
     scores = np.tile(one[0], 4)
     labels = np.tile(one[1], 4)
     groups = np.repeat(["a", "b", "c", "d"], 6)
-    low, high, _ = bootstrap_eer_ci(scores, labels, groups, n_resamples=50, rng=0)
+    low, high, _ = bootstrap_eer(scores, labels, groups, n_boot=50, seed=0)
     assert low == pytest.approx(1 / 3) and high == pytest.approx(1 / 3)
 
 
 def test_bootstrap_is_seeded_and_checks_its_input():
     scores, labels, groups = _toy_scores()
-    assert bootstrap_eer_ci(scores, labels, groups, n_resamples=30, rng=3)[:2] == \
-        bootstrap_eer_ci(scores, labels, groups, n_resamples=30, rng=3)[:2]
+    assert bootstrap_eer(scores, labels, groups, n_boot=30, seed=3)[:2] == \
+        bootstrap_eer(scores, labels, groups, n_boot=30, seed=3)[:2]
     with pytest.raises(ValueError, match="both genuine"):
-        bootstrap_eer_ci(scores, np.ones_like(labels), groups)
+        bootstrap_eer(scores, np.ones_like(labels), groups)
+    with pytest.raises(ValueError, match="like the scores"):
+        bootstrap_eer(scores[:-1], labels, groups)
     with pytest.raises(ValueError, match="one value per pair"):
-        bootstrap_eer_ci(scores[:-1], labels, groups)
-    with pytest.raises(ValueError, match="n_resamples"):
-        bootstrap_eer_ci(scores, labels, groups, n_resamples=0)
+        bootstrap_eer(scores, labels, groups[:-1])
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_eer(scores, labels, groups, n_boot=0)
 
 
 # --------------------------------------------------------------------------- FaceNet converter

@@ -7,7 +7,7 @@ import pytest
 
 from faceexp.evaluate.regions import (GEOMETRY, REGIONS, region_contrast, region_masks, region_ratios,
                              region_table)
-from faceexp.evaluate.uncertainty import mean_interval
+from faceexp.core.bootstrap import mean_interval
 
 SHAPE = (113, 113)
 #: A frontal face in a 113x113 crop: eyes 36 px apart, nose tip 20 px below them, mouth 40.

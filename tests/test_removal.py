@@ -346,7 +346,7 @@ def test_significant_vs_random_pairs_images_and_averages_seeds_by_hand():
     Differences random - significant: 0.5, 0.1, -0.1: mean 0.5/3, 2 of 3 greater. An
     image with no partner (NaN) is left out."""
     from faceexp.evaluate.removal import significant_vs_random
-    from faceexp.evaluate.uncertainty import paired_difference
+    from faceexp.core.bootstrap import paired_difference
 
     rows = []
     for image, sig, r0, r1 in ((0, 0.2, 0.6, 0.8), (1, 0.5, 0.5, 0.7), (2, 0.9, 0.7, 0.9),

@@ -13,7 +13,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from faceexp import report  # noqa: E402
-from faceexp.study import analyses as fs  # noqa: E402
+from faceexp.models.initial_weights import init_weights_text  # noqa: E402
+from faceexp import study as fs
 from faceexp.models.training import TrainResult  # noqa: E402
 
 
@@ -33,12 +34,12 @@ def test_example_triplet_picks_probe_genuine_impostor():
         fs.example_triplet(_frame().iloc[[0, 3]])
 
 
-def test_test_images_keeps_first_images_and_every_turned_face():
+def test_held_out_images_keeps_first_images_and_every_turned_face():
     st = fs.Study(runs={}, images=_frame(), artifacts=None, dataset="toy")
-    sub = st.test_images(1)
+    sub = st.held_out_images(1)
     # first image of each identity, plus the three-quarter face of "a"
     assert list(sub["path"]) == ["p0", "p2", "p3", "p5"]
-    assert len(st.test_images(None)) == 7
+    assert len(st.held_out_images(None)) == 7
 
 
 def test_write_summary_writes_json_tables_and_figures(tmp_path):
@@ -86,7 +87,7 @@ def test_resolve_device():
 
 def test_removal_reading_states_the_numbers_and_the_verdict():
     from faceexp.report.text import removal_reading
-    from faceexp.study.analyses import RemovalAnalysis
+    from faceexp.study.removal import RemovalAnalysis
 
     rows = []
     for network, sig in (("mobilenetv2", (0.20, 0.30)), ("resnet50", (0.10, 0.10))):
@@ -144,14 +145,14 @@ def test_caption_says_which_initial_weights_each_run_recorded(tmp_path):
 
 def test_init_weights_text_for_every_source():
     digest = "ab" * 32
-    assert report.init_weights_text(None) == "initial weights not recorded"
-    assert report.init_weights_text({"source": "random", "requested": None}) == "random init"
-    assert report.init_weights_text({"source": "file", "path": "/x/my.pth", "sha256": digest}) == \
+    assert init_weights_text(None) == "initial weights not recorded"
+    assert init_weights_text({"source": "random", "requested": None}) == "random init"
+    assert init_weights_text({"source": "file", "path": "/x/my.pth", "sha256": digest}) == \
         "init from my.pth (sha256 abababababab)"
-    assert report.init_weights_text({"source": "checkpoint", "path": "/r/final.pt", "sha256": digest}) == \
+    assert init_weights_text({"source": "checkpoint", "path": "/r/final.pt", "sha256": digest}) == \
         "fine-tuned from final.pt (sha256 abababababab)"
     with pytest.raises(ValueError, match=r"record\['source'\] must be .* got 'guess'"):
-        report.init_weights_text({"source": "guess"})
+        init_weights_text({"source": "guess"})
 
 
 def test_paired_removal_reading_counts_thresholds_by_their_intervals():
@@ -204,7 +205,9 @@ def test_gap_vs_softmax_with_only_constant_softmax_maps_counts_them(monkeypatch)
         return {arch: _Set(np.zeros((4, 8, 8)) if constant and arch == "resnet50"
                            else rng.uniform(size=(4, 8, 8))) for arch in study.models}
 
-    monkeypatch.setattr(fs, "explain_study", fake_explain)
+    from faceexp.study import explaining
+
+    monkeypatch.setattr(explaining, "explain_study", fake_explain)
     study = SimpleNamespace(models=["mobilenetv2", "resnet50"],
                             one_per_identity=lambda splits, n: frame)
     result = fs.gap_vs_softmax_analysis(study)

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from faceexp.data import image_sets as fdata
+from faceexp import data as fdata
 from faceexp import models as fmodels
-from faceexp.models.training import PlateauSchedule, TrainConfig, train
+from faceexp.models.schedule import PlateauSchedule
+from faceexp.models.training import TrainConfig, train
 
 
 def test_plateau_schedule_steps_down_then_stops():
@@ -115,7 +116,7 @@ def test_torchrun_two_cpu_processes(tiny_faces, tmp_path):
 
 
 def test_initial_weights_records_the_file_read_and_its_hash(tmp_path, monkeypatch):
-    from faceexp.models import training as ftrain
+    from faceexp.models import initial_weights as ftrain
 
     weights = tmp_path / "resnet50-custom.pth"
     weights.write_bytes(b"abc")
@@ -127,9 +128,9 @@ def test_initial_weights_records_the_file_read_and_its_hash(tmp_path, monkeypatc
     assert record["source"] == "checkpoint" and record["sha256"] == abc
     assert ftrain.initial_weights(TrainConfig(weights=None)) == \
         {"source": "random", "path": None, "sha256": None, "requested": None}
-    monkeypatch.setattr(ftrain, "imagenet_weights_file", lambda arch: None)
+    monkeypatch.setattr("faceexp.models.initial_weights.imagenet_weights_file", lambda arch: None)
     assert ftrain.initial_weights(TrainConfig(arch="resnet50"))["source"] == "random"
-    monkeypatch.setattr(ftrain, "imagenet_weights_file", lambda arch: weights)
+    monkeypatch.setattr("faceexp.models.initial_weights.imagenet_weights_file", lambda arch: weights)
     assert ftrain.initial_weights(TrainConfig(arch="resnet50"))["source"] == "imagenet"
     with pytest.raises(FileNotFoundError, match="weights must be an existing file, got"):
         ftrain.initial_weights(TrainConfig(weights=str(tmp_path / "missing.pth")))

@@ -1,4 +1,4 @@
-"""faceexp.evaluate.uncertainty: identity bootstrap, fold-chosen fusion, paired and noise-floor comparisons."""
+"""faceexp.core.bootstrap, faceexp.verify.intervals, faceexp.evaluate.seed_floor: identity bootstrap, fold-chosen fusion, paired and noise-floor comparisons."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +7,9 @@ import pytest
 import scipy.stats
 
 from faceexp.verify.metrics import eer_by_group, equal_error_rate
-from faceexp.evaluate.uncertainty import (FLOOR_READINGS, bootstrap_eer, eer_interval, kfold_fusion,
-                                 mean_interval, noise_floor, paired_difference, relative_to_floor)
+from faceexp.evaluate.seed_floor import FLOOR_READINGS, noise_floor, relative_to_floor
+from faceexp.verify.intervals import bootstrap_eer, eer_interval, kfold_fusion
+from faceexp.core.bootstrap import mean_interval, paired_difference
 
 
 def _toy_pairs(seed=1, n_people=6):
@@ -74,15 +75,21 @@ def test_identity_bootstrap_equals_building_each_resampled_data_set():
         assert eers[b] == pytest.approx(expected, nan_ok=True)
 
 
-def test_first_identity_rule_is_verification_bootstrap():
-    from faceexp.verify.verification import bootstrap_eer_ci
-
+def test_first_identity_rule_keeps_each_pair_once_per_draw_of_its_first_person():
+    """identity_j=None (verify_frame's interval): second implementation, pair by pair."""
     pairs = _toy_pairs()
-    ours = bootstrap_eer(pairs["score"], pairs["label"], pairs["identity_i"], n_boot=100, seed=4)
-    theirs = bootstrap_eer_ci(pairs["score"], pairs["label"], pairs["identity_i"],
-                              n_resamples=100, rng=4)
-    assert ours[:2] == theirs[:2]
-    np.testing.assert_array_equal(ours[2], theirs[2])
+    low, high, eers = bootstrap_eer(pairs["score"], pairs["label"], pairs["identity_i"],
+                                    n_boot=100, seed=4)
+    scores, genuine = pairs["score"].to_numpy(), pairs["label"].to_numpy() == 1
+    names, first = np.unique(pairs["identity_i"].to_numpy(), return_inverse=True)
+    expected = np.full(100, np.nan)
+    for b, draw in enumerate(np.random.default_rng(4).integers(0, len(names), size=(100, len(names)))):
+        kept = np.bincount(draw, minlength=len(names))[first]
+        neg, pos = np.repeat(scores[~genuine], kept[~genuine]), np.repeat(scores[genuine], kept[genuine])
+        if neg.size and pos.size:
+            expected[b] = equal_error_rate(neg, pos).eer
+    np.testing.assert_array_equal(eers, expected)
+    assert (low, high) == tuple(np.nanpercentile(expected, [2.5, 97.5]))
 
 
 def test_identical_identities_collapse_to_the_point_estimate():

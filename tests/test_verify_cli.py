@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceexp.data import image_sets as data
+from faceexp import data as data
 from faceexp.cli import main
 
 
@@ -98,7 +98,7 @@ def test_align_images_reads_inside_the_boxes(tiny_tree):
 @pytest.mark.slow
 def test_verify_frame_uses_the_frames_boxes(tiny_tree):
     from faceexp import recognisers
-    from faceexp.data.image_sets import attach_boxes
+    from faceexp.data.boxes import attach_boxes
     from faceexp.verify.verification import verify_frame
 
     frame = data.scan_identity_folders(tiny_tree)

@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 
 from faceexp.cli import main
-from faceexp.data.image_sets import (BOX_COLUMNS, ORL_NAME, SkippedFileWarning, SkipReport, resolve_dataset)
+from faceexp.data.boxes import BOX_COLUMNS
+from faceexp.data.layouts import ORL_NAME, resolve_dataset
+from faceexp.data.skips import SkippedFileWarning, SkipReport
 from faceexp.explain.explanation_sets import explain_set, result_path
 from faceexp.data.preprocessing import preprocess, preprocessed_images
 
@@ -76,7 +78,7 @@ def test_resolve_dataset_from_the_train_and_test_folders(tree):
     test = resolve_dataset(tree.root / "test")
     assert test.name == "VGGFace2 (test/ only)"
     assert test.boxes_file == tree.box_files["test"].resolve()
-    assert test.pose_list == tree.pose_list.resolve() and len(test.test_frame()) == 180
+    assert test.pose_list == tree.pose_list.resolve() and len(test.held_out_frame()) == 180
 
 
 @pytest.mark.parametrize("box_folder, list_folder",
@@ -104,8 +106,8 @@ def test_explicit_files_override_the_found_ones(tree, tmp_path):
         resolve_dataset(None, boxes=boxes)
 
 
-def test_test_frame_is_exactly_the_listed_images_with_the_lists_poses(tree):
-    frame = resolve_dataset(tree.root).test_frame()
+def test_held_out_frame_is_exactly_the_listed_images_with_the_lists_poses(tree):
+    frame = resolve_dataset(tree.root).held_out_frame()
     assert list(frame.columns) == ["path", "identity", "image", "pose", "template", *BOX_COLUMNS]
     assert list(zip(frame["image"], frame["pose"])) == tree.listed
     assert len(frame) == 6 * 30 and not frame["image"].str.endswith("0031_01.jpg").any()
@@ -123,14 +125,14 @@ def test_missing_listed_images_are_counted_and_left_out(tmp_path):
     dataset = resolve_dataset(tree.root)
     report = SkipReport(warn=False)
     with pytest.warns(SkippedFileWarning, match="2 of the 60 images listed"):
-        frame = dataset.test_frame(report=report)
+        frame = dataset.held_out_frame(report=report)
     assert len(frame) == 58 and not frame["image"].isin(gone).any()
     assert len(report) == 2
     with pytest.raises(ValueError, match="2 of the 60 images listed.*do not exist"):
-        dataset.test_frame(missing="raise")
+        dataset.held_out_frame(missing="raise")
     elsewhere = resolve_dataset(tree.root / "train", pose_list=tree.pose_list)
     with pytest.raises(ValueError, match="none of the 60 images listed"):
-        elsewhere.test_frame()
+        elsewhere.held_out_frame()
 
 
 def test_malformed_files_and_empty_roots_are_named(tree, tmp_path):
@@ -145,7 +147,7 @@ def test_malformed_files_and_empty_roots_are_named(tree, tmp_path):
     pose_list = tmp_path / "list.txt"
     pose_list.write_text("n000009/0001_01.jpg\n")
     with pytest.raises(ValueError, match=r"list.txt: identity 'n000009' has 1 lines"):
-        resolve_dataset(tree.root, pose_list=pose_list).test_frame()
+        resolve_dataset(tree.root, pose_list=pose_list).held_out_frame()
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty' holds no identity folders"):
         resolve_dataset(tmp_path / "empty")
@@ -163,7 +165,7 @@ def test_malformed_files_and_empty_roots_are_named(tree, tmp_path):
 def test_preprocessed_crops_are_the_pasted_faces(tree):
     dataset = resolve_dataset(tree.root)
     train = dataset.frame("train")
-    test = dataset.test_frame().groupby("pose").head(4)  # every variant of the faces
+    test = dataset.held_out_frame().groupby("pose").head(4)  # every variant of the faces
     for split, frame in (("train", train), ("test", test)):
         crops = preprocessed_images(frame)
         faces = np.stack([preprocess(tree.face(split, i)).transpose(1, 2, 0)
@@ -180,7 +182,7 @@ def test_preprocessed_crops_are_the_pasted_faces(tree):
 def test_explain_set_reads_each_image_through_its_box(tree, tmp_path):
     import torch
 
-    frame = resolve_dataset(tree.root).test_frame().iloc[:2]
+    frame = resolve_dataset(tree.root).held_out_frame().iloc[:2]
 
     def embed(batch):
         return torch.as_tensor(batch).float().mean(dim=(2, 3))

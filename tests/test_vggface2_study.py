@@ -9,7 +9,7 @@ from vggface2_tree import build_vggface2_tree
 
 from faceexp import POSES
 from faceexp.data import preprocessing as fpre
-from faceexp.study import analyses as fs
+from faceexp import study as fs
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_table_one_has_every_pose_pair(study):
 
 def test_explained_crops_are_the_pasted_faces(study):
     tree, s = study
-    frame = s.test_images(1).head(2)
+    frame = s.held_out_images(1).head(2)
     heatmaps = fs.explain_test_images(s, frame, names=["mobilenetv2"], n_samples=20, n_segments=10,
                                       progress=False)
     hs = heatmaps["mobilenetv2"]

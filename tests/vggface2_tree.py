@@ -87,7 +87,7 @@ def build_vggface2_tree(root, *, n_train: int = 8, n_test: int = 6, train_images
     quality : int
         JPEG quality.
     """
-    from faceexp.data.image_sets import load_orl
+    from faceexp.data.folders import load_orl
 
     if n_train + n_test > 40:
         raise ValueError("ORL has 40 people: n_train + n_test must be at most 40")

@@ -211,7 +211,7 @@ def dataset_images(args, *, report=None):
 
     ROOT omitted: the ORL faces. A data set root with ``test/`` (VGGFace2 as
     released) or a pose list: the test images (exactly the listed ones, with the
-    list's poses, when there is a list: :meth:`~faceexp.data.Dataset.test_frame`).
+    list's poses, when there is a list: :meth:`~faceexp.data.Dataset.held_out_frame`).
     Any other root (one folder per identity, e.g. ``/data/vggface2/train``): all its
     images. ``--boxes`` replaces the box file of the folder read; without it the
     released file is used when found.
@@ -222,7 +222,7 @@ def dataset_images(args, *, report=None):
         :class:`faceexp.data.Dataset`, the images (with box columns when there are
         boxes, and ``pose`` from a list) and a line naming what was read.
     """
-    from faceexp.data.image_sets import resolve_dataset
+    from faceexp.data.layouts import resolve_dataset
 
     if args.root is None and (args.boxes or args.pose_list):
         raise ValueError("--boxes and --pose-list need ROOT: the ORL faces (ROOT omitted) have "
@@ -232,7 +232,7 @@ def dataset_images(args, *, report=None):
         which = "test_boxes" if dataset.test_root is not None else "boxes"
         dataset = resolve_dataset(args.root, pose_list=args.pose_list, **{which: args.boxes})
     if dataset.has_test_set:
-        frame = dataset.test_frame(report=report)
+        frame = dataset.held_out_frame(report=report)
         folder = dataset.test_root or dataset.train_root
     else:
         frame = dataset.frame("train", report=report)

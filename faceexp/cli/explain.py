@@ -102,7 +102,7 @@ def _box_of(path, boxes, csv_path) -> tuple[int, int, int, int]:
 
     import pandas as pd
 
-    from faceexp.data.image_sets import frame_boxes
+    from faceexp.data.boxes import frame_boxes
 
     path = Path(path)
     image = f"{path.parent.name}/{path.name}"
@@ -135,7 +135,7 @@ def run(args) -> int:
     box = parse_box(args.box) if args.box else None
     reference_box = None
     if args.boxes:
-        from faceexp.data.image_sets import load_bounding_boxes
+        from faceexp.data.boxes import load_bounding_boxes
 
         boxes = load_bounding_boxes(args.boxes)
         box = _box_of(args.image, boxes, args.boxes)

@@ -49,7 +49,7 @@ def run(args) -> int:
     from faceexp.cli.common import (check_device, check_explainer_arguments,
                                     check_output_folder, dataset_images, explainer_options,
                                     layer_list, load_network_embedder)
-    from faceexp.data.image_sets import SkipReport
+    from faceexp.data.skips import SkipReport
     from faceexp.explain.explanation_sets import explain_set
 
     layer_list(args.layers)

@@ -50,9 +50,11 @@ def run(args) -> int:
     import time
 
     from faceexp.cli.common import check_device, check_output_file, dataset_images
-    from faceexp.data.image_sets import BOX_COLUMNS, SkipReport
+    from faceexp.data.boxes import BOX_COLUMNS
+    from faceexp.data.skips import SkipReport
     from faceexp.core.files import write_csv
-    from faceexp.data.pose import POSES, UNKNOWN, estimate_pose
+    from faceexp.data.layouts import POSES
+    from faceexp.data.pose import UNKNOWN, estimate_pose
 
     out = check_output_file(args.out, "--out")
     if args.skipped:

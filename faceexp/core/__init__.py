@@ -9,6 +9,8 @@ from faceexp.core.exports import lazy_exports
 _EXPORTS = {
     **dict.fromkeys(["BatchedEmbed", "layer_outputs", "resolve_batch_size", "DEFAULT_BATCH_SIZE",
             "SINGLE_LAYER"], "batching"),
+    **dict.fromkeys(["check_n_boot", "check_level", "as_rng", "percentile_interval", "draw_counts",
+            "mean_interval", "paired_difference"], "bootstrap"),
     **dict.fromkeys(["positive_int", "finite_real", "seed", "one_of"], "checks"),
     **dict.fromkeys(["context", "barrier", "is_main_process"], "distributed"),
     **dict.fromkeys(["lazy_exports"], "exports"),

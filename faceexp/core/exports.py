@@ -19,7 +19,7 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable, Ca
         The package's dotted name (its ``__name__``).
     exports : mapping
         Public name -> dotted module name relative to ``package`` (``"image_sets"``),
-        or absolute (``"faceexp.data.image_sets"``).
+        or absolute (``"faceexp.data.folders"``).
 
     Returns
     -------

@@ -4,7 +4,7 @@ The paper's cross-pose experiments use VGGFace2-Pose: 368 test identities x
 (10 frontal + 10 three-quarter + 10 profile) images, listed in VGGFace2's
 ``test_posetemp_imglist.txt`` (:func:`read_pose_template_list`, which lives in
 :mod:`faceexp.data` beside the other released files and is re-exported here;
-:meth:`faceexp.data.Dataset.test_frame` gives those images with the list's
+:meth:`faceexp.data.Dataset.held_out_frame` gives those images with the list's
 poses). For other data (ORL offline, a user's photos) the pose is estimated
 from MTCNN's five landmarks (:func:`estimate_pose`), inside each image's face
 box when the frame has one.
@@ -43,8 +43,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from faceexp.data.image_sets import (POSES, TEMPLATE_LIST_BLOCK, SkipReport, record_skip, frame_boxes,
-                          read_pose_template_list)
+from faceexp.data.layouts import POSES, TEMPLATE_LIST_BLOCK, read_pose_template_list
+from faceexp.data.skips import SkipReport, record_skip
+from faceexp.data.boxes import frame_boxes
 from faceexp.data.preprocessing import BOX_MARGIN, crop_box, load_image
 
 __all__ = [

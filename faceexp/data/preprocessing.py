@@ -20,7 +20,9 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from faceexp.data.image_sets import SkipReport, record_skip, frame_boxes, natural_sort_key
+from faceexp.data.skips import SkipReport, record_skip
+from faceexp.data.boxes import frame_boxes
+from faceexp.data.folders import natural_sort_key
 
 __all__ = [
     "IMAGENET_MEAN",

@@ -54,7 +54,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from faceexp.evaluate.uncertainty import mean_interval
+from faceexp.core.bootstrap import mean_interval
 
 __all__ = ["REGIONS", "GEOMETRY", "region_masks", "region_ratios", "region_table",
            "region_contrast"]
@@ -366,9 +366,9 @@ def region_contrast(ratios: pd.DataFrame, high, low) -> pd.Series:
     The quantity of the paper's region claims, e.g. ``high=("nose",
     "inter-eye"), low=("eyes", "mouth")`` for "the nose and inter-eye region
     receive the most attention, the eyes and mouth less" (> 0 when it holds).
-    Its mean with an interval is :func:`faceexp.evaluate.uncertainty.mean_interval`;
+    Its mean with an interval is :func:`faceexp.core.bootstrap.mean_interval`;
     two layers or recognisers of the same images compare with
-    :func:`faceexp.evaluate.uncertainty.paired_difference`.
+    :func:`faceexp.core.bootstrap.paired_difference`.
 
     Parameters
     ----------

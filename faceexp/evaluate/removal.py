@@ -275,9 +275,9 @@ def _eer_rows(scores: np.ndarray, pairs: pd.DataFrame, fractions: np.ndarray,
               threshold: Any, method: str, n_boot: int, seed: int) -> list[dict]:
     """One row per pose pair (:func:`faceexp.verify.metrics.eer_by_group`) with the mean
     removed fraction of the images its pairs use, and the identity-bootstrap
-    interval of :func:`faceexp.evaluate.uncertainty.eer_interval` where the pairs name
+    interval of :func:`faceexp.verify.intervals.eer_interval` where the pairs name
     their identities and ``n_boot`` > 0."""
-    from faceexp.evaluate import uncertainty
+    from faceexp import evaluate as uncertainty
 
     groups = pairs["pose_pair"].to_numpy() if "pose_pair" in pairs.columns else None
     table = eer_by_group(scores, pairs["label"].to_numpy(), groups)
@@ -402,7 +402,7 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
         ``embed`` returns one array).
     n_boot : int, default 1000
         Resamples of the identity bootstrap of every EER's 95% interval
-        (:func:`faceexp.evaluate.uncertainty.eer_interval`; needs ``identity_i`` and
+        (:func:`faceexp.verify.intervals.eer_interval`; needs ``identity_i`` and
         ``identity_j`` columns in the pairs, as the protocol's pairs have; the
         resampling is seeded by ``seed``). 0: no intervals (NaN).
     similarities : bool, default False
@@ -410,7 +410,7 @@ def removal_experiment(embed: Callable, images: Any, heatmaps: Any, frame: Any =
         similarity of the image's descriptor after removal to the *clean*
         descriptors of its genuine partners (:func:`genuine_partners`): the
         per-image quantity a paired comparison of significant against random
-        removal needs (:func:`faceexp.evaluate.uncertainty.paired_difference`).
+        removal needs (:func:`faceexp.core.bootstrap.paired_difference`).
     progress : bool
         Show a progress bar over the images.
 
@@ -525,7 +525,7 @@ def significant_vs_random(similarities: pd.DataFrame, *, baselines: Sequence[str
     (the mean over the baseline's seeds) minus after removing the pixels above
     the threshold: > 0 when the heatmap's pixels matter more to the pair than
     random ones. The mean difference over images and its bootstrap interval are
-    :func:`faceexp.evaluate.uncertainty.paired_difference`'s (images resampled, paired).
+    :func:`faceexp.core.bootstrap.paired_difference`'s (images resampled, paired).
 
     Parameters
     ----------
@@ -537,7 +537,7 @@ def significant_vs_random(similarities: pd.DataFrame, *, baselines: Sequence[str
     baselines : sequence of str
         Random methods to compare with (those present are used).
     n_boot, seed
-        As :func:`faceexp.evaluate.uncertainty.paired_difference`.
+        As :func:`faceexp.core.bootstrap.paired_difference`.
 
     Returns
     -------
@@ -548,7 +548,7 @@ def significant_vs_random(similarities: pd.DataFrame, *, baselines: Sequence[str
         (images where significant removal lowered the similarity more), ``n``
         (images), ``seeds`` (random seeds averaged).
     """
-    from faceexp.evaluate import uncertainty
+    from faceexp import evaluate as uncertainty
 
     needed = {"image", "threshold", "method", "similarity"}
     if not isinstance(similarities, pd.DataFrame) or not needed <= set(similarities.columns):

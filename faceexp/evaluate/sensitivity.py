@@ -104,8 +104,8 @@ def sensitivity_study(embed: Callable, images, *, choices: Sequence = DEFAULT_CH
 def summarise_sensitivity(study: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     """One row per setting: mean PSNR to the default and faithfulness with 95% intervals
     over images, and the PSNR's reading against the default's seed floor
-    (:func:`faceexp.evaluate.uncertainty.relative_to_floor`, paired by image)."""
-    from faceexp.evaluate import uncertainty as func
+    (:func:`faceexp.evaluate.seed_floor.relative_to_floor`, paired by image)."""
+    from faceexp import evaluate as func
 
     floor = study[study["setting"] == "default"].sort_values("image")
     rows = []

@@ -17,7 +17,7 @@ samples):
 * **no lost work**: an image that cannot be read or explained is listed in
   ``failed-<rank>.csv`` with the reason, and the run goes on;
 * **face boxes**: a frame with box columns (:data:`faceexp.data.BOX_COLUMNS`,
-  e.g. :meth:`faceexp.data.Dataset.test_frame`) has each image read through its box.
+  e.g. :meth:`faceexp.data.Dataset.held_out_frame`) has each image read through its box.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from faceexp.core import checks
-from faceexp.data.image_sets import frame_boxes
+from faceexp.data.boxes import frame_boxes
 from faceexp.explain.explainer import Explainer
 from faceexp.core.files import remove_orphans, write_csv
 

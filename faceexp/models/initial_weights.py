@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from faceexp.core.files import file_sha256
-from faceexp.data.image_sets import ORL_NAME
+from faceexp.data.layouts import ORL_NAME
 from faceexp.models.networks import imagenet_weights_file
 
 #: The files of a training run folder that say what it was and what it started from.

@@ -39,13 +39,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from faceexp.data import image_sets as fdata
+from faceexp import data as fdata
 from faceexp.data import preprocessing as fpre
 from faceexp.core import distributed
 from faceexp.core.files import (atomic_write, remove_orphans, write_csv,
                            write_json)
 from faceexp import models as fmodels
 from faceexp.models.initial_weights import CONFIG_FILE, INIT_WEIGHTS_FILE, initial_weights
+from faceexp.models.schedule import PlateauSchedule
 
 #: The paper's learning-rate schedule.
 PAPER_LEARNING_RATES = (0.01, 0.005, 0.001, 0.0001)
@@ -242,7 +243,7 @@ def training_frames(config: TrainConfig, *, report=None):
         dataset = fdata.resolve_dataset(config.data_root, boxes=config.boxes,
                                         test_boxes=config.test_boxes, pose_list=config.pose_list)
         frame = dataset.frame("train", report=report)
-        test = dataset.test_frame(report=report) if dataset.has_test_set else None
+        test = dataset.held_out_frame(report=report) if dataset.has_test_set else None
     if test is not None:
         train_all = frame[~frame["identity"].isin(set(test["identity"]))].reset_index(drop=True)
     else:
@@ -272,52 +273,6 @@ def _all_reduce_sum(values: list[float], device, world: int) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
-
-
-# ----------------------------------------------------------------- schedule
-
-
-@dataclass
-class PlateauSchedule:
-    """Step through ``rates`` when the validation loss stops improving.
-
-    ``step(val_loss)`` returns False once the last rate has plateaued (stop).
-    Its state is a plain dict so it can be checkpointed. Why not torch's
-    ``ReduceLROnPlateau``: the paper steps through a list of rates (not a factor)
-    and stops at the last plateau, which that scheduler cannot say.
-    """
-
-    rates: tuple
-    patience: int
-    min_delta: float
-    index: int = 0
-    best: float = math.inf
-    bad_epochs: int = 0
-
-    @property
-    def lr(self) -> float:
-        return self.rates[self.index]
-
-    def step(self, val_loss: float) -> bool:
-        if val_loss < self.best * (1 - self.min_delta):
-            self.best = val_loss
-            self.bad_epochs = 0
-            return True
-        self.bad_epochs += 1
-        if self.bad_epochs > self.patience:
-            if self.index + 1 >= len(self.rates):
-                return False
-            self.index += 1
-            self.bad_epochs = 0
-        return True
-
-    def state_dict(self) -> dict:
-        return {"index": self.index, "best": self.best, "bad_epochs": self.bad_epochs}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.index = int(state["index"])
-        self.best = float(state["best"])
-        self.bad_epochs = int(state["bad_epochs"])
 
 
 # ------------------------------------------------------------------ training

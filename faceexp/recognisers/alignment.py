@@ -70,7 +70,7 @@ def to_rgb_uint8(image, *, name: str | None = None) -> np.ndarray:
     """
     name = image_name(image) if name is None else name
     if isinstance(image, (str, Path)):
-        from faceexp.data.image_sets import SkipReport
+        from faceexp.data.skips import SkipReport
         from faceexp.data.preprocessing import load_image
 
         report = SkipReport(warn=False)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from faceexp.evaluate import regions as freg
-from faceexp.evaluate import uncertainty as func
+from faceexp import evaluate as func
 from faceexp.report import verdicts as fver
 
 #: Claim (b): regions said to matter most, and least.

@@ -19,7 +19,7 @@ import pandas as pd
 
 from faceexp.core.version import __version__
 from faceexp.models.initial_weights import init_weights_text
-from faceexp.study import analyses as fs
+from faceexp import study as fs
 
 
 def progress() -> bool:
@@ -147,7 +147,7 @@ def verification_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def interval_table(intervals: pd.DataFrame) -> pd.DataFrame:
-    """:func:`faceexp.evaluate.uncertainty.eer_interval`'s rows for a page: one row per network and
+    """:func:`faceexp.verify.intervals.eer_interval`'s rows for a page: one row per network and
     pose pair, "EER % [low, high]" and the pair counts."""
     out = intervals.copy()
     out["EER (%) [95% interval]"] = [

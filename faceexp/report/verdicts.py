@@ -126,7 +126,7 @@ CLAIMS = {claim.id: claim for claim in (
         paper="Overall EER 3.75 % (MB2), 3.84 % (R50), fused 3.44 % at a = 0.58: -8.0 % against the "
               "better network (Table I; a tuned on the test pairs); about -10 % for P-P and F-P.",
         quantity="Relative change of the fused EER against the better single network, with the "
-                 "fusion weight chosen on held-out identities (faceexp.evaluate.uncertainty.kfold_fusion, "
+                 "fusion weight chosen on held-out identities (faceexp.verify.intervals.kfold_fusion, "
                  "'change' of the k-fold line): < 0 when fusion helps.",
         rule="sign", expected=-1.0, unit="%"),
     Claim(
@@ -137,7 +137,7 @@ CLAIMS = {claim.id: claim for claim in (
         paper="Read from the average heatmaps per layer (Fig. 7); no number per region or layer.",
         quantity="Per image, the region contrast (forehead and cheeks minus nose and inter-eye) at "
                  "an early layer minus the same contrast at the last layer "
-                 "(faceexp.evaluate.uncertainty.paired_difference): > 0 when attention moves from "
+                 "(faceexp.core.bootstrap.paired_difference): > 0 when attention moves from "
                  "forehead and cheeks to the nose with depth.",
         rule="sign", expected=1.0, unit=""),
     Claim(
@@ -228,7 +228,7 @@ def verdict(claim, ours=None, low=None, high=None, *, level: float = 0.95,
         fractions). None or NaN: cannot be tested (give ``untestable``).
     low, high : float, optional
         Its interval (e.g. the ``ci_low``, ``ci_high`` of
-        :func:`faceexp.evaluate.uncertainty.paired_difference`); needed by the rules,
+        :func:`faceexp.core.bootstrap.paired_difference`); needed by the rules,
         with ``low <= ours <= high``.
     level : float, default 0.95
         The interval's coverage (written into the text).
@@ -272,7 +272,7 @@ def verdict(claim, ours=None, low=None, high=None, *, level: float = 0.95,
                        **common)
     if math.isnan(low) or math.isnan(high):
         raise ValueError("low and high (the interval of ours) are needed for a verdict; pass the "
-                         "ci_low and ci_high of the faceexp.evaluate.uncertainty function that computed ours")
+                         "ci_low and ci_high of the faceexp function that computed ours")
     if not low <= ours <= high:
         raise ValueError(f"ours ({ours}) must lie within its interval [{low}, {high}]")
     percent = f"{round(100 * level)}%"

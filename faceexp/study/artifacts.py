@@ -47,8 +47,9 @@ from faceexp.study.cache import cached_table, make_key, source_hash
 _DATA_FIELDS = ("data_root", "boxes", "test_boxes", "pose_list", "mode", "init_checkpoint")
 
 #: The code a training run depends on (part of its cache key).
-_TRAIN_CODE = ("faceexp.models.training", "faceexp.data.image_sets", "faceexp.data.preprocessing", "faceexp.core.distributed", "faceexp.models.networks",
-               "faceexp.models.checkpoints", "faceexp.models.catalogue")
+_TRAIN_CODE = ("faceexp.core.distributed", "faceexp.data", "faceexp.models.catalogue",
+               "faceexp.models.checkpoints", "faceexp.models.initial_weights",
+               "faceexp.models.networks", "faceexp.models.schedule", "faceexp.models.training")
 
 
 def trained_network(arch: str, artifacts="artifacts", *, pretrain_root=None, progress: bool = True,
@@ -328,21 +329,23 @@ def explain_subject(subject, frame: pd.DataFrame, artifacts="artifacts", *, laye
     """
     from tqdm import tqdm
 
-    from faceexp.explain import explainer as fexplain
+    from faceexp import explain as fexplain
 
     layers = [subject.embedding_layer] if layers is None else list(layers)
     all_images, kept, failed_align = subject.images(frame)
     key = make_key(model=subject.model_id, layers=layers, pooling=pooling,
                    target=fexplain.target_name(target), options=options, backend=backend,
-                   code=source_hash("faceexp.explain.explainer", "faceexp.explain.lime_steps", "faceexp.explain.explanation", "faceexp.explain.targets",
-                                    "faceexp.core.batching", "faceexp.core.similarity", "faceexp.models", "faceexp.data.preprocessing",
-                                    "faceexp.recognisers", "faceexp.study.subjects", "faceexp.data.image_sets"))
+                   code=source_hash("faceexp.core.batching", "faceexp.core.similarity", "faceexp.data",
+                                    "faceexp.explain.explainer", "faceexp.explain.explanation",
+                                    "faceexp.explain.lime_steps", "faceexp.explain.targets",
+                                    "faceexp.models", "faceexp.recognisers",
+                                    "faceexp.study.subjects"))
     folder = Path(artifacts) / "explain" / key
     folder.mkdir(parents=True, exist_ok=True)
     images = np.zeros((len(frame), *all_images.shape[1:]), np.float32)
     images[kept] = all_images
     classes = [None] * len(frame) if class_indices is None else [int(c) for c in class_indices]
-    from faceexp.data.image_sets import frame_boxes
+    from faceexp.data.boxes import frame_boxes
 
     boxes = frame_boxes(frame) or [None] * len(frame)
     image_keys = [hashlib.sha256(f"{p}|{seed + i}|{classes[i]}".encode()

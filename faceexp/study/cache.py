@@ -18,7 +18,7 @@ from faceexp.core.files import write_csv
 
 def source_hash(*modules: str) -> str:
     """Hash of the source of modules or packages named by their dotted names
-    (``"faceexp.models.training", "faceexp.recognisers"``): a module's ``.py`` file,
+    (``"faceexp.models.training", "faceexp.models.schedule", "faceexp.models.initial_weights", "faceexp.recognisers"``): a module's ``.py`` file,
     or every ``.py`` file of a package. Names are resolved by import, so a name that
     no longer exists raises instead of hashing nothing."""
     h = hashlib.sha256()

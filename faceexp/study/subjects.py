@@ -216,7 +216,7 @@ def canonical_crops(frame: pd.DataFrame, artifacts) -> tuple[np.ndarray, np.ndar
             failed = pd.DataFrame({"path": z["failed_path"].astype(str),
                                    "reason": z["failed_reason"].astype(str)})
             return z["images"], z["keep"], failed
-    from faceexp.data.image_sets import frame_boxes
+    from faceexp.data.boxes import frame_boxes
     from PIL import Image
 
     from faceexp.data.preprocessing import BOX_MARGIN, crop_box

@@ -44,7 +44,7 @@ import pandas as pd
 import torch
 
 from faceexp.core import checks
-from faceexp.data import image_sets as fdata
+from faceexp import data as fdata
 from faceexp.data import preprocessing as fpre
 from faceexp.core.batching import BatchedEmbed
 from faceexp.core.files import atomic_write, write_text
@@ -87,7 +87,7 @@ def frame_fingerprint(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256()
     images = frame["image"].astype(str).tolist() if "image" in frame.columns \
         else [""] * len(frame)
-    from faceexp.data.image_sets import frame_boxes
+    from faceexp.data.boxes import frame_boxes
 
     boxes = frame_boxes(frame) or [None] * len(frame)
     for path, image, box in zip(frame["path"].astype(str), images, boxes):

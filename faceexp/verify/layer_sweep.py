@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from faceexp.core import checks
-from faceexp.data import image_sets as fdata
+from faceexp import data as fdata
 from faceexp.verify.embeddings import (CACHE_VERSION, embed_pass, ImageSource, in_memory, load_npy,
                                 safe_layer_name, save_npy, sha256_json, write_meta)
 from faceexp.models.checkpoints import state_dict_hash

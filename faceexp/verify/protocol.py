@@ -49,7 +49,8 @@ __all__ = [
 ]
 
 # Pose labels (in Table I order) and their short codes, as faceexp.data.pose names them.
-from faceexp.data.pose import POSE_CODES, POSES  # noqa: E402
+from faceexp.data.pose import POSE_CODES
+from faceexp.data.layouts import POSES
 from faceexp.core.similarity import pair_cosine, pair_positions  # noqa: E402
 #: The six pose pairs of Table I, in its column order (same-pose, then cross-pose).
 POSE_PAIRS = ("F-F", "3/4-3/4", "P-P", "F-3/4", "F-P", "3/4-P")

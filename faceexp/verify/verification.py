@@ -5,8 +5,9 @@ find are skipped and listed; an image with a face box is first cropped to the
 box grown by :data:`faceexp.data.preprocessing.BOX_MARGIN`, :func:`align_images`), embeds them with flip-averaged descriptors
 (:class:`faceexp.core.batching.BatchedEmbed`), scores the protocol's pairs by
 cosine similarity (:func:`faceexp.verify.protocol.cosine_scores`) and computes the
-EER (:func:`faceexp.verify.metrics.equal_error_rate`) with
-:func:`bootstrap_eer_ci`'s 95% interval.
+EER (:func:`faceexp.verify.metrics.equal_error_rate`) with a 95% interval from
+a bootstrap over identities (:func:`faceexp.verify.intervals.bootstrap_eer`,
+each pair attributed to the identity of its first image).
 """
 from __future__ import annotations
 
@@ -101,86 +102,6 @@ def align_images(recogniser, images, boxes=None, *, margin: float = BOX_MARGIN,
     return results
 
 
-def bootstrap_eer_ci(scores, labels, groups, *, n_resamples: int = 1000, confidence: float = 0.95,
-                     rng=0, convention: str = "bob") -> tuple[float, float, np.ndarray]:
-    """Percentile bootstrap interval of the EER, resampling groups (identities).
-
-    Each resample draws as many groups as there are, with replacement, and
-    keeps every pair of each drawn group as many times as it was drawn; the
-    EER of those pairs is the resample's statistic. Pairs are attributed to
-    one group each (e.g. the identity of their first image), so genuine and
-    impostor pairs of one person travel together: the interval reflects the
-    variation between people, which pairs of the same people do not average out.
-
-    Parameters
-    ----------
-    scores : array_like, shape (P,)
-        Similarities (higher = same person).
-    labels : array_like, shape (P,)
-        1 genuine, 0 impostor.
-    groups : array_like, shape (P,)
-        The group (identity) of each pair; any hashable values.
-    n_resamples : int, default 1000
-    confidence : float, default 0.95
-    rng : int, numpy.random.Generator or None, default 0
-        Seed or generator of the resampling (``np.random.default_rng(rng)``).
-        Draws ``rng.integers(0, G, size=(n_resamples, G))``, as
-        ``scipy.stats.bootstrap`` does for one sample of the G group indices,
-        so both give the same interval for the same generator.
-    convention : {"bob", "pyeer"}
-        Passed to :func:`faceexp.verify.metrics.equal_error_rate`.
-
-    Returns
-    -------
-    low, high : float
-        The ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` percentiles
-        (numpy's linear interpolation) of the resampled EERs.
-    eers : numpy.ndarray, shape (n_resamples,)
-        The resampled EERs; NaN where a resample has no genuine or no
-        impostor pair (ignored by the percentiles).
-
-    Raises
-    ------
-    ValueError
-        On mismatched lengths, labels other than 0/1, a bad ``n_resamples`` or
-        ``confidence``, or no genuine or no impostor pair.
-    """
-    from faceexp.verify.metrics import equal_error_rate
-
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    labels = np.asarray(labels).ravel()
-    groups = np.asarray(groups).ravel()
-    if not (len(scores) == len(labels) == len(groups)):
-        raise ValueError(
-            f"scores, labels and groups must have one value per pair; got {len(scores)}, {len(labels)}, {len(groups)}"
-        )
-    if not np.isin(labels, (0, 1)).all():
-        raise ValueError("labels must be 1 (genuine) or 0 (impostor)")
-    labels = labels.astype(bool)
-    if labels.all() or not labels.any():
-        raise ValueError("the EER needs both genuine (label 1) and impostor (label 0) pairs")
-    if isinstance(n_resamples, bool) or int(n_resamples) != n_resamples or n_resamples < 1:
-        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    if not 0 < float(confidence) < 1:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
-    rng = np.random.default_rng(rng)
-    _, group_index = np.unique(groups, return_inverse=True)
-    n_groups = int(group_index.max()) + 1
-    draws = rng.integers(0, n_groups, size=(int(n_resamples), n_groups))
-    eers = np.full(int(n_resamples), np.nan)
-    neg_scores, pos_scores = scores[~labels], scores[labels]
-    neg_group, pos_group = group_index[~labels], group_index[labels]
-    for k, draw in enumerate(draws):
-        counts = np.bincount(draw, minlength=n_groups)
-        neg = np.repeat(neg_scores, counts[neg_group])
-        pos = np.repeat(pos_scores, counts[pos_group])
-        if len(neg) and len(pos):
-            eers[k] = equal_error_rate(neg, pos, convention=convention).eer
-    alpha = (1.0 - float(confidence)) / 2.0
-    low, high = np.nanpercentile(eers, [100 * alpha, 100 * (1 - alpha)])
-    return float(low), float(high), eers
-
-
 @dataclass
 class VerificationResult:
     """What :func:`verify_frame` found; ``to_dict()`` is what ``faceexp verify --json`` prints."""
@@ -234,9 +155,11 @@ def verify_frame(frame: pd.DataFrame, recogniser, *, pairs: str = "all", n_resam
         paper's rule (each user's first image against the second image of
         the next 100 users), see :func:`faceexp.verify.protocol.verification_pairs`.
     n_resamples : int, default 1000
-        Bootstrap resamples over identities (:func:`bootstrap_eer_ci`).
-    rng : int or numpy.random.Generator, default 0
-        Seed of the bootstrap.
+        Bootstrap resamples over identities
+        (:func:`faceexp.verify.intervals.bootstrap_eer` with ``identity_j=None``:
+        each pair is kept once per draw of the identity of its first image).
+    rng : int, numpy.random.Generator or None, default 0
+        Seed of the bootstrap (None: a fresh seed).
     chunk : int, default 256
         Images aligned at a time (bounds the memory of decoded images).
     boxes : mapping of str to (x, y, w, h), optional
@@ -257,7 +180,8 @@ def verify_frame(frame: pd.DataFrame, recogniser, *, pairs: str = "all", n_resam
     import torch
 
     from faceexp.core.batching import BatchedEmbed
-    from faceexp.data.image_sets import frame_boxes
+    from faceexp.data.boxes import frame_boxes
+    from faceexp.verify.intervals import bootstrap_eer
     from faceexp.verify.metrics import equal_error_rate
     from faceexp.verify.protocol import cosine_scores, verification_pairs
 
@@ -307,8 +231,8 @@ def verify_frame(frame: pd.DataFrame, recogniser, *, pairs: str = "all", n_resam
     scores = np.asarray(cosine_scores(embeddings, table), dtype=np.float64)
     genuine = labels == 1
     result = equal_error_rate(scores[~genuine], scores[genuine])
-    low, high, _ = bootstrap_eer_ci(scores, labels, table["identity_i"].to_numpy(),
-                                    n_resamples=n_resamples, rng=rng)
+    low, high, _ = bootstrap_eer(scores, labels, table["identity_i"].to_numpy(),
+                                 n_boot=n_resamples, seed=rng)
     seconds["score"] = time.perf_counter() - start
     table = table.assign(score=scores)
     return VerificationResult(
