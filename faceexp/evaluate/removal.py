@@ -277,14 +277,14 @@ def _eer_rows(scores: np.ndarray, pairs: pd.DataFrame, fractions: np.ndarray,
     removed fraction of the images its pairs use, and the identity-bootstrap
     interval of :func:`faceexp.verify.intervals.eer_interval` where the pairs name
     their identities and ``n_boot`` > 0."""
-    from faceexp import evaluate as uncertainty
+    from faceexp.verify.intervals import eer_interval
 
     groups = pairs["pose_pair"].to_numpy() if "pose_pair" in pairs.columns else None
     table = eer_by_group(scores, pairs["label"].to_numpy(), groups)
     masks = group_masks(groups, len(pairs))
     intervals = {}
     if n_boot and {"identity_i", "identity_j"} <= set(pairs.columns):
-        ci = uncertainty.eer_interval(scores, pairs, by=None if groups is None else "pose_pair",
+        ci = eer_interval(scores, pairs, by=None if groups is None else "pose_pair",
                                       n_boot=n_boot, seed=seed)
         intervals = {r.group: (r.ci_low, r.ci_high) for r in ci.itertuples()}
     rows = []
@@ -548,7 +548,7 @@ def significant_vs_random(similarities: pd.DataFrame, *, baselines: Sequence[str
         (images where significant removal lowered the similarity more), ``n``
         (images), ``seeds`` (random seeds averaged).
     """
-    from faceexp import evaluate as uncertainty
+    from faceexp.core.bootstrap import paired_difference
 
     needed = {"image", "threshold", "method", "similarity"}
     if not isinstance(similarities, pd.DataFrame) or not needed <= set(similarities.columns):
@@ -575,7 +575,7 @@ def significant_vs_random(similarities: pd.DataFrame, *, baselines: Sequence[str
                    "random": np.nan, "difference": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                    "fraction_greater": np.nan, "n": len(both), "seeds": seeds}
             if len(both):
-                diff = uncertainty.paired_difference(both["rnd"].to_numpy(), both["sig"].to_numpy(),
+                diff = paired_difference(both["rnd"].to_numpy(), both["sig"].to_numpy(),
                                                      n_boot=n_boot, seed=seed).iloc[0]
                 row.update(significant=diff["mean_b"], random=diff["mean_a"],
                            difference=diff["difference"], ci_low=diff["ci_low"],

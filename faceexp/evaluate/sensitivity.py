@@ -105,15 +105,16 @@ def summarise_sensitivity(study: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame
     """One row per setting: mean PSNR to the default and faithfulness with 95% intervals
     over images, and the PSNR's reading against the default's seed floor
     (:func:`faceexp.evaluate.seed_floor.relative_to_floor`, paired by image)."""
-    from faceexp import evaluate as func
+    from faceexp.core.bootstrap import mean_interval
+    from faceexp.evaluate.seed_floor import relative_to_floor
 
     floor = study[study["setting"] == "default"].sort_values("image")
     rows = []
     for label, part in study.groupby("setting", sort=False):
         part = part.sort_values("image")
-        psnr = func.mean_interval(part["psnr_to_default"].replace(np.inf, np.nan).to_numpy(),
+        psnr = mean_interval(part["psnr_to_default"].replace(np.inf, np.nan).to_numpy(),
                                   seed=seed).iloc[0]
-        faith = func.mean_interval(part["faithfulness"].to_numpy(), seed=seed).iloc[0]
+        faith = mean_interval(part["faithfulness"].to_numpy(), seed=seed).iloc[0]
         row = {"setting": label, "PSNR to default (dB)": psnr["mean"],
                "PSNR low": psnr["ci_low"], "PSNR high": psnr["ci_high"],
                "faithfulness": faith["mean"], "faithfulness low": faith["ci_low"],
@@ -121,7 +122,7 @@ def summarise_sensitivity(study: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame
         if label != "default" and len(part) < 3:
             row["against the seed floor"] = f"too few images ({len(part)}) to tell"
         elif label != "default":
-            against = func.relative_to_floor(part["psnr_to_default"].to_numpy(),
+            against = relative_to_floor(part["psnr_to_default"].to_numpy(),
                                              floor["psnr_to_default"].to_numpy(), seed=seed).iloc[0]
             row["against the seed floor"] = ("moves the heatmaps more than a new seed"
                                              if against["reading"] == "lower than the seed floor"

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from faceexp.evaluate import regions as freg
-from faceexp import evaluate as func
+from faceexp.core.bootstrap import mean_interval, paired_difference
+from faceexp.verify.intervals import kfold_fusion
 from faceexp.report import verdicts as fver
 
 #: Claim (b): regions said to matter most, and least.
@@ -100,7 +101,7 @@ def claim_a(gap_softmax, *, seed=0) -> list:
         same = psnr_pairs(g, s)
         other = psnr_pairs(g, np.roll(s, 1, axis=0))
         diff = np.where(np.isfinite(same) & np.isfinite(other), same - other, np.nan)
-        row = func.mean_interval(diff, seed=seed).iloc[0]
+        row = mean_interval(diff, seed=seed).iloc[0]
         out.append(_verdict("a", name, row))
     return out
 
@@ -117,7 +118,7 @@ def claim_b(comparison, study, *, seed=0) -> list:
                                     recogniser=name))
             continue
         contrast = freg.region_contrast(ratios, ATTENDED, LESS_ATTENDED).to_numpy()
-        out.append(_verdict("b", name, func.mean_interval(contrast, seed=seed).iloc[0]))
+        out.append(_verdict("b", name, mean_interval(contrast, seed=seed).iloc[0]))
     return out
 
 
@@ -140,7 +141,7 @@ def claim_c(complementarity, *, k=5, seed=0) -> list:
     for key, (a, b) in zip(complementarity.tables, complementarity.fused_pairs):
         table = complementarity.kfold.get(key)
         if table is None:
-            table = func.kfold_fusion(complementarity.scores[a], complementarity.scores[b],
+            table = kfold_fusion(complementarity.scores[a], complementarity.scores[b],
                                       complementarity.pairs, k=k, seed=seed)
         line = table[table["line"] == "k-fold"].iloc[0]
         better = min(line["eer_first"], line["eer_second"])
@@ -172,7 +173,7 @@ def claim_d(layer_heatmaps: dict, study, *, seed=0) -> list:
         contrast = freg.region_contrast(ratios, EARLY_REGIONS, ATTENDED)
         early = contrast[ratios["layer"] == first].to_numpy()
         late = contrast[ratios["layer"] == last].to_numpy()
-        diff = func.paired_difference(early, late, seed=seed).iloc[0]
+        diff = paired_difference(early, late, seed=seed).iloc[0]
         out.append(_verdict("d", name, {"mean": diff["difference"], "ci_low": diff["ci_low"],
                                         "ci_high": diff["ci_high"]}))
     return out
@@ -210,7 +211,7 @@ def claim_e(removal, *, baseline: str = "random-superpixels", seed=0) -> list:
                                                     "among the explained images",
                                     recogniser=name))
             continue
-        ci = func.mean_interval(per_image.to_numpy(), seed=seed).iloc[0]
+        ci = mean_interval(per_image.to_numpy(), seed=seed).iloc[0]
         out.append(_verdict("e", name, ci))
     return out
 

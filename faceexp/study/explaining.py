@@ -116,12 +116,12 @@ def psnr_means(psnr: pd.DataFrame, by=("network", "split"), *, seed=0) -> pd.Dat
 
     Returns one row per group: the ``by`` columns, ``mean``, ``ci_low``, ``ci_high``
     (dB), ``n``, ``n_excluded``."""
-    from faceexp import evaluate as func
+    from faceexp.core.bootstrap import mean_interval
 
     rows = []
     for key, part in psnr.groupby(list(by), sort=False):
         values = part["psnr"].replace([np.inf, -np.inf], np.nan).to_numpy(dtype=float)
-        ci = func.mean_interval(values, seed=seed).iloc[0]
+        ci = mean_interval(values, seed=seed).iloc[0]
         rows.append({**dict(zip(by, key)), "mean": ci["mean"], "ci_low": ci["ci_low"],
                      "ci_high": ci["ci_high"], "n": int(ci["n"]),
                      "n_excluded": int(ci["n_excluded"])})
@@ -242,7 +242,7 @@ def seed_floor(study: Study, frame: pd.DataFrame, heatmaps: dict, comparison=Non
     (:func:`faceexp.evaluate.seed_floor.relative_to_floor`, unpaired): is the difference between
     two networks larger than between two seeds of one?
     """
-    from faceexp import evaluate as func
+    from faceexp.evaluate.seed_floor import noise_floor, relative_to_floor
 
     subset = frame.head(int(n_images))
     again = explain_test_images(study, subset, names=list(heatmaps), seed=seed + seed_offset,
@@ -252,14 +252,14 @@ def seed_floor(study: Study, frame: pd.DataFrame, heatmaps: dict, comparison=Non
         other = again[name]
         both = hs.frame[["path"]].reset_index().merge(other.frame[["path"]].reset_index(), on="path")
         a, b = hs.embedding[both["index_x"]], other.embedding[both["index_y"]]
-        rows.append(func.noise_floor(a, b, seed=seed).assign(network=name))
+        rows.append(noise_floor(a, b, seed=seed).assign(network=name))
         per_image[name] = fheat.psnr_pairs(a, b)
     against = []
     if comparison is not None and comparison.psnr is not None:
         for pair, part in comparison.psnr.groupby("pair", sort=False):
             a, b = part["a"].iloc[0], part["b"].iloc[0]
             floor = np.concatenate([per_image[a], per_image[b]])
-            against.append(func.relative_to_floor(part["psnr"].to_numpy(), floor, paired=False,
+            against.append(relative_to_floor(part["psnr"].to_numpy(), floor, paired=False,
                                                   seed=seed).assign(pair=pair))
     against = pd.concat(against, ignore_index=True).set_index("pair") if against else None
     return SeedFloor(floor=pd.concat(rows, ignore_index=True).set_index("network"),

@@ -84,7 +84,7 @@ def layers_analysis(study: Study, heatmaps: dict, frame: pd.DataFrame | None = N
         faces.append(fheat.average_faces(hs.images, own, by=["network"], looks=mirror_looks(own)))
 
     frame = verifiable_frame(study, study.split("test") if frame is None else frame)
-    from faceexp import evaluate as func
+    from faceexp.verify.intervals import eer_interval
 
     pairs = fprot.verification_pairs(frame, all_impostors=all_impostors)
     rows, intervals = [], []
@@ -101,7 +101,7 @@ def layers_analysis(study: Study, heatmaps: dict, frame: pd.DataFrame | None = N
             for index, layer in enumerate(layers):
                 rows.append({"network": name, "layer": layer, "index": index,
                              "block_end": layer in subject.sweep_layers})
-            intervals.append(func.eer_interval(scores, pairs, n_boot=n_boot, seed=seed)
+            intervals.append(eer_interval(scores, pairs, n_boot=n_boot, seed=seed)
                              .assign(network=name))
             continue
         cat = fmodels.layer_catalogue(name)
@@ -118,7 +118,7 @@ def layers_analysis(study: Study, heatmaps: dict, frame: pd.DataFrame | None = N
             index = r["matlab_layer"] if pd.notna(r["matlab_layer"]) else r.name
             rows.append({"network": name, "layer": r["name"], "index": int(index),
                          "block_end": bool(r["block_end"])})
-        intervals.append(func.eer_interval({x: scores[x].to_numpy() for x in cat["name"]}, pairs,
+        intervals.append(eer_interval({x: scores[x].to_numpy() for x in cat["name"]}, pairs,
                                            n_boot=n_boot, seed=seed).assign(network=name))
     per_layer = pd.DataFrame(rows)
     if intervals:

@@ -43,14 +43,14 @@ def _first_partners(pairs: pd.DataFrame, n: int) -> np.ndarray:
 def curve_auc_table(curves: pd.DataFrame, *, seed=0) -> pd.DataFrame:
     """Mean AUC per (network, mode, order) of deletion/insertion curves, with its 95%
     bootstrap interval over images (:func:`faceexp.core.bootstrap.mean_interval`)."""
-    from faceexp import evaluate as func
+    from faceexp.core.bootstrap import mean_interval
 
     auc = pd.concat([ffaith.deletion_auc(part.drop(columns="network")).assign(network=network)
                      for network, part in curves.groupby("network", sort=False)],
                     ignore_index=True)
     rows = []
     for (network, mode, order), part in auc.groupby(["network", "mode", "order"], sort=False):
-        ci = func.mean_interval(part["auc"].to_numpy(), seed=seed).iloc[0]
+        ci = mean_interval(part["auc"].to_numpy(), seed=seed).iloc[0]
         rows.append({"network": network, "mode": mode, "order": order, "mean": ci["mean"],
                      "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "n": int(ci["n"])})
     return pd.DataFrame(rows, columns=["network", "mode", "order", "mean", "ci_low", "ci_high",

@@ -153,9 +153,9 @@ def complementarity_analysis(study: Study, frame: pd.DataFrame | None = None, *,
         scores[name] = fprot.cosine_scores(
             embed_test_images(study, frame, name, [layer], progress=progress)[layer], pairs)
     eer = fprot.eer_table(scores, pairs)
-    from faceexp import evaluate as func
+    from faceexp.verify.intervals import eer_interval, kfold_fusion
 
-    intervals = func.eer_interval(scores, pairs, by="pose_pair", n_boot=n_boot, seed=0)
+    intervals = eer_interval(scores, pairs, by="pose_pair", n_boot=n_boot, seed=0)
     fusions = default_fusions(study) if fusions is None else \
         [tuple(f.split("+")) if isinstance(f, str) else tuple(f) for f in fusions]
     unknown = sorted({n for pair in fusions for n in pair} - set(study.subjects))
@@ -169,7 +169,7 @@ def complementarity_analysis(study: Study, frame: pd.DataFrame | None = None, *,
         sweeps[key] = ffusion.fusion_sweep(scores[a], scores[b], pairs["label"].to_numpy(),
                                            groups=pairs["pose_pair"].to_numpy())
         bests[key] = ffusion.best_fusion(sweeps[key])
-        kfold[key] = func.kfold_fusion(scores[a], scores[b], pairs, k=kfold_k, seed=0)
+        kfold[key] = kfold_fusion(scores[a], scores[b], pairs, k=kfold_k, seed=0)
     if not tables:
         tables, sweeps, bests = {"": eer}, {"": None}, {"": None}
     return Complementarity(pairs=pairs, scores=scores, eer=eer, tables=tables, sweeps=sweeps,
@@ -195,7 +195,7 @@ def verification_analysis(study: Study, *, n_resamples=1000, identities=None,
         without a face, left out).
     """
     from faceexp import recognisers
-    from faceexp import evaluate as func
+    from faceexp.verify.intervals import eer_interval
     from faceexp.verify.embeddings import frame_fingerprint
 
     unknown = sorted(set(frames) - {"own", "canonical"})
@@ -216,7 +216,7 @@ def verification_analysis(study: Study, *, n_resamples=1000, identities=None,
                 descriptors = embed_test_images(study, usable, name, [layer], progress=progress)[layer]
                 pairs = fprot.verification_pairs(usable, all_impostors=True)
                 scores = fprot.cosine_scores(descriptors, pairs)
-                r = func.eer_interval(scores, pairs, n_boot=n_resamples, seed=0).iloc[-1]
+                r = eer_interval(scores, pairs, n_boot=n_resamples, seed=0).iloc[-1]
                 rows.append({"recogniser": name, "frame": "canonical", "eer": r["eer"],
                              "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                              "genuine": int(r["genuine"]), "impostor": int(r["impostor"]),
