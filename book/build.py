@@ -14,7 +14,9 @@ Steps of a build:
    merged from ``params/<profile>/common.yaml`` (only the keys the notebook declares in its
    cell tagged ``parameters``), ``params/<profile>/<stem>.yaml`` (every key must be
    declared), ``--param`` options, and the injected ``profile`` and ``output_dir``
-   (``book/executed/<profile>/outputs``) (:mod:`book.parameters`). Up-to-date copies are
+   (``book/executed/<profile>/outputs``) (:mod:`book.parameters`); every value is checked
+   against its parameter's default (kind, None, positive counts, seeds >= 0) before the
+   first notebook runs. Up-to-date copies are
    skipped. While a notebook runs, the terminal shows each code cell as it starts, what
    the cell prints and its progress bars (a bar's state at most every 10 s), each line
    prefixed with the notebook's stem; ``--quiet`` turns that off. The executed copies keep
@@ -50,8 +52,8 @@ from book.execute import (ProgressRelay, dependencies, execute_notebook, execute
                           is_up_to_date, stale_notebooks, strip_progress_bars)
 from book.layout import BookError, NotebookError, display_path
 from book.notebooks import error_outputs, hygiene_problems, notebook_paths, select_notebooks, strip_notebook
-from book.parameters import (declared_parameters, notebook_parameters, parameters_cell_problems,
-                             parse_overrides, profiles)
+from book.parameters import (check_profile_parameters, declared_parameters, notebook_parameters,
+                             parameter_specs, parameters_cell_problems, parse_overrides, profiles)
 from book.results import write_results_summary
 from book.site import build_book, publish
 
@@ -80,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.skip_build:
             if args.profile not in profiles():
                 raise ValueError(f"--profile must be one of {', '.join(profiles())}, got {args.profile!r}")
+            # Every parameter value is checked before the first notebook runs.
+            check_profile_parameters(args.profile, select_notebooks(notebook_paths(), args.only),
+                                     overrides=parse_overrides(args.param))
             start = time.perf_counter()
             results = execute_profile(args.profile, only=args.only, overrides=parse_overrides(args.param),
                                       force=args.force, progress=None if args.quiet else sys.stdout)

@@ -101,10 +101,15 @@ def test_torchrun_two_cpu_processes_equal_one_process(tmp_path):
                         "--out", str(tmp_path / "two"))
     sharded = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert sharded.returncode == 0, sharded.stderr[-3000:]
-    assert "process 1/2" in sharded.stdout and "process 2/2" in sharded.stdout
+    # Both processes of the one run worked in the folder that process 0 locked.
+    assert "process 1/2: 2 images: 2 explained" in sharded.stdout
+    assert "process 2/2: 2 images: 2 explained" in sharded.stdout
     one, two = _heatmaps(tmp_path / "one"), _heatmaps(tmp_path / "two")
     assert len(one) == 4 and sorted(one) == sorted(two)
     assert all(np.array_equal(one[name], two[name]) for name in one)
+    # One manifest, the same settings as the one-process run: either resumes the other.
+    assert (tmp_path / "one" / "manifest.json").read_bytes() == \
+        (tmp_path / "two" / "manifest.json").read_bytes()
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):

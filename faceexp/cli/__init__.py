@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; expected failures are one line on stderr and exit code 2.
 
     Bad input of any kind (a value, a file, a folder, a device, a YAML file) is a
-    ``ValueError`` or ``OSError`` and prints ``faceexp <cmd>: error: <message>``.
+    ``ValueError`` or ``OSError`` and prints ``faceexp <cmd>: error: <message>``, on one
+    line (a message of several lines has them joined, :func:`one_line`).
     Anything else is a bug: one line and exit code 1, and the traceback with
     ``--debug``. Warnings are one line each too, ``faceexp <cmd>: warning: <message>``
     (with ``--debug``, Python's own form, which names the line that warned).
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc)
         if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
             message = f"{exc.filename}: {message}"
-        print(f"faceexp {args.command}: error: {message}", file=sys.stderr)
+        print(f"faceexp {args.command}: error: {one_line(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"faceexp {args.command}: interrupted", file=sys.stderr)
@@ -66,15 +67,23 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so in one line, the traceback behind --debug
         if args.debug:
             raise
-        print(f"faceexp {args.command}: internal error: {type(exc).__name__}: {exc} "
-              "(run again with --debug for the traceback)", file=sys.stderr)
+        print(f"faceexp {args.command}: internal error: {type(exc).__name__}: "
+              f"{one_line(str(exc))} (run again with --debug for the traceback)",
+              file=sys.stderr)
         return 1
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: a library's multi-line text (a traceback-like hint, a list
+    of keys) has its lines joined by single spaces, so an error stays one line."""
+    return " ".join(str(message).split())
 
 
 def _one_line_warnings(command: str):
     """A ``warnings.showwarning`` that prints ``faceexp <command>: warning: <message>``."""
     def show(message, category, filename, lineno, file=None, line=None):
-        print(f"faceexp {command}: warning: {message}", file=sys.stderr if file is None else file)
+        print(f"faceexp {command}: warning: {one_line(message)}",
+              file=sys.stderr if file is None else file)
     return show
 
 

@@ -25,6 +25,67 @@ def check_output_file(path, option: str = "--out") -> Path:
     return path
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same path once symlinks and ``..`` are
+    resolved, or (where both exist) the same inode (hard links, bind mounts)."""
+    try:
+        if a.resolve() == b.resolve():
+            return True
+    except (OSError, RuntimeError):      # a symlink loop: compare what the OS says
+        pass
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def check_not_input(path, inputs: dict, option: str = "--out") -> Path:
+    """Refuse an output that is one of the inputs (it would be overwritten by the result).
+
+    Parameters
+    ----------
+    path : path-like
+        The output file.
+    inputs : dict
+        What each input is called in a message (``"IMAGE"``, ``"--reference"``) -> its
+        path; None values are skipped. Another output of the same command may be listed
+        too (``"the --out file"``: a name with a space is used as it is).
+    option : str
+        The output's option, named in the message.
+
+    Raises
+    ------
+    ValueError
+        One line naming the option and the input it would overwrite.
+    """
+    path = Path(path)
+    for name, given in inputs.items():
+        if given is not None and _same_file(path, Path(given)):
+            what = name if " " in name else f"the input {name}"
+            raise ValueError(f"{option} {str(path)!r} is {what} ({str(given)!r}): writing "
+                             f"{option} would overwrite it; give {option} another path")
+    return path
+
+
+def figure_formats() -> dict:
+    """The file formats matplotlib writes (extension -> description), e.g. png, pdf, svg."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return FigureCanvasAgg.get_supported_filetypes()
+
+
+def check_figure_path(path, option: str = "--png") -> Path:
+    """A figure's path whose extension matplotlib can write (none: PNG); ValueError naming
+    ``option`` and the formats otherwise."""
+    path = check_output_file(path, option)
+    extension = path.suffix.lstrip(".").lower()
+    formats = figure_formats()
+    if extension and extension not in formats:
+        raise ValueError(f"{option} {str(path)!r}: matplotlib cannot write {extension!r} "
+                         f"figures; end the name with one of {', '.join(sorted(formats))}")
+    return path
+
+
 def check_output_folder(path, option: str = "--out") -> Path:
     """``path`` as a folder to write into: ValueError naming ``option`` when it is a file."""
     path = Path(path)
@@ -109,14 +170,29 @@ def layer_list(text: str) -> list[str]:
     return layers
 
 
+#: The largest input of the CLI's models (FaceNet-CASIA's 160x160), for --batch-size's estimate.
+_LARGEST_INPUT = (3, 160, 160)
+
+
 def check_explainer_arguments(args) -> None:
-    """Refuse impossible explainer options before any work."""
+    """Refuse impossible explainer options before any work: values out of range, and sizes
+    whose memory exceeds the limit (:mod:`faceexp.core.limits`)."""
     from faceexp.core import checks
+    from faceexp.core.limits import check_memory, explanation_memory
 
     checks.positive_int(args.samples, "--samples", 2)
     checks.positive_int(args.segments, "--segments", 2)
     if args.batch_size is not None:
         checks.positive_int(args.batch_size, "--batch-size")
+    n_layers = len(layer_list(args.layers)) if getattr(args, "layers", None) else 1
+    check_memory(explanation_memory(args.samples, args.segments, n_layers),
+                 f"--samples {args.samples} (with --segments {args.segments})",
+                 lower="--samples or --segments")
+    if args.batch_size is not None:
+        # The perturbed batch and its padded copy, float32.
+        channels, height, width = _LARGEST_INPUT
+        check_memory(2 * 4 * args.batch_size * channels * height * width,
+                     f"--batch-size {args.batch_size}", lower="--batch-size")
 
 
 def explainer_options(args) -> dict:

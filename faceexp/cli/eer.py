@@ -10,6 +10,7 @@ import argparse
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 
@@ -50,8 +51,10 @@ def read_scores(path) -> tuple[list[float], list[int]]:
     FileNotFoundError
         If the file does not exist.
     ValueError
-        On a missing column, a non-numeric or non-finite score, or a label
-        other than 0/1; the message names the file and the line (header = 1).
+        On a missing or repeated ``score``/``label`` column, a row with more or
+        fewer fields than the header, a score that is not a plain finite decimal
+        number (``1_000``, ``inf``, ``nan`` are refused), or a label other than
+        0/1; the message names the file and the line (header = 1).
     """
     path = Path(path)
     if path.is_dir():
@@ -63,6 +66,18 @@ def read_scores(path) -> tuple[list[float], list[int]]:
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not UTF-8 text (a binary or UTF-16 file?); save it as "
                          "CSV in UTF-8") from None
+
+
+#: A plain decimal number: digits with an optional point and exponent (or nan/inf, which
+#: are refused as not finite). Python's float() also takes "1_000", a thousands separator
+#: that is refused here rather than read as one thousand.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)",
+                     re.IGNORECASE)
+
+
+def _number(text: str) -> float | None:
+    """``text`` as a float when it is a plain decimal number, else None."""
+    return float(text) if _NUMBER.fullmatch(text) else None
 
 
 def _read_scores(path: Path) -> tuple[list[float], list[int]]:
@@ -77,25 +92,28 @@ def _read_scores(path: Path) -> tuple[list[float], list[int]]:
         for column in ("score", "label"):
             if column not in names:
                 raise ValueError(f"{path}: missing column {column!r} in the header (line 1); found {names}")
+            where = [k + 1 for k, name in enumerate(names) if name == column]
+            if len(where) > 1:
+                raise ValueError(f"{path}: columns {' and '.join(map(str, where))} are both named "
+                                 f"{column!r} in the header (line 1); rename all but one")
         score_at, label_at = names.index("score"), names.index("label")
         for row in reader:
             line = reader.line_num
             if not row or all(not cell.strip() for cell in row):
                 continue  # blank line
-            if len(row) <= max(score_at, label_at):
-                raise ValueError(f"{path}: line {line} has {len(row)} field(s); expected the columns {names}")
+            if len(row) != len(names):
+                raise ValueError(f"{path}: line {line} has {len(row)} field{'s' * (len(row) != 1)}; "
+                                 f"the header (line 1) has {len(names)} ({','.join(names)}): a "
+                                 "comma inside a number, or a missing or extra column?")
             text = row[score_at].strip()
-            try:
-                score = float(text)
-            except ValueError:
-                raise ValueError(f"{path}: line {line}: score {text!r} is not a number") from None
+            score = _number(text)
+            if score is None:
+                raise ValueError(f"{path}: line {line}: score {text!r} is not a number (write it "
+                                 "as 0.75 or 1e-3, without thousands separators)")
             if not math.isfinite(score):
                 raise ValueError(f"{path}: line {line}: score {text!r} is not a finite number")
             text = row[label_at].strip()
-            try:
-                label = float(text)
-            except ValueError:
-                label = None
+            label = _number(text)
             if label not in (0.0, 1.0):
                 raise ValueError(f"{path}: line {line}: label {text!r} must be 1 (genuine) or 0 (impostor)")
             scores.append(score)

@@ -51,7 +51,9 @@ def add_parser(subparsers) -> None:
                    help="class for --target softmax (default: the top class)")
     add_explainer_arguments(p)
     p.add_argument("--out", required=True, help="output .npz (heatmaps, layers, segments, ...)")
-    p.add_argument("--png", help="also write a figure: image, superpixels, heatmap per layer")
+    p.add_argument("--png", help="also write a figure: image, superpixels, heatmap per layer "
+                                 "(format from the extension: png, pdf, svg, jpg, ...; not an "
+                                 "input file)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -116,9 +118,9 @@ def _box_of(path, boxes, csv_path) -> tuple[int, int, int, int]:
 
 
 def run(args) -> int:
-    from faceexp.cli.common import (check_device, check_explainer_arguments, check_output_file,
-                                    explainer_options, layer_list, load_network_embedder,
-                                    parse_box)
+    from faceexp.cli.common import (check_device, check_explainer_arguments, check_figure_path,
+                                    check_not_input, check_output_file, explainer_options,
+                                    layer_list, load_network_embedder, parse_box)
     from faceexp.explain.explainer import Explainer
     from faceexp.explain.targets import check_class_index
 
@@ -127,11 +129,23 @@ def run(args) -> int:
     check_output_file(args.out, "--out")
     out = check_output_file(args.out if str(args.out).endswith(".npz") else f"{args.out}.npz",
                             "--out")
+    # An output must not be an input: --png face.png on face.png would replace the face.
+    inputs = {"IMAGE": args.image, "--reference": args.reference, "--boxes": args.boxes,
+              "--checkpoint": args.checkpoint}
+    check_not_input(out, inputs, "--out")
     if args.png:
-        check_output_file(args.png, "--png")
+        check_figure_path(args.png, "--png")
+        check_not_input(args.png, {**inputs, "the --out file": out}, "--png")
     check_device(args.device)
     check_class_index(args.class_index)
     check_explainer_arguments(args)
+    # The image files' headers (a regular file, a format read, the pixel cap) before the
+    # model is loaded: a bad file is refused in well under a second.
+    from faceexp.data.decoding import probe_image
+
+    probe_image(args.image)
+    if args.reference:
+        probe_image(args.reference)
     box = parse_box(args.box) if args.box else None
     reference_box = None
     if args.boxes:
@@ -159,6 +173,12 @@ def run(args) -> int:
     # The figure first: a --png that cannot be written leaves no result behind.
     if args.png:
         _figure(args.png, image, explanation, reference)
+    from faceexp.explain.provenance import record_for
+
+    explanation.provenance.update(record_for(embedder, args.image, box=box,
+                                             reference=args.reference,
+                                             reference_box=reference_box,
+                                             checkpoint=args.checkpoint))
     out = explanation.save(out, **extra)
     fits = ", ".join(f"{layer} R2={r2:.2f}" for layer, r2 in zip(explanation.layers,
                                                                  explanation.r2))

@@ -49,7 +49,8 @@ def add_parser(subparsers):
 def run(args) -> int:
     import time
 
-    from faceexp.cli.common import check_device, check_output_file, dataset_images
+    from faceexp.cli.common import check_device, check_not_input, check_output_file, dataset_images
+    from faceexp.core import checks
     from faceexp.data.boxes import BOX_COLUMNS
     from faceexp.data.skips import SkipReport
     from faceexp.core.files import write_csv
@@ -57,11 +58,22 @@ def run(args) -> int:
     from faceexp.data.pose import UNKNOWN, estimate_pose
 
     out = check_output_file(args.out, "--out")
+    inputs = {"--boxes": args.boxes, "--pose-list": args.pose_list}
+    check_not_input(out, inputs, "--out")
     if args.skipped:
         check_output_file(args.skipped, "--skipped")
+        check_not_input(args.skipped, {**inputs, "the --out file": out}, "--skipped")
     check_device(args.device)
+    checks.positive_int(args.batch_size, "--batch-size")
     report = SkipReport(warn=False)
     dataset, frame, source = dataset_images(args, report=report)
+    # The files found under ROOT are inputs too.
+    found = {"the box file found under ROOT": dataset.boxes_file,
+             "the test box file found under ROOT": dataset.test_boxes_file,
+             "the pose list found under ROOT": dataset.pose_list}
+    check_not_input(out, found, "--out")
+    if args.skipped:
+        check_not_input(args.skipped, found, "--skipped")
     boxes = [c for c in BOX_COLUMNS if c in frame.columns]
     listed = dataset.pose_list is not None
     if listed and not args.estimate:
@@ -93,7 +105,9 @@ def run(args) -> int:
         print(f"MTCNN agrees with the list on {100 * agree:.1f}% of the images")
     print(f"wrote {out}")
     if len(report):
-        print(f"{len(report)} file(s) skipped or without a face")
+        print(f"{len(report)} file(s) skipped or without a face:")
+        for path, reason in report:
+            print(f"  {path}: {reason}")
         if args.skipped:
             print(f"wrote {report.write(args.skipped)}")
     return 0

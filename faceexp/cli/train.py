@@ -39,10 +39,12 @@ def run(args) -> int:
 
     import yaml
 
-    from faceexp.cli.common import check_device, check_output_folder
+    from faceexp.cli.common import check_device, check_not_input, check_output_folder
     from faceexp.models.training import TrainConfig, train
 
     check_output_folder(args.out, "--out")
+    # The run folder inside nothing it reads: as --data-root it would become an identity.
+    check_not_input(args.out, {"--data-root": args.data_root}, "--out")
     check_device(args.device)
     fields = {}
     if args.config:

@@ -63,14 +63,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from faceexp import recognisers
     from faceexp.cli.common import check_device, dataset_images
+    from faceexp.core import checks
+    from faceexp.core.limits import bootstrap_memory, check_memory
     from faceexp.data.preprocessing import BOX_MARGIN
     from faceexp.verify.verification import verify_frame
 
+    # Everything that can be checked before aligning and embedding is checked first.
     device = check_device(args.device)
+    checks.positive_int(args.resamples, "--resamples")
+    checks.seed(args.seed, "--seed")
     if args.checkpoint is not None and args.model in recognisers.PRETRAINED:
         raise ValueError(f"--checkpoint is for mobilenetv2/resnet50; {args.model} ships its own weights")
     options = {} if args.checkpoint is None else {"checkpoint": args.checkpoint}
     _, frame, dataset = dataset_images(args)
+    identities = int(frame["identity"].nunique())
+    check_memory(bootstrap_memory(args.resamples, identities),
+                 f"--resamples {args.resamples} (over {identities} identities)",
+                 lower="--resamples")
     rec = recognisers.load(args.model, device=device, **options)
     result = verify_frame(frame, rec, pairs=args.pairs, n_resamples=args.resamples, rng=args.seed)
     if args.json:

@@ -15,7 +15,11 @@ _EXPORTS = {
     **dict.fromkeys(["context", "barrier", "is_main_process"], "distributed"),
     **dict.fromkeys(["lazy_exports"], "exports"),
     **dict.fromkeys(["atomic_write", "write_text", "write_json", "write_csv", "remove_orphans",
-            "file_sha256", "package_path", "cache_dir"], "files"),
+            "file_sha256", "package_path", "cache_dir", "cached", "CacheWarning", "record_path"],
+            "files"),
+    **dict.fromkeys(["DEFAULT_FRACTION", "MEMORY_VARIABLE", "bootstrap_memory", "check_memory",
+            "explanation_memory", "format_bytes", "memory_limit", "physical_memory"], "limits"),
+    **dict.fromkeys(["FolderLock", "FolderInUse", "LOCK_NAME"], "locks"),
     **dict.fromkeys(["cosine_rows", "cosine_to", "pair_cosine", "pair_positions"], "similarity"),
 }
 

@@ -7,6 +7,10 @@ flushed to disk and renamed over the target with ``os.replace`` (atomic on POSIX
 Windows), so a run killed mid-write never leaves a half-written checkpoint, cache
 entry or table that a later run could read. :func:`remove_orphans` deletes the
 temporary files that killed writes left behind.
+
+Cache entries (:func:`cached`: converted weights, exported graphs) are checked on every
+read against the SHA-256 recorded beside them when they were written, and made again,
+with a :class:`CacheWarning`, when they differ or cannot be read.
 """
 from __future__ import annotations
 
@@ -15,12 +19,14 @@ import importlib.util
 import json
 import os
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 __all__ = ["atomic_write", "write_text", "write_json", "write_csv", "remove_orphans",
-           "file_sha256", "package_path", "cache_dir"]
+           "file_sha256", "package_path", "cache_dir", "cached", "CacheWarning",
+           "record_path"]
 
 _SUFFIX = ".tmp"
 
@@ -161,3 +167,84 @@ def cache_dir() -> Path:
     """faceexp's user cache (converted weights, exported graphs): ``$FACEEXP_CACHE``, or
     ``~/.cache/faceexp``."""
     return Path(os.environ.get("FACEEXP_CACHE") or Path.home() / ".cache" / "faceexp").expanduser()
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was corrupt (and is made again) or could not be written."""
+
+
+#: Suffix of the file beside a cache entry that holds its SHA-256 (:func:`cached`).
+RECORD_SUFFIX = ".sha256"
+
+
+def record_path(path) -> Path:
+    """Where :func:`cached` records the SHA-256 of the cache entry ``path``: ``<path>.sha256``."""
+    path = Path(path)
+    return path.with_name(path.name + RECORD_SUFFIX)
+
+
+def cached(path, make: Callable[[Any], None], load: Callable[[Path], Any], *, what: str,
+           redo: str = "made again") -> Any:
+    """A cache entry, checked before it is used, and made when missing or corrupt.
+
+    The entry ``path`` is written atomically by ``make(file)`` (a binary file), and its
+    SHA-256 is then recorded in :func:`record_path` (``<path>.sha256``). On every later
+    read the file is hashed and compared with the record; an entry that differs (a
+    truncated copy, a flipped byte), or that ``load`` fails on, is made again with a
+    :class:`CacheWarning` naming it. An entry without a record (written before records
+    were kept, or by a run killed between the two writes, after the entry was whole) is
+    trusted when ``load`` reads it, and its record written then. The temporary files of
+    writes killed in the entry's folder are removed first (:func:`remove_orphans`).
+
+    Parameters
+    ----------
+    path : path-like
+        The cache entry.
+    make : callable
+        ``make(file)`` writes the entry's bytes to an open binary file.
+    load : callable
+        ``load(path) -> value``: reads the entry; any exception means "unreadable".
+    what : str
+        The entry, as the warning names it (``"cached ONNX export"``).
+    redo : str
+        What happens to a corrupt entry, for the warning (``"exported again"``).
+
+    Returns
+    -------
+    object
+        ``load(path)`` of the checked (or new) entry.
+
+    Raises
+    ------
+    OSError
+        When the entry cannot be written (a read-only cache): the caller decides
+        whether to go on without it.
+    """
+    path = Path(path)
+    record = record_path(path)
+    try:
+        remove_orphans(path.parent)
+    except OSError:
+        pass                    # a read-only folder: nothing to clean, nothing to write
+    if path.is_file():
+        expected = record.read_text().strip() if record.is_file() else None
+        problem = None
+        if expected is not None and file_sha256(path) != expected:
+            problem = "corrupt (its SHA-256 differs from the one recorded when it was written)"
+        else:
+            try:
+                value = load(path)
+            except Exception as error:  # noqa: BLE001 - any failure to read means "remake"
+                first = (str(error).strip().splitlines() or [""])[0][:160]
+                problem = f"corrupt (it does not load: {type(error).__name__}: {first})"
+            else:
+                if expected is None:
+                    try:
+                        write_text(record, file_sha256(path))
+                    except OSError:
+                        pass
+                return value
+        warnings.warn(f"{what} {path} is {problem}: {redo}", CacheWarning, stacklevel=3)
+    atomic_write(path, make)
+    write_text(record, file_sha256(path))
+    return load(path)

@@ -32,8 +32,8 @@ never stop a run: they are recorded in a :class:`SkipReport` (which also warns).
 
 Modules: :mod:`~faceexp.data.skips` (files that could not be read), :mod:`~faceexp.data.folders`
 (ORL, folder-per-identity trees), :mod:`~faceexp.data.splits`, :mod:`~faceexp.data.boxes`,
-:mod:`~faceexp.data.layouts` (data sets as released), :mod:`~faceexp.data.preprocessing`,
-:mod:`~faceexp.data.pose`.
+:mod:`~faceexp.data.layouts` (data sets as released), :mod:`~faceexp.data.decoding` (image files as
+a viewer shows them), :mod:`~faceexp.data.preprocessing`, :mod:`~faceexp.data.pose`.
 """
 from __future__ import annotations
 
@@ -42,17 +42,20 @@ from faceexp.core.exports import lazy_exports
 #: public name -> the module of this package that defines it
 _EXPORTS = {
     **dict.fromkeys(["BOX_COLUMNS", "load_bounding_boxes", "frame_boxes", "attach_boxes"], "boxes"),
+    **dict.fromkeys(["DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "IMAGE_FORMATS", "UnreadableImage",
+            "pixel_cap", "file_problem", "open_image", "probe_image", "to_8bit", "as_viewed"],
+            "decoding"),
     **dict.fromkeys(["IMAGE_EXTENSIONS", "natural_sort_key", "orl_root", "scan_identity_folders",
             "load_orl"], "folders"),
     **dict.fromkeys(["POSES", "TEMPLATE_LIST_BLOCK", "read_pose_template_list", "ORL_NAME",
             "VGGFACE2_FILES", "find_dataset_file", "Dataset", "resolve_dataset"], "layouts"),
     **dict.fromkeys(["POSE_CODES", "UNKNOWN", "NOSE_DEPTH_RATIO", "FRONTAL_MAX_DEGREES",
             "THREE_QUARTER_MAX_DEGREES", "FRONTAL_MAX", "THREE_QUARTER_MAX", "POSE_CROP_SIZE",
-            "yaw_proxy", "pose_from_yaw_proxy", "looks_from_yaw_proxy", "estimate_pose",
-            "look_left", "look_left_batch"], "pose"),
+            "mtcnn_min_side", "mtcnn_size_problem", "yaw_proxy", "pose_from_yaw_proxy",
+            "looks_from_yaw_proxy", "estimate_pose", "look_left", "look_left_batch"], "pose"),
     **dict.fromkeys(["IMAGENET_MEAN", "IMAGENET_STD", "INPUT_SIZE", "RESIZE_SHORTER",
-            "PRELOAD_LIMIT", "BOX_MARGIN", "load_image", "crop_box", "preprocess", "FaceDataset",
-            "preprocessed_images", "preprocessed_image"], "preprocessing"),
+            "PRELOAD_LIMIT", "BOX_MARGIN", "load_image", "to_rgb", "crop_box", "preprocess",
+            "FaceDataset", "preprocessed_images", "preprocessed_image"], "preprocessing"),
     **dict.fromkeys(["SkippedFileWarning", "SkipReport", "record_skip"], "skips"),
     **dict.fromkeys(["split_identities", "validation_holdout"], "splits"),
 }

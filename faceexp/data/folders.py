@@ -8,7 +8,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from faceexp.data.skips import SkipReport
+from faceexp.data.decoding import file_problem
+from faceexp.data.skips import SkipReport, record_skip
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -18,8 +19,11 @@ __all__ = [
     "load_orl",
 ]
 
-#: File name endings read as images by default (compared case-insensitively).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".ppm", ".webp")
+#: File name endings read as images by default (compared case-insensitively): the formats
+#: faceexp's decoder reads (:data:`faceexp.data.decoding.IMAGE_FORMATS`), so a set lists
+#: every file ``faceexp explain`` reads. A GIF is read as its first frame.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".ppm", ".webp", ".gif", ".tif",
+                    ".tiff")
 
 
 def natural_sort_key(text) -> tuple:
@@ -80,6 +84,10 @@ def scan_identity_folders(
     Hidden entries (names starting with ``.``) are ignored; files directly in
     ``root``, sub-folders inside an identity folder and files with other
     endings are ignored, and recorded in ``report`` when one is given.
+    Entries of an identity folder that are not regular files (a dangling
+    symbolic link, a FIFO, a socket, a device; found with ``os.stat``, never
+    opened) are left out and always listed with the reason: in ``report``, or
+    as a :class:`~faceexp.data.SkippedFileWarning` without one.
 
     Parameters
     ----------
@@ -88,8 +96,9 @@ def scan_identity_folders(
     extensions : sequence of str, default :data:`IMAGE_EXTENSIONS`
         File endings to read, with or without the dot, case-insensitive.
     report : SkipReport, optional
-        Receives the ignored entries. Without one they are ignored silently
-        (they are not images by the ``extensions`` given).
+        Receives the ignored entries. Without one, entries that are not images
+        by the ``extensions`` given are ignored silently, and those that are no
+        regular file are warned about.
 
     Returns
     -------
@@ -139,11 +148,16 @@ def scan_identity_folders(
             for entry in entries:
                 if entry.name.startswith("."):
                     continue
-                if entry.is_file() and entry.name.lower().endswith(exts):
+                if entry.is_dir():
+                    if report is not None:
+                        report.add(entry.path, "ignored sub-folder")
+                elif not entry.is_file():  # follows links: dangling, FIFO, socket, device
+                    record_skip(report, entry.path,
+                                file_problem(entry.path) or "not a regular file")
+                elif entry.name.lower().endswith(exts):
                     names.append(entry.name)
                 elif report is not None:
-                    what = "sub-folder" if entry.is_dir() else f"file ending not in {exts}"
-                    report.add(entry.path, f"ignored {what}")
+                    report.add(entry.path, f"ignored file ending not in {exts}")
         if not names:
             raise ValueError(
                 f"identity folder {str(folder)!r} holds no image files ending in {exts}: "

@@ -46,7 +46,7 @@ import pandas as pd
 from faceexp.data.layouts import POSES, TEMPLATE_LIST_BLOCK, read_pose_template_list
 from faceexp.data.skips import SkipReport, record_skip
 from faceexp.data.boxes import frame_boxes
-from faceexp.data.preprocessing import BOX_MARGIN, crop_box, load_image
+from faceexp.data.preprocessing import BOX_MARGIN, crop_box, load_image, to_rgb
 
 __all__ = [
     "POSES",
@@ -60,6 +60,8 @@ __all__ = [
     "TEMPLATE_LIST_BLOCK",
     "read_pose_template_list",
     "POSE_CROP_SIZE",
+    "mtcnn_min_side",
+    "mtcnn_size_problem",
     "yaw_proxy",
     "pose_from_yaw_proxy",
     "looks_from_yaw_proxy",
@@ -168,6 +170,40 @@ def looks_from_yaw_proxy(proxy) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 # MTCNN
 # --------------------------------------------------------------------------- #
+def mtcnn_min_side(min_face_size: int = 20) -> int:
+    """The smallest image side in which MTCNN searches for faces of ``min_face_size`` pixels.
+
+    facenet_pytorch's MTCNN scales the image by ``12 / min_face_size`` for the first
+    level of its pyramid and adds levels while the shorter side stays at 12 pixels or
+    more; an image whose shorter side is smaller has no level, and MTCNN fails inside
+    (``torch.cat(): expected a non-empty list of Tensors``). The same float arithmetic
+    is repeated here: 20 for the default ``min_face_size`` of 20.
+
+    Raises
+    ------
+    ValueError
+        If ``min_face_size`` is not a positive integer.
+    """
+    if isinstance(min_face_size, bool) or not isinstance(min_face_size, (int, np.integer)) \
+            or min_face_size < 1:
+        raise ValueError(f"min_face_size must be a positive integer (pixels), got {min_face_size!r}")
+    scale = 12.0 / int(min_face_size)
+    side = max(1, int(min_face_size) - 2)
+    while side * scale < 12:
+        side += 1
+    return side
+
+
+def mtcnn_size_problem(width: int, height: int, min_face_size: int = 20) -> str | None:
+    """Why a ``width`` x ``height`` image is too small for MTCNN (:func:`mtcnn_min_side`),
+    or None when it is not; the reason names the minimum."""
+    side = mtcnn_min_side(min_face_size)
+    if min(int(width), int(height)) >= side:
+        return None
+    return (f"{width}x{height} pixels, smaller than the {side}x{side} MTCNN needs to search "
+            f"for a face (min_face_size={min_face_size}): pass a larger image")
+
+
 def _paths_of(frame_or_paths) -> tuple[list[str], pd.Index]:
     if isinstance(frame_or_paths, pd.DataFrame):
         if "path" not in frame_or_paths.columns:
@@ -199,9 +235,12 @@ def estimate_pose(
     used. Its landmarks give the signed yaw proxy (see the module docstring),
     binned with ``thresholds``. Images are batched by size (MTCNN needs
     equal sizes within a batch) and decoded in chunks, so memory stays
-    bounded. An image with no face found, or that cannot be decoded, gets
-    ``detected=False``, pose and looks :data:`UNKNOWN`, NaN proxy, and is
-    recorded in ``report`` (or warned about); it never raises.
+    bounded. An image with no face found, that cannot be decoded
+    (:func:`faceexp.data.preprocessing.load_image`: a FIFO, over the pixel cap...) or
+    that is smaller than MTCNN can search (:func:`mtcnn_size_problem`: 20x20 pixels
+    for ``min_face_size=20``) gets ``detected=False``, pose and looks
+    :data:`UNKNOWN`, NaN proxy, and is recorded in ``report`` with the reason (or
+    warned about); it never stops the run.
 
     Face boxes: when the frame has box columns
     (:data:`faceexp.data.BOX_COLUMNS`) or ``boxes`` is given, MTCNN looks
@@ -254,7 +293,8 @@ def estimate_pose(
     ------
     ValueError
         If ``batch_size`` < 1, ``thresholds`` are not increasing positive
-        numbers, a frame lacks ``path``, ``boxes`` come with paths instead of a
+        numbers, ``min_face_size`` is not a positive integer, a frame lacks
+        ``path``, ``boxes`` come with paths instead of a
         frame, or an image has no box in ``boxes``.
     FileNotFoundError
         If an image file does not exist.
@@ -276,6 +316,7 @@ def estimate_pose(
     ):
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
     thresholds = _check_thresholds(thresholds)
+    mtcnn_min_side(min_face_size)
     missing = next((p for p in paths if not Path(p).exists()), None)
     if missing is not None:
         raise FileNotFoundError(f"image file {missing!r} does not exist")
@@ -291,7 +332,8 @@ def estimate_pose(
         torch.set_num_threads(int(num_threads))
     try:
         _detect_all(mtcnn, paths, proxy, batch_size=int(batch_size), progress=progress,
-                    report=report, boxes=box_list, box_margin=float(box_margin))
+                    report=report, boxes=box_list, box_margin=float(box_margin),
+                    min_face_size=int(min_face_size))
     finally:
         torch.set_num_threads(threads)
     detected = ~np.isnan(proxy)
@@ -309,7 +351,7 @@ def estimate_pose(
 
 
 def _detect_all(mtcnn, paths, proxy, *, batch_size, progress, report, boxes=None,
-                box_margin=BOX_MARGIN) -> None:
+                box_margin=BOX_MARGIN, min_face_size=20) -> None:
     """Fill ``proxy[i]`` with the yaw proxy of the largest face in ``paths[i]`` (in ``boxes[i]``)."""
     from PIL import Image
     from tqdm import tqdm
@@ -325,7 +367,7 @@ def _detect_all(mtcnn, paths, proxy, *, batch_size, progress, report, boxes=None
                     continue
                 box = None if boxes is None else boxes[i]
                 if box is None:
-                    image = image.convert("RGB")
+                    image = to_rgb(image)
                 else:
                     try:
                         image = crop_box(image, box, margin=box_margin, square=True,
@@ -336,12 +378,18 @@ def _detect_all(mtcnn, paths, proxy, *, batch_size, progress, report, boxes=None
                         continue
                     image = image.resize((POSE_CROP_SIZE, POSE_CROP_SIZE),
                                          Image.Resampling.BILINEAR)
+                problem = mtcnn_size_problem(*image.size, min_face_size)
+                if problem is not None:  # in a batch, MTCNN would stop the whole run
+                    record_skip(report, paths[i], problem)
+                    bar.update(1)
+                    continue
                 groups.setdefault(image.size, []).append((i, image))
             for members in groups.values():
                 for b in range(0, len(members), batch_size):
                     batch = members[b:b + batch_size]
-                    boxes, _, points = mtcnn.detect([im for _, im in batch], landmarks=True)
-                    for (i, _), box, point in zip(batch, boxes, points):
+                    # (not ``boxes``: that name holds the face boxes of every chunk)
+                    found, _, points = mtcnn.detect([im for _, im in batch], landmarks=True)
+                    for (i, _), box, point in zip(batch, found, points):
                         if box is None or point is None or len(box) == 0:
                             record_skip(report, paths[i], "no face detected")
                             continue

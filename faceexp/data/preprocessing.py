@@ -7,12 +7,17 @@ resized so that its shorter side has 129 pixels and the central 113x113 crop is 
 
 Conventions: a preprocessed image is ``float32`` of shape ``(3, 113, 113)`` with values
 in ``[0, 1]`` and is *not* normalised; the ImageNet normalisation
-(:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`) happens inside the model. A file that
-cannot be decoded is recorded in a :class:`faceexp.data.SkipReport`, never a crash.
+(:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`) happens inside the model.
+
+Decoding: :func:`load_image` is the one decoder of every image file faceexp reads (here,
+the recognisers' alignment, the pose estimate), reading it as a viewer shows it (EXIF
+orientation, 16-bit to 8-bit) after checks that cost no decoding (a regular file, a pixel
+cap from the header; :mod:`faceexp.data.decoding`); :func:`to_rgb` makes any image 8-bit
+RGB. A file that cannot be used is recorded in a :class:`faceexp.data.SkipReport`, never
+a crash.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -20,6 +25,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from faceexp.data.decoding import UnreadableImage, as_viewed, open_image
 from faceexp.data.skips import SkipReport, record_skip
 from faceexp.data.boxes import frame_boxes
 from faceexp.data.folders import natural_sort_key
@@ -32,6 +38,7 @@ __all__ = [
     "PRELOAD_LIMIT",
     "BOX_MARGIN",
     "load_image",
+    "to_rgb",
     "crop_box",
     "preprocess",
     "FaceDataset",
@@ -60,48 +67,67 @@ _MODES = ("resize-crop", "aligned")
 # --------------------------------------------------------------------------- #
 # Decoding and preprocessing
 # --------------------------------------------------------------------------- #
-def load_image(path, *, report: SkipReport | None = None) -> Image.Image | None:
-    """Open and fully decode an image file.
+def load_image(path, *, report: SkipReport | None = None, max_pixels: int | None = None
+               ) -> Image.Image | None:
+    """Open and fully decode an image file as a viewer shows it: the one decoder of faceexp.
+
+    Every reader of image files goes through it (the paper's crop, :class:`FaceDataset`,
+    the recognisers' alignment, :func:`faceexp.data.pose.estimate_pose`). Before the file
+    is opened it must be a regular file (a FIFO, socket, device or directory is refused
+    without being opened: a FIFO never blocks); before it is decoded its header's size is
+    held against the pixel cap; after, the EXIF orientation is applied and images of more
+    than 8 bits per sample become 8-bit by their bit depth
+    (:func:`faceexp.data.decoding.open_image`).
 
     Parameters
     ----------
     path : str or path-like
-        The image file.
+        The image file: JPEG, PNG, PGM/PPM, BMP, WebP, GIF (the first frame) or TIFF
+        (:data:`faceexp.data.decoding.IMAGE_FORMATS`).
     report : SkipReport, optional
-        Receives the file when it cannot be decoded; without one a
+        Receives the file when it cannot be used; without one a
         :class:`SkippedFileWarning` is issued.
+    max_pixels : int, optional
+        Largest width x height decoded; default the environment variable
+        ``FACEEXP_MAX_PIXELS``, else 40 megapixels
+        (:func:`faceexp.data.decoding.pixel_cap`).
 
     Returns
     -------
     PIL.Image.Image or None
-        The decoded image in its own mode (``"L"`` for PGM, ``"RGB"`` for
-        JPEG...), or None when the file is unreadable, truncated or not an
-        image (it is then recorded as skipped).
+        Decoded, upright, 8 bits per sample, in the file's own mode (``"L"`` for
+        PGM and 16-bit grey PNG, ``"RGB"`` for JPEG...); or None when the file is
+        not a regular file, is over the pixel cap, is not an image of those formats,
+        or is truncated or corrupt (it is then recorded as skipped with the reason).
 
     Raises
     ------
     FileNotFoundError
-        If ``path`` does not exist.
+        If ``path`` does not exist or is a dangling symbolic link.
+    ValueError
+        If ``max_pixels`` or ``FACEEXP_MAX_PIXELS`` is not a positive whole number.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"image file {str(path)!r} does not exist")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        record_skip(report, path, f"cannot decode image ({type(exc).__name__}: {exc})")
+        return open_image(path, max_pixels=max_pixels)
+    except UnreadableImage as exc:
+        record_skip(report, path, exc.reason)
         return None
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode.startswith("I;16"):
-        array = (np.asarray(image, dtype=np.float64) / 257.0).round().astype(np.uint8)
-        image = Image.fromarray(array, mode="L")
-    elif image.mode in ("I", "F"):
-        array = np.clip(np.asarray(image, dtype=np.float64), 0, 255).round().astype(np.uint8)
-        image = Image.fromarray(array, mode="L")
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL image as an 8-bit RGB image, as a viewer shows it.
+
+    The EXIF orientation of an image opened but not read by :func:`load_image` is
+    applied; 16-bit and float images are scaled to 8 bits
+    (:func:`faceexp.data.decoding.as_viewed`); grey gives three equal channels,
+    palette and alpha images their colours (alpha dropped).
+
+    Raises
+    ------
+    ValueError
+        A float image with values outside [0, 255] (or not finite).
+    """
+    image = as_viewed(image)
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
@@ -169,7 +195,7 @@ def crop_box(image: Image.Image, box, *, margin: float = 0.0, square: bool = Fal
     if not (isinstance(margin, (int, float)) and np.isfinite(margin) and margin >= 0):
         raise ValueError(f"margin must be a number >= 0 (a fraction of the box size), got "
                          f"{margin!r}")
-    image = _to_rgb(image)
+    image = to_rgb(image)
     left, top, right, bottom = _check_box(box, image.size, name)
     if margin == 0 and not square:
         return image.crop((left, top, right, bottom))
@@ -194,7 +220,7 @@ def _preprocess_uint8(image, *, box=None, mode="resize-crop", name=None) -> np.n
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
     name = "image" if name is None else str(name)
-    image = _to_rgb(image)
+    image = to_rgb(image)
     if mode == "resize-crop":
         if box is not None:
             image = crop_box(image, box, name=name)
@@ -518,14 +544,17 @@ def preprocessed_images(frame: pd.DataFrame, *, mode: str = "resize-crop", boxes
     return np.stack([dataset[i][0].numpy().transpose(1, 2, 0) for i in range(len(dataset))])
 
 
-def preprocessed_image(path, *, box=None, mode: str = "resize-crop") -> np.ndarray:
+def preprocessed_image(path, *, box=None, mode: str = "resize-crop", max_pixels: int | None = None
+                       ) -> np.ndarray:
     """One image file as the networks see it: (113, 113, 3) float32 in [0, 1].
 
-    ValueError naming the file (and why: unreadable, truncated, not an image,
-    a folder) when it cannot be decoded; ``box`` and ``mode`` as in :func:`preprocess`.
+    ValueError naming the file (and why: unreadable, truncated, not an image, a folder,
+    a FIFO, over the pixel cap) when it cannot be decoded; ``box`` and ``mode`` as in
+    :func:`preprocess`; ``max_pixels`` as in :func:`load_image`. The paper's crop reads
+    an image of any size (upsampled to a shorter side of 129), an aligned one of 113 or more.
     """
     report = SkipReport(warn=False)
-    image = load_image(path, report=report)
+    image = load_image(path, report=report, max_pixels=max_pixels)
     if image is None:
         reason = next(iter(report))[1] if len(report) else "cannot be decoded"
         raise ValueError(f"image file {str(path)!r}: {reason}")

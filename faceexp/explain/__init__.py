@@ -11,11 +11,15 @@ from faceexp.core.exports import lazy_exports
 #: public name -> the module of this package that defines it
 _EXPORTS = {
     **dict.fromkeys(["explain", "Explainer"], "explainer"),
-    **dict.fromkeys(["Explanation", "ExplanationWarning", "stack_heatmaps"], "explanation"),
+    **dict.fromkeys(["Explanation", "ExplanationWarning", "stack_heatmaps", "read_provenance",
+            "FORMAT", "FORMATS"], "explanation"),
     **dict.fromkeys(["explain_set", "result_path"], "explanation_sets"),
     **dict.fromkeys(["superpixels", "draw_samples", "perturb", "kernel_weights", "fit_linear",
             "paint", "as_image", "relabel_segments", "SAMPLINGS", "KERNELS", "KERNEL_WIDTHS"],
             "lime_steps"),
+    **dict.fromkeys(["describe_model", "image_record", "record_for", "run_settings",
+            "settings_sha256", "differences", "prepare_folder", "read_manifest", "SettingsDiffer",
+            "MANIFEST_NAME", "MANIFEST_FORMAT", "MODEL_SETTINGS"], "provenance"),
     **dict.fromkeys(["Cosine", "ClassProbability", "as_target", "target_name", "needs_class_index",
             "TARGET_NAMES"], "targets"),
 }

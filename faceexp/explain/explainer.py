@@ -71,6 +71,7 @@ import torch
 
 from faceexp.core import checks
 from faceexp.core.batching import SINGLE_LAYER, BatchedEmbed, resolve_batch_size
+from faceexp.core.limits import check_memory, explanation_memory
 from faceexp.explain.explanation import Explanation, ExplanationWarning
 from faceexp.explain.lime_steps import (KERNEL_WIDTHS, KERNELS, SAMPLINGS, as_image, draw_samples,
                                  fit_linear, kernel_weights, paint, perturb,
@@ -125,7 +126,9 @@ class Explainer:
         "softmax": "softmax"}`` (paper IV-A's two heatmaps at the cost of one);
         its keys are the explained layers.
     n_samples : int
-        Perturbed samples, including the unperturbed one (row 0). Paper: 1000.
+        Perturbed samples, including the unperturbed one (row 0). Paper: 1000. Checked
+        against the memory it implies (:func:`faceexp.core.limits.explanation_memory`,
+        limit ``$FACEEXP_MAX_MEMORY_GB``) before anything is drawn.
     n_segments : int
         Requested SLIC superpixels (paper 75); SLIC returns about that many.
     compactness : float
@@ -206,6 +209,10 @@ class Explainer:
             target = as_target(target)
         n_samples = checks.positive_int(n_samples, "n_samples", 2)
         n_segments = checks.positive_int(n_segments, "n_segments", 2)
+        # Sized before anything is drawn: a mistyped n_samples is one line, not a MemoryError.
+        check_memory(explanation_memory(n_samples, n_segments,
+                                        len(layers) if layers is not None else 1),
+                     f"n_samples={n_samples}", lower="n_samples (or n_segments)")
         compactness = checks.finite_real(compactness, "compactness")
         if compactness <= 0:
             raise ValueError(f"compactness must be a positive number, got {compactness}")

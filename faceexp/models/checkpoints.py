@@ -130,20 +130,30 @@ def load_checkpoint(path, *, arch: str | None = None, num_classes: int | None = 
     path = Path(path)
     if arch is not None:
         check_arch(arch)
+    if path.is_dir():
+        raise ValueError(f"checkpoint {str(path)!r} is a directory; give the checkpoint file "
+                         "(e.g. runs/mb2/final.pt)")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:
         payload = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:
-        raise ValueError(
-            f"{str(path)!r} is not a faceexp checkpoint (torch.load failed: {error})"
-        ) from error
+        raise ValueError(f"{str(path)!r} is not a faceexp checkpoint: "
+                         f"{_load_failure(error)}") from error
     if not isinstance(payload, Mapping) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
             f"{str(path)!r} is not a faceexp checkpoint (no format {CHECKPOINT_FORMAT!r}); "
             "write checkpoints with faceexp.models.save_checkpoint"
         )
+    for key, kind in (("arch", str), ("num_classes", int), ("state_dict", Mapping)):
+        if not isinstance(payload.get(key), kind) or isinstance(payload.get(key), bool):
+            raise ValueError(f"{str(path)!r} is not a whole faceexp checkpoint: no {key!r} "
+                             f"({kind.__name__}); write checkpoints with "
+                             "faceexp.models.save_checkpoint")
     have_arch, have_classes = payload["arch"], int(payload["num_classes"])
+    if have_arch not in HEAD_PREFIX:
+        raise ValueError(f"checkpoint {str(path)!r} is for {have_arch!r}, which faceexp does "
+                         f"not build; it builds {', '.join(sorted(HEAD_PREFIX))}")
     want_arch = have_arch if arch is None else arch
     want_classes = have_classes if num_classes is None else int(num_classes)
     if (want_arch, want_classes) != (have_arch, have_classes):
@@ -154,13 +164,53 @@ def load_checkpoint(path, *, arch: str | None = None, num_classes: int | None = 
     check_arch(have_arch)
     with torch.device("meta"):
         model = torchvision_model(have_arch, have_classes)
+    problems = _fit_problems(model.state_dict(), payload["state_dict"])
+    if problems:
+        raise ValueError(f"checkpoint {path} does not fit {have_arch} with {have_classes} "
+                         f"classes: {problems}")
     try:
         model.load_state_dict(payload["state_dict"], strict=True, assign=True)
     except RuntimeError as error:
-        raise ValueError(f"checkpoint {path} does not fit {have_arch}: {error}") from error
+        raise ValueError(f"checkpoint {path} does not fit {have_arch}: "
+                         f"{' '.join(str(error).split())[:300]}") from error
     model.to(device)
     model.eval()
     return model, dict(payload.get("meta") or {})
+
+
+def _load_failure(error: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in one line."""
+    import re
+
+    text = str(error)
+    refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if refused:
+        return (f"it holds a Python object ({refused.group(1)}) that torch.load("
+                "weights_only=True) does not load; faceexp checkpoints hold only tensors and "
+                "plain data (faceexp.models.save_checkpoint)")
+    if "zip archive" in text or "central directory" in text or isinstance(error, EOFError):
+        return "a torch file that is truncated or corrupt (copy it again)"
+    if "weights_only" in text or "Weights only load failed" in text:
+        return (f"torch.load(weights_only=True) refuses it "
+                f"({' '.join(text.split())[:160]})")
+    first = " ".join(text.split())[:160]
+    return f"not a torch file (torch.load failed: {type(error).__name__}: {first})"
+
+
+def _fit_problems(expected: Mapping, given: Mapping) -> str:
+    """How a checkpoint's state_dict differs from a network's (keys, shapes), in one line;
+    empty when it fits."""
+    missing = [key for key in expected if key not in given]
+    extra = [key for key in given if key not in expected]
+    shapes = [key for key in expected if key in given and isinstance(given[key], torch.Tensor)
+              and tuple(given[key].shape) != tuple(expected[key].shape)]
+    parts = []
+    for label, keys in (("missing key(s)", missing), ("unexpected key(s)", extra),
+                        ("key(s) of another shape", shapes)):
+        if keys:
+            shown = ", ".join(repr(key) for key in keys[:3]) + (", ..." if len(keys) > 3 else "")
+            parts.append(f"{len(keys)} {label} ({shown})")
+    return "; ".join(parts)
 
 
 def checkpoint_hash(path) -> str:

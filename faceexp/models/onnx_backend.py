@@ -7,7 +7,11 @@ FaceNet-CASIA's (:meth:`faceexp.recognisers.facenet.FaceNetCasia.embedder`), is
 exported with ``torch.onnx.export`` once per input size and cached in the user cache
 (:func:`faceexp.core.files.cache_dir`, or the caller's folder, ``onnx/<key>.onnx``, written
 atomically), keyed by the weights' :func:`~faceexp.models.state_dict_hash`, the layers,
-pooling, normalisation, input size and the torch version. It runs on onnxruntime's CPU
+pooling, normalisation, input size and the torch version; its SHA-256 is recorded beside it
+and checked on every read, and a corrupt export (a truncated file) is exported again with a
+warning (:func:`faceexp.core.files.cached`). A cache that cannot be written (a read-only
+folder) does not stop a run: the graph then runs on PyTorch, with a one-line warning that
+says so. It runs on onnxruntime's CPU
 provider, or on OpenVINO's CPU plugin (the same ONNX file, compiled with f32 inference
 stated: left to itself the plugin may compute in a lower precision, which changed
 MobileNetV2's outputs by up to 6e-2 of their scale on the build machine), with as many
@@ -31,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faceexp.core.files import atomic_write, cache_dir
+from faceexp.core.files import CacheWarning, cache_dir, cached
 
 __all__ = ["AUTO_CPU", "BACKENDS", "EXPORTED", "ExportedForward", "OnnxRuntimeForward",
            "check_device", "installed", "resolve_backend"]
@@ -180,20 +184,40 @@ class ExportedForward:
             module.training = True
         return buffer.getvalue()
 
-    def _graph(self, size: tuple[int, int]) -> Path:
-        """The exported graph's file for inputs of ``size``, exported on first use."""
-        path = self._path(size)
-        if not path.is_file():
-            graph = self._export(size)
-            atomic_write(path, lambda file: file.write(graph))
-        return path
-
     def _session(self, size: tuple[int, int]):
+        """The engine's function for inputs of ``size`` (H, W): the cached export, checked
+        (and exported on first use, or again when corrupt), opened once; PyTorch's forward,
+        with a warning, when the cache cannot be written."""
         if size not in self._sessions:
-            path = self._graph(size)
-            self._sessions[size] = (self._onnxruntime(path) if self.engine == "onnxruntime"
-                                    else self._openvino(path))
+            path = self._path(size)
+            open_graph = self._onnxruntime if self.engine == "onnxruntime" else self._openvino
+            try:
+                run = cached(path, lambda file: file.write(self._export(size)), open_graph,
+                             what="cached ONNX export", redo="exported again")
+            except OSError as error:
+                reason = error.strerror or str(error)
+                warnings.warn(
+                    f"cannot write the exported graph to {path.parent} ({reason}): running on "
+                    f"torch instead of {self.engine} (slower; set FACEEXP_CACHE to a writable "
+                    "folder)", CacheWarning, stacklevel=3)
+                run = self._torch
+            self._sessions[size] = run
         return self._sessions[size]
+
+    def _torch(self, array: np.ndarray) -> list:
+        """The graph on PyTorch (the exported engines' fallback): array -> list of arrays,
+        in eval mode as the export is (the caller's training flags are put back)."""
+        training = [module for module in self.module.modules() if module.training]
+        self.module.eval()
+        try:
+            with torch.no_grad():
+                outputs = self.module(torch.from_numpy(array))
+        finally:
+            for module in training:
+                module.training = True
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        return [output.detach().float().numpy() for output in outputs]
 
     def _openvino(self, path: Path):
         """OpenVINO's CPU plugin on the exported file: a function array -> list of arrays."""

