@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["atomic_write", "write_text", "write_json", "write_csv", "remove_orphans",
-           "file_sha256", "package_path", "cache_dir", "cached", "CacheWarning",
+           "file_sha256", "json_sha256", "package_path", "cache_dir", "cached", "CacheWarning",
            "record_path"]
 
 _SUFFIX = ".tmp"
@@ -132,6 +132,13 @@ def file_sha256(path) -> str:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def json_sha256(value: Any) -> str:
+    """SHA-256 (hex) of ``value``'s canonical JSON: sorted keys, no spaces, ``str`` for
+    what JSON cannot hold. The one content hash of settings and cache keys."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def package_path(package: str, relative: str, *, install: str, kind: str = "file") -> Path:

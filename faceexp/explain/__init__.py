@@ -17,9 +17,9 @@ _EXPORTS = {
     **dict.fromkeys(["superpixels", "draw_samples", "perturb", "kernel_weights", "fit_linear",
             "paint", "as_image", "relabel_segments", "SAMPLINGS", "KERNELS", "KERNEL_WIDTHS"],
             "lime_steps"),
-    **dict.fromkeys(["describe_model", "image_record", "record_for", "run_settings",
-            "settings_sha256", "differences", "prepare_folder", "read_manifest", "SettingsDiffer",
-            "MANIFEST_NAME", "MANIFEST_FORMAT", "MODEL_SETTINGS"], "provenance"),
+    **dict.fromkeys(["describe_model", "image_record", "record_for", "run_settings", "differences",
+            "prepare_folder", "read_manifest", "SettingsDiffer", "MANIFEST_NAME", "MANIFEST_FORMAT",
+            "MODEL_SETTINGS"], "provenance"),
     **dict.fromkeys(["Cosine", "ClassProbability", "as_target", "target_name", "needs_class_index",
             "TARGET_NAMES"], "targets"),
 }

@@ -43,13 +43,13 @@ from pathlib import Path
 import pandas as pd
 
 from faceexp.core import checks
-from faceexp.core.files import remove_orphans, write_csv
+from faceexp.core.files import json_sha256, remove_orphans, write_csv
 from faceexp.core.locks import FolderLock
 from faceexp.data.boxes import frame_boxes
 from faceexp.explain.explainer import Explainer
 from faceexp.explain.explanation import read_provenance
 from faceexp.explain.provenance import (describe_model, image_record, prepare_folder,
-                                        run_settings, settings_sha256)
+                                        run_settings)
 
 __all__ = ["explain_set", "result_path"]
 
@@ -163,7 +163,7 @@ def _explain_mine(frame, explainer, out_dir, read, boxes, settings, model, seed,
     """The images k with k % world_size == rank, each explained unless its file is finished."""
     from tqdm import tqdm
 
-    key = settings_sha256(settings)
+    key = json_sha256(settings)
     (out_dir / f"failed-{rank}.csv").unlink(missing_ok=True)    # rewritten below if need be
     mine = [k for k in range(len(frame)) if k % world_size == rank]
     for folder in {result_path(out_dir, frame["image"].iloc[k]).parent for k in mine}:

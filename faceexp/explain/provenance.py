@@ -15,25 +15,24 @@ manifest, and compared when a run is resumed:
 * :func:`run_settings`: every setting that changes an explanation (the model's
   and its weights' identity, the layers, the target, every explainer option, the
   device type, the seed, faceexp's version), as a flat JSON object whose
-  :func:`settings_sha256` identifies it;
+  :func:`faceexp.core.files.json_sha256` of it identifies it;
 * :func:`prepare_folder`: a folder's ``manifest.json`` of those settings, written
   by the first run and compared by the next: other settings are refused
   (:class:`SettingsDiffer`, naming each differing setting) unless ``restart``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from faceexp.core.files import file_sha256, write_json
+from faceexp.core.files import file_sha256, json_sha256, write_json
 from faceexp.core.version import __version__
 from faceexp.explain.explanation import read_provenance
 from faceexp.explain.targets import target_name
 
-__all__ = ["describe_model", "image_record", "record_for", "run_settings", "settings_sha256", "differences",
+__all__ = ["describe_model", "image_record", "record_for", "run_settings", "differences",
            "prepare_folder", "read_manifest", "SettingsDiffer", "MANIFEST_NAME",
            "MANIFEST_FORMAT", "MODEL_SETTINGS"]
 
@@ -171,12 +170,6 @@ def run_settings(explainer, model: dict, *, seed: int, read: Callable | None = N
     return json.loads(json.dumps(settings))          # as read back from a file
 
 
-def settings_sha256(settings: dict) -> str:
-    """sha256 of the settings' canonical JSON (sorted keys)."""
-    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _short(value: Any) -> str:
     if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
         return value[:12]
@@ -264,7 +257,7 @@ def prepare_folder(folder, settings: dict, model: dict, *, restart: bool = False
         return "same"
     if manifest is not None and not restart:
         raise SettingsDiffer(folder, differences(manifest["settings"], settings))
-    key = settings_sha256(settings)
+    key = json_sha256(settings)
     if restart:
         for path in sorted(folder.rglob("*.npz")):
             try:

@@ -26,16 +26,14 @@ for the network (:data:`AUTO_CPU`) among those installed, and torch on any other
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from faceexp.core.files import CacheWarning, cache_dir, cached
+from faceexp.core.files import CacheWarning, cache_dir, cached, json_sha256
 
 __all__ = ["AUTO_CPU", "BACKENDS", "EXPORTED", "ExportedForward", "OnnxRuntimeForward",
            "check_device", "installed", "resolve_backend"]
@@ -163,9 +161,8 @@ class ExportedForward:
 
     def _path(self, size: tuple[int, int]) -> Path:
         """Where the graph for inputs of ``size`` (H, W) is cached."""
-        text = json.dumps(dict(self._key, input_size=list(size)), sort_keys=True, default=str)
         folder = cache_dir() if self.cache is None else self.cache
-        return folder / "onnx" / f"{hashlib.sha256(text.encode()).hexdigest()[:24]}.onnx"
+        return folder / "onnx" / f"{json_sha256(dict(self._key, input_size=list(size)))[:24]}.onnx"
 
     def _export(self, size: tuple[int, int]) -> bytes:
         names = [f"out{k}" for k in range(self.n_outputs)]

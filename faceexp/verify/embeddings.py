@@ -47,7 +47,7 @@ from faceexp.core import checks
 from faceexp import data as fdata
 from faceexp.data import preprocessing as fpre
 from faceexp.core.batching import BatchedEmbed
-from faceexp.core.files import atomic_write, write_text
+from faceexp.core.files import atomic_write, json_sha256, write_text
 from faceexp.models.checkpoints import state_dict_hash
 
 __all__ = [
@@ -65,11 +65,6 @@ _MB = 1 << 20
 # --------------------------------------------------------------------------- #
 # Hashing
 # --------------------------------------------------------------------------- #
-def sha256_json(fields) -> str:
-    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def frame_fingerprint(frame: pd.DataFrame) -> str:
     """SHA-256 of a frame's images as files: path, size and mtime of each row, in order,
     and each row's face box (``faceexp.data.BOX_COLUMNS``) when the frame has one.
@@ -409,7 +404,7 @@ def compute_embeddings(
         fields = {"kind": "embeddings", "version": CACHE_VERSION,
                   **_embedder_fields(embedder, model_id), **images.fields,
                   "flip_average": bool(flip_average), "n": images.n}
-        entry = Path(cache_dir) / f"emb-{sha256_json(fields)[:24]}"
+        entry = Path(cache_dir) / f"emb-{json_sha256(fields)[:24]}"
         for layer in layers:
             cached = load_npy(entry / f"{safe_layer_name(layer)}.npy", rows=images.n,
                                mmap_threshold_mb=mmap_threshold_mb, ndim=2)

@@ -23,9 +23,10 @@ import pandas as pd
 import torch
 
 from faceexp.core import checks
+from faceexp.core.files import json_sha256
 from faceexp import data as fdata
 from faceexp.verify.embeddings import (CACHE_VERSION, embed_pass, ImageSource, in_memory, load_npy,
-                                safe_layer_name, save_npy, sha256_json, write_meta)
+                                safe_layer_name, save_npy, write_meta)
 from faceexp.models.checkpoints import state_dict_hash
 from faceexp.core.similarity import pair_cosine, pair_positions
 
@@ -248,7 +249,7 @@ def layer_sweep_scores(
         fields = {"kind": "pair-scores", "version": CACHE_VERSION, "model_id": model_id,
                   "pooling": pooling, **images.fields, "flip_average": bool(flip_average),
                   "n": images.n, "pairs": pair_hash, "n_pairs": len(i)}
-        entry = Path(cache_dir) / f"scores-{sha256_json(fields)[:24]}"
+        entry = Path(cache_dir) / f"scores-{json_sha256(fields)[:24]}"
         for layer in layers:
             cached = load_npy(entry / f"{safe_layer_name(layer)}.npy", rows=len(i),
                                mmap_threshold_mb=float("inf"), ndim=1)
