@@ -3,19 +3,23 @@
 A benchmark, not a test: it prints figures, and ``faceexp.models.onnx_backend.AUTO_CPU``
 (what ``backend="auto"`` picks on a CPU) and the engines' default batches are set from
 them. For each network (the paper's CNNs at 113x113, first conv stride 1, ImageNet-
-initialised; FaceNet-CASIA at 160x160) and each layer set an explanation uses (the one
-embedding layer: GAP or ``last_bn``; the layer sweep: every block end + GAP + softmax,
-flattened, or FaceNet's catalogue layers channel-averaged), faceexp's own exported
-forward (:class:`faceexp.models.onnx_backend.ExportedForward`, the same ONNX file for
-both engines) runs real ORL faces on each engine at several batch sizes, in interleaved
-rounds (a change of load on a shared machine hits every configuration alike).
+initialised; FaceNet-CASIA at 160x160; SFace at 112x112) and each layer set an
+explanation uses (the one embedding layer: GAP, ``last_bn`` or SFace's ``fc1``; the layer
+sweep: every block end + GAP + softmax, flattened, or the recognisers' catalogue layers
+channel-averaged), faceexp's own exported forward
+(:class:`faceexp.models.onnx_backend.ExportedForward`, the same ONNX file for both
+engines; SFace: its own ONNX file with the int8 weights folded to float32,
+:class:`faceexp.recognisers.sface.SFace`) runs real ORL faces on each engine at several
+batch sizes, in interleaved rounds (a change of load on a shared machine hits every
+configuration alike). SFace also runs as shipped (int8 weights dequantised on every
+forward, onnxruntime: ``onnxruntime-int8``), the figure before folding.
 
 Printed per (network, layers): each engine's images/s at each batch (median over
 rounds), each engine's best, the ratio OpenVINO / onnxruntime of the bests, and the
 largest difference of any layer output between the engines relative to that layer's
 scale (max |a - b| / max |a|) on the faces run.
 
-Run: ``python benchmarks/engines.py [--networks mobilenetv2 resnet50 facenet-casia]
+Run: ``python benchmarks/engines.py [--networks mobilenetv2 resnet50 facenet-casia sface]
 [--rounds 7] [--batches 8 16 32] [--images 64] [--json]`` (OpenVINO missing: a line
 saying how to install it).
 """
@@ -51,6 +55,14 @@ def _embeds(network: str, which: str) -> tuple[dict, int]:
     """{engine: embed callable -> {layer: (N, D)}} for one network and layer set, and the input size."""
     from faceexp import models as fmodels
 
+    if network == "sface":
+        from faceexp.recognisers.sface import EMBEDDING_LAYER, SFace
+
+        recs = {engine: SFace(backend=engine) for engine in ENGINES}
+        recs["onnxruntime-int8"] = SFace(backend="onnxruntime", fold=False)
+        layers = (EMBEDDING_LAYER,) if which == "embedding" else SFace.layers
+        return {engine: rec.embedder(layers) for engine, rec in recs.items()}, 112
+
     if network == "facenet-casia":
         from faceexp.recognisers.facenet import FaceNetCasia
 
@@ -71,7 +83,7 @@ def run(network: str, which: str, batches, rounds: int, n_images: int) -> dict:
     diff = max(float((outputs["openvino"][layer] - outputs["onnxruntime"][layer]).abs().max()
                      / outputs["onnxruntime"][layer].abs().max().clamp_min(1e-12))
                for layer in outputs["onnxruntime"])
-    rates = {(engine, b): [] for engine in ENGINES for b in batches}
+    rates = {(engine, b): [] for engine in embeds for b in batches}
     for _ in range(rounds):
         for (engine, b), values in rates.items():
             embed = embeds[engine]
@@ -82,18 +94,22 @@ def run(network: str, which: str, batches, rounds: int, n_images: int) -> dict:
     row = {"network": network, "layers": which, "n_layers": len(outputs["onnxruntime"]),
            "rounds": rounds, "images": n_images, "threads": torch.get_num_threads(),
            "max_rel_diff": diff}
-    for engine in ENGINES:
+    for engine in embeds:
         medians = {b: statistics.median(rates[engine, b]) for b in batches}
         best = max(medians, key=medians.get)
         row[engine] = {"img_s": {str(b): m for b, m in medians.items()},
                        "best_batch": best, "best_img_s": medians[best]}
     row["openvino_over_onnxruntime"] = row["openvino"]["best_img_s"] / row["onnxruntime"]["best_img_s"]
+    if "onnxruntime-int8" in row:       # SFace: each engine's gain from folding the int8 weights
+        for engine in ENGINES:
+            row[f"{engine}_over_int8"] = row[engine]["best_img_s"] / row["onnxruntime-int8"]["best_img_s"]
     return row
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--networks", nargs="+", default=["mobilenetv2", "resnet50", "facenet-casia"])
+    parser.add_argument("--networks", nargs="+",
+                        default=["mobilenetv2", "resnet50", "facenet-casia", "sface"])
     parser.add_argument("--layers", nargs="+", default=["embedding", "sweep"],
                         choices=("embedding", "sweep"))
     parser.add_argument("--batches", nargs="+", type=int, default=[8, 16, 32])
@@ -112,14 +128,17 @@ def main(argv=None) -> int:
             rows.append(run(network, which, args.batches, args.rounds, args.images))
             r = rows[-1]
             if not args.json:
-                per = "  ".join(f"{e[:4]} " + "/".join(f"{v:.1f}" for v in r[e]["img_s"].values())
-                                for e in ENGINES)
+                engines = [e for e in r if isinstance(r[e], dict)]
+                per = "  ".join(f"{e[:4]}{e[11:]} " + "/".join(f"{v:.1f}" for v in r[e]["img_s"].values())
+                                for e in engines)
                 print(f"{network:14s} {which:9s} ({r['n_layers']:2d} layers) img/s at batch "
                       f"{'/'.join(map(str, args.batches))}: {per}  best: onnx "
                       f"{r['onnxruntime']['best_img_s']:.1f} (b{r['onnxruntime']['best_batch']}) "
                       f"openvino {r['openvino']['best_img_s']:.1f} (b{r['openvino']['best_batch']}) "
                       f"ratio {r['openvino_over_onnxruntime']:.2f}  max rel diff "
-                      f"{r['max_rel_diff']:.1e}", flush=True)
+                      f"{r['max_rel_diff']:.1e}" + "".join(
+                          f"  {e} / int8 {r[f'{e}_over_int8']:.2f}" for e in ENGINES
+                          if f"{e}_over_int8" in r), flush=True)
     if args.json:
         print(json.dumps(rows, indent=1))
     return 0

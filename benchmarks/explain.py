@@ -47,6 +47,35 @@ sweep <= 1.25 x single layer, >= 2x faster than lime_image, peak RSS < 3 GB
 
     python benchmarks/explain.py [--models mobilenetv2,resnet50,facenet-casia,sface,dlib]
                                  [--samples 1000] [--repeats 3] [--batch N] [--json]
+
+``--converge`` measures the time to a converged map instead (issue 23): per ORL face
+(s1/1 .. sN/1), faceexp's superpixels (SLIC-zero, 75) for both explainers; a reference map
+of ``--reference-samples`` (10,000; ``--quick`` 2000) from an independent seed; then along
+one sample stream (up to ``--stream-samples``) the first n of 100, 200, ..., 1000, 1250, ...
+whose map has Spearman >= 0.9 with the reference over superpixels (raw coefficients), and
+the wall time of one explanation with that n (``converge_seconds``, ``converge_samples``).
+The same for ``lime_image`` against its own reference (its ``data_labels`` sampling and
+fit replayed on prefixes; its time from one ``explain_instance`` at that n, whose
+``segmentation_fn`` returns faceexp's superpixels; classifier_fn: the cosine similarity to
+the face's own embedding on the eager model, SFace on its ONNX engine) and
+``explanation_seconds`` (1000 samples). ``auto_*``: the ``n_samples="auto"`` rule (max
+1000) on the same face. Models: sface, facenet-casia (its ``last_bn``), mobilenetv2 and
+resnet50 (``gap``; the quick-profile checkpoint in artifacts/quick/train where there is
+one, else ImageNet weights, recorded in ``weights``); dlib is left out (a black box at
+~0.1 s a forward). Times are medians over faces.
+
+``--honesty`` measures the stopping rule's estimate (faceexp only): on ``--faces`` faces
+(10; ``--quick`` 3), the split-half estimate every 100 samples of a 1000-sample stream and at
+the rule's stop, against the true Spearman with the reference; also the Spearman predicted
+against the finite (noisy) reference. ``--samplings`` compares samplings at equal sample
+counts against the first one's reference (meaningful for samplings of the same law, whose
+maps have the same limit; antithetic and stratified Bernoulli rows were measured so and left
+out: no gain beyond the noise).
+
+    python benchmarks/explain.py --converge [--quick] [--models ...] [--reference-samples N]
+                                 [--stream-samples N] [--faces N] [--no-lime] [--json]
+    python benchmarks/explain.py --honesty [--quick] [--models ...] [--faces N]
+                                 [--samplings bernoulli,matlab] [--json]
 """
 from __future__ import annotations
 
@@ -60,6 +89,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -352,6 +382,306 @@ def bench_recogniser(name: str, *, n_samples: int, repeats: int, batch: int | No
     return row
 
 
+# ------------------------------------------------------------------ time to a converged map
+
+#: The models of the converge measurement; dlib is left out: a black box at about 0.1 s a
+#: forward, a 10,000-sample reference costs about 17 minutes per face and explainer.
+CONVERGE_MODELS = ("sface", "facenet-casia", "mobilenetv2", "resnet50")
+CONVERGE_SKIPPED = {"dlib": "a black box at ~0.1 s a forward: a 10,000-sample reference per "
+                            "face and explainer costs ~17 min on 2 cores"}
+#: Spearman agreement with the reference that counts as converged.
+CONVERGE_AT = 0.9
+#: Seed offset of the reference maps (independent of the sample stream being measured).
+REFERENCE_SEED = 10 ** 6
+
+
+def _grid(limit: int) -> list[int]:
+    """Sample counts at which a stream's map is compared with its reference."""
+    steps = [100 * k for k in range(1, 11)] + [1250, 1500, 2000, 2500, 3000, 4000, 5000,
+                                                6000, 8000, 10000]
+    return [n for n in steps if n < limit] + [limit]
+
+
+def _first_converged(curve: dict) -> int | None:
+    return next((n for n, r in sorted(curve.items()) if r >= CONVERGE_AT), None)
+
+
+def _embedding_fn(embed):
+    """(N, 3, H, W) tensor -> (N, D) float tensor of an Embedder, recogniser or callable."""
+    def run(x):
+        out = embed(x)
+        if isinstance(out, dict):
+            (out,) = out.values()
+        return torch.as_tensor(np.asarray(out) if not isinstance(out, torch.Tensor) else out
+                               ).float().reshape(len(x), -1)
+    return run
+
+
+def _cosine_column(embed, face: np.ndarray):
+    """lime's classifier_fn for verification: (N, H, W, 3) -> (N, 1) cosine similarity of each
+    image's embedding (``embed``) to the face's own."""
+    run = _embedding_fn(embed)
+    with torch.no_grad():
+        own = torch.nn.functional.normalize(run(torch.from_numpy(face).permute(2, 0, 1)[None]), dim=1)
+
+    def classifier_fn(images):
+        x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32))
+        with torch.no_grad():
+            return (torch.nn.functional.normalize(run(x), dim=1) @ own[0])[:, None].numpy()
+    return classifier_fn
+
+
+def _converge_subject(name: str, backend: str, n_faces: int) -> dict:
+    """The embed callable faceexp explains, the eager callable lime_image gets, the faces."""
+    paths = [fdata.orl_root() / f"s{k}" / "1.pgm" for k in range(1, n_faces + 1)]
+    if name in RECOGNISER_ENGINES:
+        from faceexp import recognisers
+
+        rec = recognisers.load(name, **({"backend": backend} if name == "facenet-casia" else {}))
+        engine, embeds = _recogniser_embeds(rec, backend)
+        eager = rec.model.eval() if name == "facenet-casia" else rec
+        return {"embed": embeds[engine], "backend": engine, "lime_embed": eager,
+                "lime_engine": "torch eager" if name == "facenet-casia" else engine,
+                "faces": [rec.align(p) for p in paths], "weights": "as shipped",
+                "batch": int(getattr(embeds[engine], "preferred_batch_size", None)
+                             or rec.preferred_batch_size),
+                "explained": "last_bn" if name == "facenet-casia" else "embedding"}
+    checkpoints = sorted(Path("artifacts/quick/train").glob(f"{name}-*/final.pt"))
+    if checkpoints:
+        model, _ = fmodels.load_checkpoint(checkpoints[-1], arch=name)
+        weights = f"quick-profile checkpoint {checkpoints[-1]}"
+    else:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = fmodels.build_model(name, 1000, weights="imagenet", seed=0)
+        weights = "random (no quick checkpoint, no ImageNet file)" if caught else \
+            "ImageNet (no quick-profile checkpoint)"
+    model = model.eval()
+    engine = resolve_backend(backend, "cpu", name)
+    return {"embed": _compiled_embedder(name, model, ["gap"], backend), "backend": engine,
+            "lime_embed": fmodels.Embedder(model, ["gap"]), "lime_engine": "torch eager",
+            "faces": [fpre.preprocess(fpre.load_image(p)).transpose(1, 2, 0).copy()
+                      for p in paths], "weights": weights,
+            "batch": fmodels.default_batch_size(name, "cpu", engine), "explained": "gap"}
+
+
+def _spearman(a, b) -> float:
+    from faceexp.explain.convergence import rank_correlation
+
+    return float(rank_correlation(np.asarray(a, float)[None], np.asarray(b, float)[None])[0])
+
+
+def _lime_data(classifier_fn, face, segments, n: int, seed: int):
+    """lime_image's own sampling and scoring (``data_labels``), its distances, and a function
+    of k fitting its map on the first k rows exactly as ``explain_instance`` does."""
+    from unittest import mock
+
+    import sklearn.metrics
+    from lime import lime_image
+
+    explainer = lime_image.LimeImageExplainer(random_state=seed)
+    with mock.patch.object(lime_image, "tqdm", lambda iterable, **_: iterable):
+        data, labels = explainer.data_labels(face.astype(np.float64), np.zeros_like(face, np.float64),
+                                             segments, classifier_fn, n, batch_size=LIME_BATCH)
+    distances = sklearn.metrics.pairwise_distances(data, data[0].reshape(1, -1),
+                                                   metric="cosine").ravel()
+
+    def fit(k):
+        local = explainer.base.explain_instance_with_data(
+            data[:k], labels[:k], distances[:k], 0, 100000, model_regressor=None,
+            feature_selection=explainer.feature_selection)[1]
+        weights = np.zeros(int(segments.max()) + 1)
+        for segment, weight in local:
+            weights[segment] = weight
+        return weights
+    return fit
+
+
+def _lime_seconds(classifier_fn, face, segments, n: int, seed: int) -> float:
+    """Wall time of one ``explain_instance`` with ``n`` samples, as its users call it (the
+    segmentation function returns faceexp's superpixels)."""
+    from unittest import mock
+
+    from lime import lime_image
+
+    t0 = time.perf_counter()
+    with mock.patch.object(lime_image, "tqdm", lambda iterable, **_: iterable):
+        lime_image.LimeImageExplainer(random_state=seed).explain_instance(
+            face.astype(np.float64), classifier_fn, labels=(0,), top_labels=None, hide_color=0,
+            num_samples=n, batch_size=LIME_BATCH, segmentation_fn=lambda _: segments)
+    return time.perf_counter() - t0
+
+
+def _prefix_maps(explanation, grid, reference, batch: int, tolerance: float,
+                 reference_samples: int) -> dict:
+    """Along one faceexp sample stream: the Spearman with the reference at every n of the
+    grid, the split-half estimate there, and the n=auto rule replayed on the stream."""
+    from faceexp.explain.convergence import sample_until_agreement, split_half_agreement
+    from faceexp.explain.lime_steps import fit_linear
+
+    from faceexp.explain.convergence import spearman_brown
+
+    s, y, w = explanation.samples, explanation.targets.T, explanation.weights
+    true, estimated, predicted = {}, {}, {}
+    for n in grid:
+        true[n] = _spearman(fit_linear(s[:n], y[:n], w[:n])[0][0], reference)
+        if n >= 2 * (s.shape[1] + 1) + 1:
+            agreement, r_half = split_half_agreement(s[:n], y[:n], w[:n], rng=n)
+            estimated[n] = float(agreement[0])
+            # the finite reference is noisy too: predicted Spearman(map_n, reference_R) =
+            # sqrt(reliability_n * reliability_R), both from this r_half by Spearman-Brown
+            predicted[n] = float(np.sqrt(spearman_brown(r_half[0]) * spearman_brown(
+                r_half[0], 2 * reference_samples / n)))
+    total = s.shape[0]
+    batches = ((min(total, k), ["x"], explanation.targets, None)
+               for k in range(batch, total + batch, batch))
+    used, _, _, _, record = sample_until_agreement(batches, s, w, tolerance=tolerance,
+                                                   round_samples=100, ridge=0.0,
+                                                   seed=explanation.seed)
+    auto = {"auto_samples": used, "auto_estimate": record["agreement"][0],
+            "auto_converged": record["converged"],
+            "auto_spearman": _spearman(fit_linear(s[:used], y[:used], w[:used])[0][0], reference)}
+    return {"curve": true, "estimated": estimated, "predicted": predicted, **auto}
+
+
+def bench_converge(name: str, *, reference_samples: int, stream_samples: int, n_faces: int,
+                   log, backend: str = "auto", lime: bool = True, seed: int = 0,
+                   p_off: float = 0.6) -> dict:
+    """Time to a converged map (Spearman >= CONVERGE_AT with the explainer's own
+    ``reference_samples`` map over faceexp's superpixels) for faceexp and lime_image."""
+    from faceexp.explain.lime_steps import superpixels
+
+    subject = _converge_subject(name, backend, n_faces)
+    embed, batch = subject["embed"], subject["batch"]
+    grid = _grid(min(stream_samples, reference_samples))
+    per_face = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Explainer(embed, n_samples=batch, batch_size=batch).explain(subject["faces"][0], seed=0)
+    for i, face in enumerate(subject["faces"]):
+        segments = superpixels(face, N_SEGMENTS)
+        s = seed + i
+        log(f"{name}: face {i + 1}/{n_faces}: faceexp reference ({reference_samples}) and stream "
+            f"({grid[-1]})")
+
+        def explain(n, face_seed, **options):
+            explainer = Explainer(embed, n_samples=n, batch_size=batch, p_off=p_off,
+                                  **options)
+            t0 = time.perf_counter()
+            result = explainer.explain(face, seed=face_seed, segments=segments)
+            return result, time.perf_counter() - t0
+
+        reference = explain(reference_samples, REFERENCE_SEED + s)[0].coefficients[0]
+        stream = explain(grid[-1], s)[0]
+        row = {"face": i, "superpixels": int(segments.max()) + 1,
+               **_prefix_maps(stream, grid, reference, batch, 1 - CONVERGE_AT,
+                              reference_samples)}
+        row["converge_samples"] = _first_converged(row["curve"])
+        row["explanation_seconds"] = explain(1000, s)[1]
+        row["converge_seconds"] = (explain(row["converge_samples"], s)[1]
+                                   if row["converge_samples"] else None)
+        auto, row["auto_seconds"] = explain("auto", s, max_samples=min(1000, grid[-1]))
+        row["auto_rule_samples"] = auto.samples_used
+        if lime:
+            log(f"{name}: face {i + 1}/{n_faces}: lime_image reference and stream")
+            column = _cosine_column(subject["lime_embed"], face)
+            lime_reference = _lime_data(column, face, segments, reference_samples,
+                                        REFERENCE_SEED + s)(reference_samples)
+            fit = _lime_data(column, face, segments, grid[-1], s)
+            row["lime_curve"] = {n: _spearman(fit(n), lime_reference) for n in grid}
+            row["lime_converge_samples"] = _first_converged(row["lime_curve"])
+            row["lime_converge_seconds"] = (
+                _lime_seconds(column, face, segments, row["lime_converge_samples"], s)
+                if row["lime_converge_samples"] else None)
+        per_face.append(row)
+        log(f"{name}: face {i + 1}: faceexp converges at {row['converge_samples']} samples "
+            f"({row['converge_seconds']}), lime at {row.get('lime_converge_samples')} "
+            f"({row.get('lime_converge_seconds')})")
+
+    def middle(key):
+        values = [r[key] for r in per_face if r.get(key) is not None]
+        return statistics.median(values) if len(values) == len(per_face) else None
+
+    result = {"model": name, "backend": subject["backend"], "weights": subject["weights"],
+              "explained": subject["explained"], "faces": len(per_face),
+              "reference_samples": reference_samples, "stream_samples": grid[-1],
+              "converge_at": CONVERGE_AT, "batch_size": batch, "p_off": p_off,
+              "lime_engine": subject["lime_engine"] if lime else None,
+              **{key: middle(key) for key in (
+                  "explanation_seconds", "converge_seconds", "converge_samples",
+                  "lime_converge_seconds", "lime_converge_samples", "auto_seconds",
+                  "auto_rule_samples", "auto_spearman")},
+              "per_face": per_face}
+    if result["converge_seconds"] and result["lime_converge_seconds"]:
+        result["lime_over_faceexp_converge"] = (result["lime_converge_seconds"]
+                                                / result["converge_seconds"])
+    return result
+
+
+def bench_honesty(name: str, *, reference_samples: int, n_faces: int, log,
+                  backend: str = "auto", seed: int = 0, max_samples: int = 1000,
+                  samplings: tuple = ("bernoulli",), p_off: float = 0.6) -> dict:
+    """Is the stopping rule's estimate honest? Per face: the split-half estimate at every 100
+    samples of one Bernoulli stream and at the rule's stop, against the true Spearman with an
+    independent ``reference_samples`` map (and the Spearman predicted against that noisy
+    reference). Mean errors with bootstrap intervals over faces. Other ``samplings`` (same
+    estimator, same limit) get their Spearman with the same reference along their own
+    stream, to compare at equal sample counts."""
+    from faceexp.core.bootstrap import mean_interval
+    from faceexp.explain.lime_steps import superpixels
+
+    subject = _converge_subject(name, backend, n_faces)
+    embed, batch = subject["embed"], subject["batch"]
+    grid = _grid(max_samples)
+    rows, by_sampling = [], []
+    for i, face in enumerate(subject["faces"]):
+        log(f"{name}: honesty, face {i + 1}/{n_faces}")
+        segments = superpixels(face, N_SEGMENTS)
+        explainer = Explainer(embed, n_samples=reference_samples, batch_size=batch,
+                              p_off=p_off)
+        reference = explainer.explain(face, seed=REFERENCE_SEED + seed + i,
+                                      segments=segments).coefficients[0]
+        row = {}
+        for sampling in samplings:
+            stream = Explainer(embed, n_samples=max_samples, batch_size=batch,
+                               sampling=sampling, p_off=p_off).explain(face, seed=seed + i, segments=segments)
+            row[sampling] = _prefix_maps(stream, grid, reference, batch, 1 - CONVERGE_AT,
+                                         reference_samples)
+        by_sampling.append(row)
+        rows.append(row[samplings[0]])
+    per_face_error = np.array([np.mean([r["estimated"][n] - r["curve"][n] for n in r["estimated"]])
+                               for r in rows])
+    stop_error = np.array([r["auto_estimate"] - r["auto_spearman"] for r in rows])
+    predicted_error = np.array([np.mean([r["predicted"][n] - r["curve"][n]
+                                         for n in r["predicted"]]) for r in rows])
+
+    def interval(values):
+        frame = mean_interval(values)
+        return [float(frame["mean"].iloc[0]), float(frame["ci_low"].iloc[0]),
+                float(frame["ci_high"].iloc[0])]
+
+    return {"model": name, "backend": subject["backend"], "weights": subject["weights"],
+            "faces": len(rows), "reference_samples": reference_samples,
+            "max_samples": max_samples, "target": CONVERGE_AT, "p_off": p_off,
+            "estimate_minus_true_mean_ci": interval(per_face_error),
+            "abs_error_mean_ci": interval(np.array([
+                np.mean([abs(r["estimated"][n] - r["curve"][n]) for n in r["estimated"]])
+                for r in rows])),
+            "at_stop_estimate_minus_true_mean_ci": interval(stop_error),
+            "predicted_minus_true_mean_ci": interval(predicted_error),
+            "spearman_by_sampling": {
+                sampling: {n: interval(np.array([row[sampling]["curve"][n]
+                                                 for row in by_sampling])) for n in grid}
+                for sampling in samplings},
+            "at_stop_true_below_target": int(sum(r["auto_spearman"] < CONVERGE_AT for r in rows)),
+            "checks": [[n, e, r["predicted"][n], t] for r in rows for n, e, t in
+                       [(n, r["estimated"][n], r["curve"][n]) for n in r["estimated"]]],
+            "per_face": [{k: r[k] for k in ("auto_samples", "auto_estimate", "auto_spearman",
+                                            "auto_converged")} for r in rows],
+            "note": "true = Spearman with a finite reference, itself noisy: it lies below the "
+                    "agreement with the infinite-sample map by about the reference's own noise"}
+
+
 def _cell(row: dict, key: str, spec: str, width: int) -> str:
     value = row.get(key)
     return f"{'-':>{width}s}" if value is None else f"{value:{width}{spec}}"
@@ -385,9 +715,30 @@ def print_table(results: list) -> None:
           "models), rss < 3000 MB (resnet50)")
 
 
+def print_converge(results: list) -> str:
+    """The rows of :func:`bench_converge` / :func:`bench_honesty` as text."""
+    lines = []
+    for r in results:
+        if "skipped" in r:
+            lines.append(f"{r['model']}: left out ({r['skipped']})")
+        elif "abs_error_mean_ci" in r:
+            lines.append(f"{r['model']} ({r['faces']} faces, reference {r['reference_samples']}): "
+                         "estimate - true Spearman {:.3f} [{:.3f}, {:.3f}], |error| {:.3f} "
+                         "[{:.3f}, {:.3f}]; at the rule's stop {:.3f} [{:.3f}, {:.3f}]".format(
+                             *r["estimate_minus_true_mean_ci"], *r["abs_error_mean_ci"],
+                             *r["at_stop_estimate_minus_true_mean_ci"]))
+        else:
+            lines.append(f"{r['model']} ({r['backend']}, {r['faces']} faces): 1000 samples "
+                         f"{r['explanation_seconds']:.2f} s; converged at {r['converge_samples']} "
+                         f"samples in {r['converge_seconds']} s; lime_image at "
+                         f"{r['lime_converge_samples']} in {r['lime_converge_seconds']} s; "
+                         f"ratio {r.get('lime_over_faceexp_converge')}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="mobilenetv2,resnet50",
+    parser.add_argument("--models", default=None,
                         help="comma-separated: the paper's CNNs (mobilenetv2, resnet50) and "
                              f"face recognisers ({', '.join(RECOGNISER_ENGINES)})")
     parser.add_argument("--samples", type=int, default=1000)
@@ -401,6 +752,32 @@ def main(argv=None) -> int:
                         help="engine of faceexp's explanations (default auto: on a CPU the "
                              "engine AUTO_CPU names for the network)")
     parser.add_argument("--json", action="store_true", help="print one JSON list")
+    parser.add_argument("--converge", action="store_true",
+                        help="measure the time to a converged map (Spearman >= "
+                             f"{CONVERGE_AT} with a --reference-samples map) for faceexp and "
+                             "lime_image instead of the timing table; default models "
+                             + ",".join(CONVERGE_MODELS))
+    parser.add_argument("--honesty", action="store_true",
+                        help="measure the n_samples='auto' rule's estimated agreement against "
+                             "the true Spearman with a --reference-samples map (faceexp only)")
+    parser.add_argument("--reference-samples", type=int, default=None,
+                        help="samples of the reference maps (default 10000; --quick 2000)")
+    parser.add_argument("--stream-samples", type=int, default=None,
+                        help="--converge: longest sample stream searched for convergence "
+                             "(default 4000; --quick 1000)")
+    parser.add_argument("--faces", type=int, default=None,
+                        help="ORL faces s1/1 .. sN/1 (default --converge 3, --honesty 10; "
+                             "--quick 1 and 3)")
+    parser.add_argument("--quick", action="store_true",
+                        help="--converge/--honesty at a small scale: few faces, 2000-sample "
+                             "references")
+    parser.add_argument("--samplings", default="bernoulli",
+                        help="--honesty: comma-separated samplings compared at equal sample "
+                             "counts against the same reference (first: the honesty one), "
+                             "e.g. bernoulli,matlab")
+    parser.add_argument("--p-off", type=float, default=0.6,
+                        help="--converge/--honesty: faceexp's drop probability (paper 0.6)")
+    parser.add_argument("--no-lime", action="store_true", help="--converge: faceexp only")
     parser.add_argument("--peak-rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peak_rss_child:
@@ -410,11 +787,40 @@ def main(argv=None) -> int:
     def log(message):
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
+    args.models = args.models or (",".join(CONVERGE_MODELS) if args.converge or args.honesty
+                                  else "mobilenetv2,resnet50")
     names = [a.strip() for a in args.models.split(",") if a.strip()]
     known = list(fmodels.ARCHITECTURES) + list(RECOGNISER_ENGINES)
     unknown = [name for name in names if name not in known]
     if unknown:
         parser.error(f"--models: unknown {unknown}; choose from {known}")
+    for name, value in (("--reference-samples", args.reference_samples),
+                        ("--stream-samples", args.stream_samples), ("--faces", args.faces)):
+        if value is not None and value < (1 if name == "--faces" else 200):
+            parser.error(f"{name} must be >= {1 if name == '--faces' else 200}, got {value}")
+    if args.converge or args.honesty:
+        reference = args.reference_samples or (2000 if args.quick else 10000)
+        results = []
+        for name in names:
+            if name in CONVERGE_SKIPPED:
+                results.append({"model": name, "skipped": CONVERGE_SKIPPED[name]})
+                log(f"{name}: left out: {CONVERGE_SKIPPED[name]}")
+                continue
+            if args.honesty:
+                results.append(bench_honesty(
+                    name, reference_samples=reference, backend=args.backend, log=log,
+                    n_faces=args.faces or (3 if args.quick else 10),
+                    samplings=tuple(args.samplings.split(",")), p_off=args.p_off))
+            else:
+                results.append(bench_converge(
+                    name, reference_samples=reference, backend=args.backend, log=log,
+                    stream_samples=args.stream_samples or (1000 if args.quick else 4000),
+                    n_faces=args.faces or (1 if args.quick else 3), lime=not args.no_lime,
+                    p_off=args.p_off))
+            log(json.dumps({k: v for k, v in results[-1].items()
+                            if k not in ("per_face", "checks")}))
+        print(json.dumps(results, indent=1) if args.json else print_converge(results))
+        return 0
     results = []
     for name in names:
         run = bench_recogniser if name in RECOGNISER_ENGINES else bench

@@ -28,7 +28,9 @@ embedding callable come from one forward pass per batch
 (:class:`faceexp.core.batching.BatchedEmbed`) and are fitted by one least-squares
 solve. The steps are public functions of :mod:`faceexp.explain.lime_steps` that can be
 called one by one (superpixels, draw_samples, perturb, kernel_weights,
-fit_linear, paint).
+fit_linear, paint). ``n_samples="auto"`` scores the samples in rounds and stops when the
+map's estimated agreement with the infinite-sample map reaches a target
+(:mod:`faceexp.explain.convergence`).
 
 The explainer knows nothing about networks: ``embed`` is any callable mapping a
 float32 batch ``(N, 3, H, W)`` in [0, 1] to ``(N, D)`` (tensor or numpy array)
@@ -72,23 +74,20 @@ import torch
 from faceexp.core import checks
 from faceexp.core.batching import SINGLE_LAYER, BatchedEmbed, resolve_batch_size
 from faceexp.core.limits import check_memory, explanation_memory
+from faceexp.explain.convergence import (AUTO, DEFAULT_MAX_SAMPLES, DEFAULT_ROUND_SAMPLES,
+                                        DEFAULT_TOLERANCE, check_auto_options,
+                                        sample_until_agreement)
 from faceexp.explain.explanation import Explanation, ExplanationWarning
-from faceexp.explain.lime_steps import (KERNEL_WIDTHS, KERNELS, SAMPLINGS, as_image, draw_samples,
-                                 fit_linear, kernel_weights, paint, perturb,
-                                 relabel_segments, superpixels)
+from faceexp.explain.lime_steps import (BLUR_SIGMA_FRACTION, KERNEL_WIDTHS, KERNELS, SAMPLINGS,
+                                        as_image, blurred, draw_samples, resolve_fill, fit_linear,
+                                        kernel_weights, paint, perturb, relabel_segments,
+                                        superpixels)
 from faceexp.explain.targets import (ClassProbability, Cosine, as_target, check_class_index,
                              needs_class_index, target_name)
 
 __all__ = ["explain", "Explainer", "Explanation", "Cosine", "ClassProbability",
-           "resolve_batch_size", "needs_class_index", "target_name"]
-
-#: ImageNet normalisation mean in pixel space (= ``faceexp.data.preprocessing.IMAGENET_MEAN``):
-#: the value that becomes 0 once the model normalises its input.
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_FILLS = ("black", "mean", "blur")
-#: ``fill="blur"``: Gaussian sigma as a fraction of the image's longer side (Fong &
-#: Vedaldi's blur perturbation used sigma 10 px on 224 px images).
-BLUR_SIGMA_FRACTION = 0.045
+           "resolve_batch_size", "needs_class_index", "target_name", "blurred",
+           "BLUR_SIGMA_FRACTION"]
 
 
 # --------------------------------------------------------------------------- explainer
@@ -125,10 +124,24 @@ class Explainer:
         from the same forward passes and samples, e.g. ``{"gap": "cosine",
         "softmax": "softmax"}`` (paper IV-A's two heatmaps at the cost of one);
         its keys are the explained layers.
-    n_samples : int
+    n_samples : int or "auto"
         Perturbed samples, including the unperturbed one (row 0). Paper: 1000. Checked
         against the memory it implies (:func:`faceexp.core.limits.explanation_memory`,
-        limit ``$FACEEXP_MAX_MEMORY_GB``) before anything is drawn.
+        limit ``$FACEEXP_MAX_MEMORY_GB``) before anything is drawn. ``"auto"``: the
+        first rows of ``max_samples`` drawn samples, scored in rounds until the
+        estimated Spearman agreement of every layer's coefficients with the
+        infinite-sample map reaches ``1 - tolerance``
+        (:mod:`faceexp.explain.convergence`); with ``"bernoulli"`` sampling the map
+        equals ``n_samples=<samples used>`` with the same seed.
+        ``Explanation.options["convergence"]`` records the samples used and the
+        estimate.
+    tolerance : float in (0, 1), default 0.1
+        ``"auto"``: stop at an estimated agreement of 1 - tolerance (0.9).
+    max_samples : int, default 1000
+        ``"auto"``: at most this many samples (the paper's 1000).
+    round_samples : int, default 100
+        ``"auto"``: estimate the agreement every this many samples (at the end of
+        the batch that reaches them), from ``2 (S + 1) + 1`` samples on.
     n_segments : int
         Requested SLIC superpixels (paper 75); SLIC returns about that many.
     compactness : float
@@ -176,7 +189,9 @@ class Explainer:
     """
 
     def __init__(self, embed: Callable, *, layers: Sequence[str] | None = None,
-                 target: Any = "cosine", n_samples: int = 1000, n_segments: int = 75,
+                 target: Any = "cosine", n_samples: int | str = 1000,
+                 tolerance: float = DEFAULT_TOLERANCE, max_samples: int = DEFAULT_MAX_SAMPLES,
+                 round_samples: int = DEFAULT_ROUND_SAMPLES, n_segments: int = 75,
                  compactness: float = 10.0, slic_zero: bool = True,
                  sampling: str = "bernoulli", p_off: float = 0.6,
                  fill: str | Sequence[float] = "black", kernel: str = "matlab",
@@ -207,12 +222,14 @@ class Explainer:
                                  f"is {layers}; they must be the same (or leave layers out)")
         else:
             target = as_target(target)
-        n_samples = checks.positive_int(n_samples, "n_samples", 2)
+        n_samples, tolerance, max_samples, round_samples = check_auto_options(
+            n_samples, tolerance, max_samples, round_samples)
         n_segments = checks.positive_int(n_segments, "n_segments", 2)
+        n_drawn = max_samples if n_samples == AUTO else n_samples
         # Sized before anything is drawn: a mistyped n_samples is one line, not a MemoryError.
-        check_memory(explanation_memory(n_samples, n_segments,
+        check_memory(explanation_memory(n_drawn, n_segments,
                                         len(layers) if layers is not None else 1),
-                     f"n_samples={n_samples}", lower="n_samples (or n_segments)")
+                     f"n_samples={n_drawn}", lower="n_samples (or n_segments)")
         compactness = checks.finite_real(compactness, "compactness")
         if compactness <= 0:
             raise ValueError(f"compactness must be a positive number, got {compactness}")
@@ -234,20 +251,7 @@ class Explainer:
         if sigma < 0:
             raise ValueError(f"sigma must be a number >= 0 (0 = no smoothing), got {sigma}")
         batch_size = resolve_batch_size(embed, batch_size)
-        if isinstance(fill, str):
-            if fill not in _FILLS:
-                raise ValueError(f"fill must be 'black', 'mean', 'blur' or an RGB triple in "
-                                 f"[0, 1], got {fill!r}")
-            fill_value = _IMAGENET_MEAN if fill == "mean" else (0.0, 0.0, 0.0)
-        else:
-            try:
-                fill_value = tuple(float(v) for v in fill)
-            except (TypeError, ValueError):
-                raise ValueError(f"fill must be 'black', 'mean' or 3 floats in [0, 1], got "
-                                 f"{fill!r}") from None
-            if len(fill_value) != 3 or not all(0 <= v <= 1 for v in fill_value):
-                raise ValueError(f"fill must be 'black', 'mean' or 3 floats in [0, 1], got "
-                                 f"{fill!r}")
+        fill_value = resolve_fill(fill)
         if device is None:
             device = getattr(embed, "device", None) or "cpu"
         try:
@@ -259,6 +263,7 @@ class Explainer:
         self.layers = layers
         self.target = target
         self.n_samples = n_samples
+        self.tolerance, self.max_samples, self.round_samples = tolerance, max_samples, round_samples
         self.n_segments = n_segments
         self.compactness = compactness
         self.slic_zero = bool(slic_zero)
@@ -326,17 +331,29 @@ class Explainer:
             raise ValueError(f"segments: found {n_superpixels} superpixel; at least 2 are "
                              "needed (raise n_segments or give a finer segments map)")
 
-        if self.n_samples < n_superpixels + 1:
+        auto = self.n_samples == AUTO
+        n_drawn = self.max_samples if auto else self.n_samples
+        if n_drawn < n_superpixels + 1:
             warnings.warn(
-                f"n_samples={self.n_samples} is fewer than the {n_superpixels + 1} unknowns of "
+                f"n_samples={n_drawn} is fewer than the {n_superpixels + 1} unknowns of "
                 f"the linear fit ({n_superpixels} superpixels and an intercept): the fit is "
                 "under-determined and its R2 means nothing; raise n_samples (the paper uses "
                 "1000 for 75 superpixels) or lower n_segments", ExplanationWarning, stacklevel=2)
-        samples = draw_samples(self.n_samples, n_superpixels, sampling=self.sampling,
+        samples = draw_samples(n_drawn, n_superpixels, sampling=self.sampling,
                                p_off=self.p_off, rng=seed)
         weights = kernel_weights(samples, kernel=self.kernel, width=self.kernel_width)
-        layers, targets, class_index = self._score(image, segments, samples, reference_image,
-                                                   reference_vectors, class_index, progress)
+        batches = self._scores(image, segments, samples, reference_image, reference_vectors,
+                               class_index, progress)
+        record = None
+        if auto:
+            used, layers, targets, class_index, record = sample_until_agreement(
+                batches, samples, weights, tolerance=self.tolerance,
+                round_samples=self.round_samples, ridge=self.ridge, seed=seed)
+            batches.close()
+            samples, weights = samples[:used], weights[:used]
+        else:
+            for _, layers, targets, class_index in batches:
+                pass
         coefficients, intercepts, r2 = fit_linear(samples, targets.T, weights, ridge=self.ridge)
         for name, values, layer_coefficients in zip(layers, targets, coefficients):
             if np.ptp(values) == 0:
@@ -353,6 +370,8 @@ class Explainer:
                          positive_only=self.positive_only)
         options = self._options(n_superpixels, segments_source, reference_kind, class_index,
                                 layers)
+        if record is not None:
+            options["convergence"] = record
         return Explanation(heatmaps=heatmaps, layers=layers, segments=segments,
                            coefficients=coefficients, intercepts=intercepts, targets=targets,
                            samples=samples, weights=weights, r2=r2, options=options, seed=seed)
@@ -487,14 +506,14 @@ class Explainer:
             result[name] = vector.to(activations[name].device)
         return result
 
-    def _score(self, image: np.ndarray, segments: np.ndarray, samples: np.ndarray,
-               reference_image: np.ndarray | None, reference_vectors: dict | None,
-               class_index: int | None, progress: bool
-               ) -> tuple[list[str], np.ndarray, int | None]:
-        """Embed every perturbed sample and reduce it to one target per layer.
+    def _scores(self, image: np.ndarray, segments: np.ndarray, samples: np.ndarray,
+                reference_image: np.ndarray | None, reference_vectors: dict | None,
+                class_index: int | None, progress: bool):
+        """Embed the perturbed samples batch by batch and reduce each to one target per layer.
 
-        Returns the layer names, targets (L, n_samples) float64 and the resolved
-        class index (ClassProbability targets) or None.
+        Yields, after every batch, the samples scored so far, the layer names, the
+        targets (L, n_samples) float64 array (filled up to the samples scored) and the
+        resolved class index (ClassProbability targets) or None.
         """
         from tqdm import tqdm
 
@@ -505,6 +524,7 @@ class Explainer:
         total = n_samples + extra
         n_batches = -(-total // batch_size)
 
+        bar = tqdm(total=n_batches, disable=not progress, desc="explain", unit="batch")
         with torch.inference_mode():
             pixels = torch.from_numpy(image).to(device).permute(2, 0, 1).contiguous()
             if self.fill == "blur":
@@ -518,11 +538,12 @@ class Explainer:
                 reference_pixels = torch.from_numpy(reference_image).to(device).permute(
                     2, 0, 1).unsqueeze(0)
 
-            layers: list[str] = []
-            references: dict[str, torch.Tensor] = {}
-            targets = torch.empty(0)
-            target_fns: dict[str, Callable] = {}
-            for b in tqdm(range(n_batches), disable=not progress, desc="explain", unit="batch"):
+        layers: list[str] = []
+        references: dict[str, torch.Tensor] = {}
+        targets = torch.empty(0)
+        target_fns: dict[str, Callable] = {}
+        for b in range(n_batches):
+            with torch.inference_mode():
                 row0, row1 = b * batch_size, min(total, (b + 1) * batch_size)
                 first, last = max(row0 - extra, 0), row1 - extra     # sample indices
                 batch = perturb(pixels, labels, on_off[first:last], fill)
@@ -571,7 +592,13 @@ class Explainer:
                                          "values (or the target of them is not finite)")
                     targets[i, first:last] = values
                 del activations
-        return layers, targets.numpy(), class_index
+            bar.update()
+            try:
+                yield last, layers, targets.numpy(), class_index
+            except GeneratorExit:            # n_samples="auto" stopped early
+                bar.close()
+                raise
+        bar.close()
 
     def _options(self, n_superpixels: int, segments_source: str, reference_kind: str,
                  class_index: int | None, layers: list[str]) -> dict:
@@ -612,14 +639,3 @@ def explain(image: Any, embed: Callable, *, reference: Any = None,
     return Explainer(embed, **options).explain(image, reference=reference,
                                                class_index=class_index, seed=seed,
                                                segments=segments, progress=progress)
-
-
-def blurred(image: np.ndarray, sigma_fraction: float = BLUR_SIGMA_FRACTION) -> np.ndarray:
-    """The fill of ``fill="blur"``: ``image`` (H, W, 3) float in [0, 1] smoothed by a
-    Gaussian of sigma ``sigma_fraction * max(H, W)`` pixels per channel (edges
-    reflected), float32 (H, W, 3)."""
-    from scipy.ndimage import gaussian_filter
-
-    sigma = sigma_fraction * max(image.shape[:2])
-    return gaussian_filter(np.asarray(image, dtype=np.float32), sigma=(sigma, sigma, 0),
-                           mode="reflect").astype(np.float32)

@@ -74,7 +74,11 @@ class Explanation:
         Weighted coefficient of determination of every layer's fit (as
         ``sklearn.metrics.r2_score`` with ``sample_weight``).
     options : dict
-        Every option used (JSON-serialisable).
+        Every option used (JSON-serialisable). With ``n_samples="auto"`` also
+        ``options["convergence"]``: ``samples_used``, ``agreement`` (estimated
+        Spearman agreement with the infinite-sample map per layer), ``history``,
+        ``converged``, ``tolerance``, ``max_samples``, ``round_samples``; see
+        :attr:`samples_used` and :attr:`stability`.
     seed : int
         Seed of the sampling; ``explain(..., seed=seed)`` reproduces it.
     provenance : dict or None
@@ -106,6 +110,22 @@ class Explanation:
         return (f"Explanation(layers={self.layers}, heatmaps={self.heatmaps.shape}, "
                 f"superpixels={self.coefficients.shape[1]}, n_samples={self.samples.shape[0]}, "
                 f"r2={np.round(self.r2, 3).tolist()}, seed={self.seed})")
+
+    @property
+    def samples_used(self) -> int:
+        """The number of perturbed samples fitted (row 0 included)."""
+        return int(self.samples.shape[0])
+
+    @property
+    def stability(self) -> np.ndarray | None:
+        """(L,) estimated Spearman agreement of each layer's coefficients with the
+        infinite-sample map, as the ``n_samples="auto"`` rule measured it when it stopped
+        (NaN where too few samples); None for a fixed sample count (then
+        :func:`faceexp.explain.convergence.estimate_agreement` computes it)."""
+        record = self.options.get("convergence")
+        if not isinstance(record, dict) or "agreement" not in record:
+            return None
+        return np.array([np.nan if a is None else a for a in record["agreement"]], dtype=float)
 
     def heatmap(self, layer: str | int | None = None) -> np.ndarray:
         """The (H, W) heatmap of one layer (by name or index).

@@ -153,7 +153,8 @@ def run_settings(explainer, model: dict, *, seed: int, read: Callable | None = N
     -------
     dict
         Keys in a fixed order: ``faceexp_version``, :data:`MODEL_SETTINGS`,
-        ``layers``, ``target``, the explainer's options, ``device`` (its type:
+        ``layers``, ``target``, the explainer's options (with ``n_samples="auto"`` also
+        ``tolerance``, ``max_samples``, ``round_samples``), ``device`` (its type:
         the ranks of a torchrun share it), ``seed``, ``read``.
     """
     settings = {"faceexp_version": __version__, **{k: model.get(k) for k in MODEL_SETTINGS}}
@@ -167,6 +168,10 @@ def run_settings(explainer, model: dict, *, seed: int, read: Callable | None = N
         "sigma": explainer.sigma, "positive_only": explainer.positive_only,
         "batch_size": explainer.batch_size, "device": explainer.device.type,
         "seed": int(seed), "read": qualified_name(read)})
+    if explainer.n_samples == "auto":        # the stopping rule's settings (none before)
+        settings.update({"tolerance": explainer.tolerance,
+                         "max_samples": explainer.max_samples,
+                         "round_samples": explainer.round_samples})
     return json.loads(json.dumps(settings))          # as read back from a file
 
 

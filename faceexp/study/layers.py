@@ -33,7 +33,7 @@ def block_label(subject, layer: str) -> str:
 
 
 def layered(study: Study) -> list:
-    """The study's subjects with layers to analyse (the paper's CNNs, FaceNet)."""
+    """The study's subjects with layers to analyse (the paper's CNNs, FaceNet, SFace)."""
     return [n for n in study.subjects if study.subject(n).has_layers]
 
 
@@ -93,9 +93,7 @@ def layers_analysis(study: Study, heatmaps: dict, frame: pd.DataFrame | None = N
         if not subject.has_layers:
             continue
         if subject.kind == "recogniser":
-            from faceexp.recognisers.facenet import LAYERS
-
-            layers = [x for x in LAYERS if x != "last_bn"] + [subject.embedding_layer]
+            layers = subject.layer_names
             descriptors = embed_test_images(study, frame, name, layers, progress=progress)
             scores = {layer: fprot.cosine_scores(descriptors[layer], pairs) for layer in layers}
             for index, layer in enumerate(layers):

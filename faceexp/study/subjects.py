@@ -43,6 +43,9 @@ TRAINED_ON = {
 }
 #: FaceNet-CASIA layers explained across depth: the stem, the end of each
 #: Inception-ResNet stage and reduction, and the embedding.
+#: Recognisers with layers -> the name of their embedding layer inside the recogniser
+#: (a subject calls it "embedding").
+LAYERED = {"facenet-casia": "last_bn", "sface": "fc1"}
 FACENET_SWEEP = ("conv2d_4b", "repeat_1.4", "mixed_6a", "repeat_2.9", "mixed_7a", "block8")
 
 
@@ -95,13 +98,37 @@ class RecogniserSubject:
 
     @property
     def sweep_layers(self) -> list:
+        """The layers explained in chapter 6's one pass: FaceNet's stages and SFace's
+        stage ends (:data:`faceexp.recognisers.sface.SWEEP`), the embedding last."""
         if self.name == "facenet-casia":
             return list(FACENET_SWEEP) + [self.embedding_layer]
+        if self.name == "sface":
+            from faceexp.recognisers.sface import SWEEP
+
+            return list(SWEEP) + [self.embedding_layer]
         return [self.embedding_layer]
 
     @property
     def has_layers(self) -> bool:
-        return self.name == "facenet-casia"
+        """FaceNet (a PyTorch graph) and SFace (extra outputs of its ONNX graph) have
+        layers; dlib is a black box."""
+        return self.name in LAYERED
+
+    @property
+    def layer_names(self) -> list:
+        """Every layer of the recogniser before its embedding, in depth order, then the
+        embedding (chapter 6's per-layer EER); only the embedding for a black box."""
+        if self.name == "facenet-casia":
+            from faceexp.recognisers.facenet import LAYERS
+
+            inner = [x for x in LAYERS if x != LAYERED[self.name]]
+        elif self.name == "sface":
+            from faceexp.recognisers.sface import LAYERS
+
+            inner = [x for x in LAYERS if x != LAYERED[self.name]]
+        else:
+            inner = []
+        return inner + [self.embedding_layer]
 
     def images(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         """Canonical crops of ``frame``'s photos, cached.
@@ -119,15 +146,16 @@ class RecogniserSubject:
     def embedder(self, layers=None, **_options):
         """Callable (N, 3, 144, 144) in [0, 1] -> dict layer -> (N, D).
 
-        ``layers`` are names of :attr:`sweep_layers` (default the embedding
-        alone); only FaceNet has layers besides the embedding.
+        ``layers`` are names of :attr:`layer_names` (default the embedding
+        alone); FaceNet and SFace have layers besides the embedding, dlib does not.
         """
         layers = [self.embedding_layer] if layers is None else list(layers)
         other = [x for x in layers if x != self.embedding_layer]
         if other and not self.has_layers:
             raise ValueError(f"{self.name} is a black box: it has only the layer "
                              f"{self.embedding_layer!r}, got {other}")
-        return _RecogniserEmbed(self.recogniser, layers, self.embedding_layer)
+        return _RecogniserEmbed(self.recogniser, layers, self.embedding_layer,
+                                LAYERED.get(self.name, "last_bn"))
 
 
 class _RecogniserEmbed:
@@ -135,12 +163,12 @@ class _RecogniserEmbed:
 
     compiled = False
 
-    def __init__(self, rec, layers, embedding_layer):
+    def __init__(self, rec, layers, embedding_layer, inner_embedding="last_bn"):
         self.rec, self.layers, self.embedding_layer = rec, list(layers), embedding_layer
         self.preferred_batch_size = rec.preferred_batch_size
         self._inner = None
         if any(x != embedding_layer for x in self.layers):
-            inner = ["last_bn" if x == embedding_layer else x for x in self.layers]
+            inner = [inner_embedding if x == embedding_layer else x for x in self.layers]
             self._inner = rec.embedder(inner)
             self._names = inner
 
