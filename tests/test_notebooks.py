@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = [
     "01_method", "02_training", "03_gap_vs_softmax", "04_comparing_cnns",
     "05_complementarity", "06_layers", "07_pixel_removal", "08_sampling", "09_sensitivity",
-    "10_which_explainer",
+    "10_which_explainer", "11_known_answers",
 ]
 STRIP_HINT = "run `python book/build.py --strip` (clears outputs and execution counts)"
 
@@ -305,7 +305,7 @@ def test_quick_notebook_holds_a_figure_no_error_and_its_summary(quick_runs, stem
     summary = ROOT / "book" / "executed" / "quick" / "outputs" / f"{stem}.json"
     assert record["summary"] == summary.relative_to(ROOT).as_posix()
     data = json.loads(summary.read_text())
-    assert set(data) <= {"summary", "values", "tables", "figures", "verdicts"}
+    assert set(data) <= {"summary", "values", "tables", "figures", "verdicts", "competence"}
 
 
 @pytest.mark.parametrize("stem", EXPECTED)

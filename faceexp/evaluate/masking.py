@@ -220,3 +220,55 @@ def segments_or_slic(segments: Any, images: torch.Tensor, n_segments: int) -> np
     if segments is None:
         return slic_maps(images, checks.positive_int(n_segments, "n_segments", 2))
     return as_maps(segments, (n, height, width), "segments", integer=True)
+
+
+#: Fills that depend on the image (and, for "inpaint", on the mask), beside the constant
+#: fills of :func:`fill_values`: ``"blur"`` (the image blurred as faceexp's explainer's
+#: ``fill="blur"``) and ``"inpaint"`` (OpenCV's Telea inpainting from the kept pixels,
+#: an in-distribution fill as ROAD argues for).
+IMAGE_FILLS = ("blur", "inpaint")
+#: Radius (pixels) of the neighbourhood each inpainted pixel is estimated from.
+INPAINT_RADIUS = 3
+
+
+def inpainted(image: np.ndarray, mask: np.ndarray, *, radius: int = INPAINT_RADIUS
+              ) -> np.ndarray:
+    """``image`` (H, W, 3) float in [0, 1] with the pixels of ``mask`` (H, W) bool
+    filled by ``cv2.inpaint`` (Telea, 8 bits), float32 (H, W, 3); pixels outside
+    the mask are returned unchanged. A mask of every pixel leaves nothing to inpaint
+    from: those images come back black."""
+    import cv2
+
+    mask = np.asarray(mask, dtype=bool)
+    out = np.asarray(image, dtype=np.float32).copy()
+    if mask.all():
+        out[:] = 0.0
+        return out
+    if not mask.any():
+        return out
+    pixels = np.ascontiguousarray(np.round(out * 255.0).astype(np.uint8))
+    filled = cv2.inpaint(pixels, mask.astype(np.uint8) * 255, float(radius), cv2.INPAINT_TELEA)
+    out[mask] = filled[mask].astype(np.float32) / np.float32(255)
+    return out
+
+
+def apply_fill(images: torch.Tensor, masks: np.ndarray, fill: Any) -> torch.Tensor:
+    """Set the pixels of ``masks`` (B, H, W) bool in ``images`` (B, 3, H, W) to ``fill``.
+
+    ``fill``: a constant of :func:`fill_values` (``"black"``, ``"mean"``, numbers)
+    as :func:`apply_masks`, or one of :data:`IMAGE_FILLS`: ``"blur"`` takes the
+    blurred image's pixels (:func:`faceexp.explain.explainer.blurred`),
+    ``"inpaint"`` inpaints them from the kept pixels (:func:`inpainted`). Pixels
+    outside the masks are unchanged.
+    """
+    if not (isinstance(fill, str) and fill in IMAGE_FILLS):
+        return apply_masks(images, masks, fill_tensor(fill, images))
+    pixels = images.detach().cpu().numpy().transpose(0, 2, 3, 1)
+    if fill == "blur":
+        from faceexp.explain.explainer import blurred
+
+        filled = np.stack([np.where(m[..., None], blurred(p), p) for p, m in zip(pixels, masks)])
+    else:
+        filled = np.stack([inpainted(p, m) for p, m in zip(pixels, masks)])
+    return torch.from_numpy(np.ascontiguousarray(filled.transpose(0, 3, 1, 2),
+                                                 dtype=np.float32)).to(images.device)

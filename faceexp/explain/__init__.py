@@ -17,11 +17,16 @@ _EXPORTS = {
     **dict.fromkeys(["superpixels", "draw_samples", "perturb", "kernel_weights", "fit_linear",
             "paint", "as_image", "relabel_segments", "SAMPLINGS", "KERNELS", "KERNEL_WIDTHS"],
             "lime_steps"),
+    **dict.fromkeys(["split_half_agreement", "spearman_brown", "estimate_agreement"],
+            "convergence"),
     **dict.fromkeys(["describe_model", "image_record", "record_for", "run_settings", "differences",
             "prepare_folder", "read_manifest", "SettingsDiffer", "MANIFEST_NAME", "MANIFEST_FORMAT",
             "MODEL_SETTINGS"], "provenance"),
     **dict.fromkeys(["Cosine", "ClassProbability", "as_target", "target_name", "needs_class_index",
             "TARGET_NAMES"], "targets"),
+    **dict.fromkeys(["signed_maps", "MAP_KINDS"], "signed_maps"),
+    **dict.fromkeys(["CorrRiseMaps", "corrrise", "rise_masks", "CORRRISE_MASKS", "CORRRISE_GRID",
+            "CORRRISE_P_KEEP"], "corrrise"),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

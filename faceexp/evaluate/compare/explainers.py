@@ -1,6 +1,6 @@
 """The explainers compared: the registry and the one call that runs them.
 
-:data:`EXPLAINERS` holds faceexp's LIME, lime, captum and Grad-CAM, each explaining a
+:data:`EXPLAINERS` holds faceexp's LIME, lime, captum, Grad-CAM and CorrRISE, each explaining a
 face's cosine similarity to a reference; :func:`run_explainer` runs one and measures its
 cost, :func:`explain_with` returns its map.
 """
@@ -215,6 +215,15 @@ def _grad_cam(model, face, reference, segments, seed, budget):
     return np.asarray(maps[0], dtype=np.float64)
 
 
+def _corrrise(model, face, reference, segments, seed, budget):
+    from faceexp.explain.corrrise import corrrise
+
+    # the signed correlation: its positive part is CorrRISE's similarity map
+    return corrrise(lambda batch: model.similarity(batch, reference), face,
+                    n_masks=budget or USUAL_SAMPLES, seed=seed,
+                    batch_size=model.batch_size).correlation
+
+
 _SAMPLES = f"{USUAL_SAMPLES} samples"
 _SETS_SAMPLES = "the samples (one image each)"
 #: The explainers :func:`explain_with` runs, by name.
@@ -246,6 +255,9 @@ EXPLAINERS = {spec.name: spec for spec in (
                   "|gradient| summed over channels; one pass"),
     ExplainerSpec("grad-cam", _grad_cam, "region", True, False, "grad-cam",
                   "cosine-to-reference target at the last convolutional stage; one pass"),
+    ExplainerSpec("corrrise", _corrrise, "region", False, True, "faceexp",
+                  f"CorrRISE (Lu et al. 2024): {USUAL_SAMPLES} RISE masks (8x8 grid, "
+                  "p=0.5, black), mask-score correlation", "the masks (one image each)"),
 )}
 #: The explainers compared by default (faceexp-lime-matlab is one more faceexp setting).
 DEFAULT_EXPLAINERS = ("faceexp-lime-paper", "faceexp-lime-p0.2", "lime", "captum-occlusion",
