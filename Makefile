@@ -33,7 +33,10 @@ train: $(STAMP)
 book: $(STAMP)
 	$(PY) book/build.py --profile $(PROFILE)
 
+# Every page in headless Chromium at 1280 px; screenshots in _build/screenshots/.
 book-check: $(STAMP)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || \
+		{ echo "make book-check: headless Chromium is needed and not installed; install it with: apt-get install -y chromium" >&2; exit 2; }
 	$(PY) book/build.py --check --skip-build
 
 lab: $(STAMP)

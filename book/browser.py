@@ -1,6 +1,9 @@
 """Checks of the built book: an audit of its HTML (every page there, figures embedded,
-nothing loaded from the web, the local MathJax loaded once) and headless Chromium (formulas
-typeset, screenshots of the intro and results pages)."""
+nothing loaded from the web, the local MathJax loaded once), the reader's view of every page
+(:mod:`book.page_checks`: raw TeX and empty sections in the HTML; in headless Chromium at
+1280 px, a horizontal scrollbar, a clipped table or caption, a figure under
+``MIN_FIGURE_PX``), formulas typeset, and a screenshot of every page in
+``_build/screenshots/``."""
 from __future__ import annotations
 
 import html.parser
@@ -17,6 +20,10 @@ from book.notebooks import notebook_paths
 from book.site import MATHJAX_SCRIPT, html_dir
 
 SCREENSHOT_PAGES = ("book/intro", "book/results")
+#: The window every page is checked and photographed in.
+WINDOW_WIDTH = 1280
+#: A figure shown narrower than this (px, at WINDOW_WIDTH) is reported.
+MIN_FIGURE_PX = 240
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
@@ -107,6 +114,38 @@ def _chromium(args: list[str], *, timeout: float = 120) -> subprocess.CompletedP
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
+def dump_dom(page: Path, *, window: str = f"{WINDOW_WIDTH},1000") -> str:
+    """The DOM of ``page`` once Chromium has loaded it (and run its scripts) in ``window``."""
+    result = _chromium([f"--window-size={window}", "--dump-dom", Path(page).resolve().as_uri()])
+    return result.stdout
+
+
+def book_pages(html: Path, *, notebook_dir: Path = NOTEBOOK_DIR) -> dict:
+    """``{name: page}`` of every page a reader opens: the introduction, each chapter, the
+    results page (those that exist)."""
+    pages = {"intro": html / "book" / "intro.html"}
+    pages.update({s.stem: html / "book" / "executed" / f"{s.stem}.html" for s in notebook_paths(notebook_dir)})
+    pages["results"] = html / "book" / "results.html"
+    return {name: page for name, page in pages.items() if page.is_file()}
+
+
+def reader_problems(html: Path, *, shots: Path | None = None, min_figure_px: int = MIN_FIGURE_PX,
+                    notebook_dir: Path = NOTEBOOK_DIR, log: Callable[[str], None] = print) -> list[str]:
+    """Every page as a reader sees it (:mod:`book.page_checks`), each also photographed at
+    1280 px into ``shots`` (when given)."""
+    from book.page_checks import layout_problems, static_problems
+
+    problems = []
+    for name, page in book_pages(html, notebook_dir=notebook_dir).items():
+        found = static_problems(page.read_text(encoding="utf-8"), name)
+        found += layout_problems(page, dump_dom, min_figure_px=min_figure_px, name=name)
+        problems += found
+        if shots is not None:
+            shot = screenshot(page, Path(shots) / f"{name}.png", window=f"{WINDOW_WIDTH},2000")
+            log(f"screenshot: {display_path(shot)}" + (f" ({len(found)} problem(s))" if found else ""))
+    return problems
+
+
 def rendered_formulas(page: Path) -> int:
     """How many formulas MathJax typeset in ``page`` once Chromium has loaded it."""
     result = _chromium(["--dump-dom", Path(page).resolve().as_uri()])
@@ -125,7 +164,8 @@ def screenshot(page: Path, png: Path, *, window: str = "1280,2000") -> Path:
 
 
 def check_book(*, path_output: Path | None = None, log: Callable[[str], None] = print) -> list[str]:
-    """Audit the built book, count typeset formulas and screenshot the intro and results pages."""
+    """Audit the built book, count typeset formulas, check every page as a reader sees it at
+    1280 px (:func:`reader_problems`) and screenshot it into ``_build/screenshots/``."""
     html = html_dir(path_output)
     if not (html / "index.html").is_file():
         return [f"no book in {html}: build it first (python book/build.py)"]
@@ -142,8 +182,5 @@ def check_book(*, path_output: Path | None = None, log: Callable[[str], None] = 
         if formulas == 0:
             problems.append("MathJax typeset no formula on the introduction (math shows raw)")
     shots = (Path(path_output) if path_output else ROOT) / "_build" / "screenshots"
-    for page in SCREENSHOT_PAGES:
-        source = html / f"{page}.html"
-        if source.is_file():
-            log(f"screenshot: {display_path(screenshot(source, shots / (Path(page).name + '.png')))}")
+    problems += reader_problems(html, shots=shots, log=log)
     return problems

@@ -4,7 +4,8 @@
 Usage (from anywhere; paths are relative to the repository root)::
 
     python book/build.py [--profile demo] [--only NAME ...] [--param KEY=VALUE ...] [--force] [--quiet]
-    python book/build.py --check [--skip-build]     # audit the built HTML, screenshot two pages
+    python book/build.py --profile quick --skip-execute  # publish the executed copies as they are, build
+    python book/build.py --check [--skip-build]     # audit the built HTML, check and screenshot every page
     python book/build.py --strip                    # clear outputs from notebooks/*.ipynb
 
 Steps of a build:
@@ -27,7 +28,8 @@ Steps of a build:
    ``book/results.md`` includes it.
 3. MathJax 3 is unpacked into the book, and ``jupyter-book build . -W -n`` renders
    ``_build/html`` with execution off (:mod:`book.site`).
-4. ``--check`` audits the HTML and looks at it with headless Chromium (:mod:`book.browser`).
+4. ``--check`` audits the HTML and renders every page in headless Chromium at 1280 px
+   (:mod:`book.browser`, :mod:`book.page_checks`), screenshots in ``_build/screenshots/``.
 """
 from __future__ import annotations
 
@@ -70,8 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true",
                         help="do not show the running notebooks' cells, printed lines and progress bars")
     parser.add_argument("--skip-build", action="store_true", help="neither execute nor build: with --check, check the built book")
+    parser.add_argument("--skip-execute", action="store_true",
+                        help="execute nothing: publish the profile's executed copies as they are and build the HTML")
     parser.add_argument("--check", action="store_true",
-                        help="audit the built HTML and screenshot the intro and results pages (_build/screenshots/)")
+                        help="audit the built HTML, check every page in headless Chromium at 1280 px, screenshot it (_build/screenshots/)")
     parser.add_argument("--strip", action="store_true", help="clear outputs and execution counts from notebooks/*.ipynb")
     args = parser.parse_args(argv)
     try:
@@ -86,10 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_profile_parameters(args.profile, select_notebooks(notebook_paths(), args.only),
                                      overrides=parse_overrides(args.param))
             start = time.perf_counter()
-            results = execute_profile(args.profile, only=args.only, overrides=parse_overrides(args.param),
-                                      force=args.force, progress=None if args.quiet else sys.stdout)
+            results = [] if args.skip_execute else execute_profile(
+                args.profile, only=args.only, overrides=parse_overrides(args.param), force=args.force,
+                progress=None if args.quiet else sys.stdout)
             print(f"notebooks: {sum(r.status == 'executed' for r in results)} executed, "
-                  f"{sum(r.status != 'executed' for r in results)} up to date, {time.perf_counter() - start:.1f} s")
+                  f"{sum(r.status != 'executed' for r in results)} up to date, {time.perf_counter() - start:.1f} s"
+                  + (" (--skip-execute)" if args.skip_execute else ""))
             if args.only:
                 rest = [p for p in notebook_paths() if p.stem not in {r.name for r in results}]
                 stale = stale_notebooks(rest, args.profile, overrides=parse_overrides(args.param))

@@ -1,5 +1,7 @@
 """The results page: ``book/executed/results_summary.md`` (included by ``book/results.md``),
-written from the summaries the notebooks wrote and the settings they ran with.
+written from the summaries the notebooks wrote and the settings they ran with; the verdict
+matrix (``claims_summary.md``), the findings summary the introduction and the results page
+open with (``findings_summary.md``), ``<profile>/claims.json`` and the downloadable data.
 
 A notebook's last cell writes ``<output_dir>/<stem>.json`` (:func:`faceexp.report.write_summary`)::
 
@@ -33,7 +35,9 @@ def _cell(value, float_format: str) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        text = format(value, float_format)
+        from faceexp.report.tables import format_number
+
+        text = format_number(value)
     else:
         text = str(value)
     return text.replace("|", "\\|").replace("\n", " ")
@@ -47,11 +51,30 @@ def _table(header: list, rows: list[list], caption: str | None) -> list[str]:
     return lines
 
 
+def table_frame(table: dict):
+    """A summary table (``DataFrame.to_dict(orient="split")``) back as a DataFrame."""
+    import pandas as pd
+
+    frame = pd.DataFrame(table["data"], columns=table["columns"])
+    if table.get("index") is not None:
+        frame.index = table["index"]
+    return frame
+
+
+def table_html(table: dict, caption: str | None = None) -> str:
+    """A summary table as people read it (:func:`faceexp.report.tables.format_table`):
+    labelled columns, significant digits, intervals joined, no meaningless index, HTML that
+    scrolls inside the page."""
+    from faceexp.report.tables import format_table
+
+    return format_table(table_frame(table), caption=caption).to_html()
+
+
 def _summary_markdown(data: dict, json_path: Path) -> list[str]:
     if not isinstance(data, dict):
         raise ValueError(f"{json_path}: the summary must be a JSON object with summary/values/tables/figures, "
                          f"got {type(data).__name__}")
-    unknown = sorted(set(data) - {"summary", "values", "tables", "figures", "verdicts"})
+    unknown = sorted(set(data) - {"summary", "values", "tables", "figures", "verdicts", "competence"})
     if unknown:
         raise ValueError(f"{json_path}: keys must be some of summary, values, tables, figures, verdicts, "
                          f"got {unknown}")
@@ -75,12 +98,7 @@ def _summary_markdown(data: dict, json_path: Path) -> list[str]:
         if not isinstance(table, dict) or "columns" not in table or "data" not in table:
             raise ValueError(f"{json_path}: tables[{number - 1}] must have 'columns' and 'data' "
                              f"(DataFrame.to_dict(orient='split') plus a 'caption'), got {table!r:.200}")
-        fmt = table.get("float_format", ".4g")
-        index = table.get("index")
-        header = ([""] if index is not None else []) + [_cell(c, fmt) for c in table["columns"]]
-        rows = [([_cell(index[i], fmt)] if index is not None else []) + [_cell(v, fmt) for v in row]
-                for i, row in enumerate(table["data"])]
-        lines += _table(header, rows, table.get("caption") or f"Table {number}") + [""]
+        lines += [table_html(table, table.get("caption") or f"Table {number}"), ""]
     for number, figure in enumerate(data.get("figures") or []):
         if not isinstance(figure, dict) or "file" not in figure:
             raise ValueError(f"{json_path}: figures[{number}] must have a 'file' (relative to output_dir), "
@@ -88,7 +106,9 @@ def _summary_markdown(data: dict, json_path: Path) -> list[str]:
         image = json_path.parent / figure["file"]
         if not image.is_file():
             raise FileNotFoundError(f"{json_path}: figures[{number}] file {image} does not exist")
-        lines += [f"```{{figure}} /{image.resolve().relative_to(ROOT).as_posix()}", ":width: 60%", "", str(figure.get("caption", "")), "```", ""]
+        caption = " ".join(str(figure.get(k) or "").strip() for k in ("caption", "source")).strip()
+        lines += [f"```{{figure}} /{image.resolve().relative_to(ROOT).as_posix()}", ":width: 100%", "",
+                  caption, "```", ""]
     return lines
 
 
@@ -136,36 +156,129 @@ def _settings_markdown(settings: dict) -> str:
     return ", ".join(f"`{k}={setting_text(v)}`" for k, v in settings.items())
 
 
-def _verdict_cell(record: dict) -> str:
-    ours = record.get("ours")
-    if ours is None:
-        return f"{record.get('outcome')}: {record.get('reason', '')}"
-    claim = record.get("claim")
-    unit = _CLAIM_UNITS.get(claim, "")
-    scale = 100 if unit == "%" else 1
-    return (f"{scale * ours:.3g}{unit} [{scale * record['low']:.3g}, {scale * record['high']:.3g}]: "
-            f"**{record.get('outcome')}**")
+def _claims() -> dict:
+    # The paper's claims, for the matrix's rows and the units of their values.
+    from faceexp.report.verdicts import CLAIM_E_SIMILARITY, CLAIMS
+
+    # a variant row of a claim reads its own measure's unit and words ("claim|measure")
+    return {**CLAIMS, "e|paired similarity": CLAIM_E_SIMILARITY}
 
 
-_CLAIM_UNITS: dict = {}
+def claims_html(records: list, claims: dict | None = None) -> str:
+    """The verdict matrix of the results page (:func:`book.verdict_matrix.verdict_matrix_html`)."""
+    from book.verdict_matrix import verdict_matrix_html
+
+    return verdict_matrix_html(records, _claims() if claims is None else claims,
+                               caption="The paper's claims (rows) on each subject (columns): our verdict, "
+                                       "value [95% interval] and n; click a claim for the paper's words "
+                                       "and the reasons")
 
 
-def claims_markdown(records: list) -> list[str]:
-    """The claims table of the results page: one row per claim of the paper (a)-(e), the
-    paper's evidence, and per network our value with its 95% interval and the verdict
-    (records as :func:`faceexp.report.claims.as_records` writes them)."""
-    from faceexp.report.verdicts import CLAIMS
+def findings_text(records: list, claims: dict | None = None) -> str:
+    """The findings summary the introduction and the results page open with
+    (:func:`faceexp.report.summary.findings_markdown`)."""
+    from faceexp.report.summary import findings_markdown
 
-    _CLAIM_UNITS.update({k: c.unit for k, c in CLAIMS.items()})
-    networks = list(dict.fromkeys(r.get("recogniser") or "-" for r in records))
-    header = ["claim", "the paper"] + networks
-    rows = []
-    for cid, claim in CLAIMS.items():
-        mine = {r.get("recogniser") or "-": r for r in records if r.get("claim") == cid}
-        cells = [_verdict_cell(mine[n]) if n in mine else "not tested" for n in networks]
-        rows.append([f"({cid}) {claim.statement}", claim.paper, *cells])
-    rows = [[_cell(x, "") for x in row] for row in rows]
-    return _table(header, rows, "The paper's claims, our values (95% interval) and verdicts")
+    claims = _claims() if claims is None else claims
+    return findings_markdown(records, units={k: getattr(c, "unit", "") for k, c in claims.items()})
+
+
+#: Where the downloadable data go (an html_static_path folder of _config.yml, served as
+#: ``_static/``): ``<executed_root>/_static_data/data/``.
+DOWNLOAD_DIR = "_static_data"
+#: The file of the findings summary the introduction and the results page include.
+FINDINGS_NAME = "findings_summary.md"
+
+
+def download_links(stem: str, files: list[str], prefix: str) -> str:
+    """``Data: <a>JSON</a> · <a>CSV</a> ...`` for one chapter; ``prefix`` is the way from
+    the page to the book's root (``"../"`` on book/results.html)."""
+    if not files:
+        return ""
+    links = []
+    for name in files:
+        kind = "JSON" if name.endswith(".json") else ("CSV, table " + name.rsplit("table", 1)[-1].split(".")[0])
+        links.append(f'<a href="{prefix}_static/data/{name}" download>{kind}</a>')
+    return '<p class="faceexp-downloads">Data of this chapter: ' + " · ".join(links) + "</p>"
+
+
+def write_downloads(profile: str, *, executed_root: Path = EXECUTED_DIR, notebook_dir: Path = NOTEBOOK_DIR,
+                    records: list | None = None) -> dict:
+    """Copy each chapter's summary JSON and write its tables as CSV into
+    ``<executed_root>/_static_data/data/`` (published with the book as ``_static/data/``),
+    with ``claims.json``; returns ``{stem: [file names]}``."""
+    import shutil
+
+    executed_root = Path(executed_root)
+    target = executed_root / DOWNLOAD_DIR / "data"
+    if target.is_dir():
+        shutil.rmtree(target)
+    target.mkdir(parents=True, exist_ok=True)
+    outputs = executed_root / profile / "outputs"
+    files: dict = {}
+    for source in notebook_paths(notebook_dir):
+        json_path = outputs / f"{source.stem}.json"
+        if not json_path.is_file():
+            continue
+        shutil.copyfile(json_path, target / json_path.name)
+        names = [json_path.name]
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+        for number, table in enumerate(data.get("tables") or [], start=1):
+            if isinstance(table, dict) and "columns" in table and "data" in table:
+                name = f"{source.stem}_table{number}.csv"
+                frame = table_frame(table)
+                frame.to_csv(target / name, index=table.get("index") is not None)
+                names.append(name)
+        files[source.stem] = names
+    if records is not None:
+        claims = executed_root / profile / "claims.json"
+        if claims.is_file():
+            shutil.copyfile(claims, target / "claims.json")
+    return files
+
+
+def gated_records(records: list, competence: dict) -> list:
+    """``records`` with the competence gate applied (:func:`faceexp.report.competence.gate_records`):
+    a subject whose verification EER interval (``competence``: subject -> eer, ci_low,
+    ci_high, n, as chapter 2 records it) fails the gate gets "not competent" and the
+    reason with its numbers instead of a verdict."""
+    if not competence:
+        return list(records)
+    from faceexp.report.competence import competence_gates, gate_records
+
+    return gate_records(list(records), competence_gates(competence))
+
+
+#: The file chapter 10 writes into its output_dir, published beside claims.json.
+RECOMMENDATION_NAME = "recommendation.json"
+
+
+def copy_recommendation(profile: str, *, executed_root: Path = EXECUTED_DIR) -> Path | None:
+    """Copy chapter 10's ``outputs/recommendation.json`` to ``<executed_root>/<profile>/`` and
+    into the downloads; None when chapter 10 has not written it."""
+    import shutil
+
+    executed_root = Path(executed_root)
+    source = executed_root / profile / "outputs" / RECOMMENDATION_NAME
+    if not source.is_file():
+        return None
+    target = executed_root / profile / RECOMMENDATION_NAME
+    shutil.copyfile(source, target)
+    downloads = executed_root / DOWNLOAD_DIR / "data"
+    downloads.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, downloads / RECOMMENDATION_NAME)
+    return target
+
+
+def write_claims_json(profile: str, records: list, *, executed_root: Path = EXECUTED_DIR) -> Path:
+    """``<executed_root>/<profile>/claims.json``: one record per (claim, subject) in the schema
+    of :func:`faceexp.report.summary.normalise_record`, then the record's other keys."""
+    from faceexp.report.summary import claim_records
+
+    path = Path(executed_root) / profile / "claims.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_if_changed(path, json.dumps(claim_records(records, keep_extra=True), indent=2))
+    return path
 
 
 def write_results_summary(profile: str, *, executed_root: Path = EXECUTED_DIR,
@@ -173,8 +286,11 @@ def write_results_summary(profile: str, *, executed_root: Path = EXECUTED_DIR,
     """Write ``<executed_root>/results_summary.md`` from the profile's summary JSON files.
 
     The first sentence lists the settings every chapter ran with; each chapter's section
-    lists the rest of its settings (see :func:`chapter_settings`), then its summary. The
-    file is rewritten only when its text changes (Sphinx then re-renders only what it must).
+    lists the rest of its settings (see :func:`chapter_settings`), then its summary and links
+    to its data. Also writes the verdict matrix (``claims_summary.md``), the findings
+    summary (``findings_summary.md``), ``<profile>/claims.json`` and the downloads
+    (:func:`write_downloads`). A file is rewritten only when its text changes (Sphinx then
+    re-renders only what it must).
     """
     executed_root = Path(executed_root)
     outputs = executed_root / profile / "outputs"
@@ -183,23 +299,33 @@ def write_results_summary(profile: str, *, executed_root: Path = EXECUTED_DIR,
                                    params_dir=params_dir)
     first, *rest = per_chapter.values()
     shared = {k: v for k, v in first.items() if all(k in s and s[k] == v for s in rest)}
-    lines = [f"<!-- Generated by book/build.py from {display_path(outputs)}/*.json: do not edit. -->", "",
+    generated = f"<!-- Generated by book/build.py from {display_path(outputs)}/*.json: do not edit. -->"
+    lines = [generated, "",
              f"These results come from the **{profile}** profile (`params/{profile}/`"
              + (f": {_settings_markdown(shared)}" if shared else "") + ").", ""]
-    records = []
+    records, competence = [], {}
     for source in notebook_paths(notebook_dir):
         json_path = outputs / f"{source.stem}.json"
         if json_path.is_file():
-            records += json.loads(json_path.read_text(encoding="utf-8")).get("verdicts") or []
-    claims = [f"<!-- Generated by book/build.py from {display_path(outputs)}/*.json: do not edit. -->", ""]
+            data = json.loads(json_path.read_text(encoding="utf-8"))
+            records += data.get("verdicts") or []
+            competence.update(data.get("competence") or {})
+    records = gated_records(records, competence)
+    write_claims_json(profile, records, executed_root=executed_root)
+    copy_recommendation(profile, executed_root=executed_root)
+    downloads = write_downloads(profile, executed_root=executed_root, notebook_dir=notebook_dir,
+                                records=records)
+    claims = [generated, ""]
     if records:
         claims += [f"Each claim of the paper measured on the **{profile}** profile's data with a 95% "
                    "bootstrap interval; the verdict is computed from the interval by `faceexp.report.verdicts` "
-                   "(each chapter's last sections give the quantity and the rule).", "",
-                   *claims_markdown(records), ""]
+                   "(each chapter's last sections give the quantity and the rule). "
+                   '<a href="../_static/data/claims.json" download>All verdicts as JSON</a>.', "",
+                   claims_html(records), ""]
     else:
         claims += ["*No chapter has recorded a verdict yet.*", ""]
     _write_if_changed(executed_root / CLAIMS_NAME, "\n".join(claims))
+    _write_if_changed(executed_root / FINDINGS_NAME, "\n".join([generated, "", findings_text(records)]))
     for number, source in enumerate(notebook_paths(notebook_dir), start=1):
         executed = executed_root / profile / source.name
         title = notebook_title(read_notebook(executed if executed.is_file() else source), source.stem)
@@ -211,6 +337,9 @@ def write_results_summary(profile: str, *, executed_root: Path = EXECUTED_DIR,
         if json_path.is_file():
             data = json.loads(json_path.read_text(encoding="utf-8"))
             lines += _summary_markdown(data, json_path)
+            links = download_links(source.stem, downloads.get(source.stem, []), "../")
+            if links:
+                lines += [links, ""]
         else:
             lines += [f"*No summary: the notebook wrote no `{source.stem}.json` into `output_dir`.*", ""]
     _write_if_changed(target, "\n".join(lines))

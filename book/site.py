@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Callable
 
 from book.layout import EXECUTED_DIR, NOTEBOOK_DIR, ROOT, BookError, display_path
-from book.notebooks import notebook_paths
-from book.results import write_results_summary
+import nbformat
+
+from book.notebooks import notebook_paths, read_notebook
+from book.present import present_notebook
+from book.results import DOWNLOAD_DIR, download_links, write_results_summary
 
 MATHJAX_VERSION = "3.2.2"
 MATHJAX_SHA1 = "c754d7b46a679d7f3fa03543d6b8bf124ddf9f6b"  # npm's shasum of mathjax-3.2.2.tgz
@@ -40,7 +43,9 @@ MATHJAX_MEMBERS = (
 
 
 def publish(profile: str, *, executed_root: Path = EXECUTED_DIR, notebook_dir: Path = NOTEBOOK_DIR) -> list[str]:
-    """Copy the profile's executed notebooks to where ``_toc.yml`` expects them.
+    """Copy the profile's executed notebooks to where ``_toc.yml`` expects them, as the book
+    shows them (:func:`book.present.present_notebook`: parameters in one dropdown, code
+    collapsed, links to the chapter's data), after writing the results page's files.
 
     Returns the names of the notebooks that changed. Raises FileNotFoundError when one has
     not been executed for this profile yet.
@@ -51,20 +56,31 @@ def publish(profile: str, *, executed_root: Path = EXECUTED_DIR, notebook_dir: P
     if missing:
         raise FileNotFoundError(f"not yet executed with profile {profile!r}: {', '.join(missing)} "
                                 f"(run `python book/build.py --profile {profile}` without --only)")
+    write_results_summary(profile, executed_root=executed_root, notebook_dir=notebook_dir)
     changed = []
     for source in sources:
         cached, published = executed_root / profile / source.name, executed_root / source.name
-        if not published.is_file() or published.read_bytes() != cached.read_bytes():
-            shutil.copyfile(cached, published)
+        text = nbformat.writes(present_notebook(read_notebook(cached), profile=profile,
+                                                downloads=chapter_downloads(source.stem, executed_root)))
+        if not published.is_file() or published.read_text(encoding="utf-8") != text:
+            published.write_text(text, encoding="utf-8")
             changed.append(source.stem)
     wanted = {s.name for s in sources}
     for stale in executed_root.glob("*.ipynb"):
         if stale.name not in wanted:
             stale.unlink()
-    write_results_summary(profile, executed_root=executed_root, notebook_dir=notebook_dir)
     marker = executed_root / "published.json"
     marker.write_text(json.dumps({"profile": profile}) + "\n", encoding="utf-8")
     return changed
+
+
+def chapter_downloads(stem: str, executed_root: Path = EXECUTED_DIR) -> str:
+    """HTML links from a chapter's page (``book/executed/<stem>.html``) to its data files
+    that :func:`book.results.write_downloads` wrote; empty when there are none."""
+    folder = Path(executed_root) / DOWNLOAD_DIR / "data"
+    files = sorted(p.name for p in folder.glob(f"{stem}*") if p.suffix in (".json", ".csv"))
+    files.sort(key=lambda name: (not name.endswith(".json"), name))
+    return download_links(stem, files, "../../")
 
 
 def _mathjax_tarball(log: Callable[[str], None]) -> Path:
@@ -130,6 +146,7 @@ def build_book(*, path_output: Path | None = None, log: Callable[[str], None] = 
     output when the build fails, including on any warning.
     """
     prepare_mathjax(log)
+    (EXECUTED_DIR / DOWNLOAD_DIR).mkdir(parents=True, exist_ok=True)  # an html_static_path folder
     command = [_jupyter_book(), "build", str(ROOT), "-W", "-n"]
     if path_output is not None:
         command += ["--path-output", str(path_output)]

@@ -92,3 +92,36 @@ def test_removal_interval_plots_draw_their_bars_and_bands():
     fig = plots.plot_removal_eer(eer)
     assert len(fig.axes[0].containers) == 1            # error bars on the significant line
     plt.close("all")
+
+
+def test_caption_is_text_under_the_figure_not_inside_it():
+    per_layer = pd.DataFrame({"network": "mb2", "index": [1, 2, 3], "eer": [0.4, 0.3, 0.1],
+                              "block_end": [False, True, False]})
+    source = "ORL faces <40 people>, mobilenetv2 (random init)"
+    fig = plots.plot_eer_per_layer(per_layer, source=source)
+    # nothing is written into the image: no figure-level text
+    assert [t.get_text() for t in fig.texts] == []
+    assert plots.figure_caption(fig) == source
+    assert plots.caption_markdown(fig) == "*ORL faces \\<40 people\\>, mobilenetv2 (random init)*"
+    html = plots.figure_html(fig)
+    assert html.startswith('<figure class="faceexp-figure"') and '<img src="data:image/png;base64,' in html
+    assert "<figcaption" in html and "ORL faces &lt;40 people&gt;, mobilenetv2 (random init)</figcaption>" in html
+    bare = plots.plot_eer_per_layer(per_layer)
+    assert plots.figure_caption(bare) is None and plots.figure_html(bare) is None
+    assert plots.caption_markdown(bare) == ""
+    plt.close("all")
+
+
+def test_a_heatmap_grid_wider_than_max_cols_is_transposed_or_wrapped():
+    images = np.zeros((8, 4, 4, 3))
+    maps = [np.full((4, 4), k / 8) for k in range(8)]
+    titles = [f"t{k}" for k in range(8)]
+    # 2 rows of 4 -> with max_cols=3: transposed into 4 rows of 2 (row r, column c = panel c*4 + r)
+    fig = plots.plot_heatmap_row(images, maps, titles, ncols=4, max_cols=3)
+    grid = [[ax.get_title() for ax in fig.axes[r * 2:(r + 1) * 2]] for r in range(4)]
+    assert grid == [["t0", "t4"], ["t1", "t5"], ["t2", "t6"], ["t3", "t7"]]
+    # 1 row of 8 -> wrapped into rows of 3
+    fig = plots.plot_heatmap_row(images, maps, titles, ncols=8, max_cols=3)
+    assert len(fig.axes) == 9 and [ax.get_title() for ax in fig.axes[:3]] == ["t0", "t1", "t2"]
+    assert not fig.axes[8].get_visible()
+    plt.close("all")

@@ -20,6 +20,7 @@ import pandas as pd
 from faceexp.core.version import __version__
 from faceexp.models.initial_weights import init_weights_text
 from faceexp import study as fs
+from faceexp.report.plots.common import figure_caption
 
 
 def progress() -> bool:
@@ -294,7 +295,7 @@ def sensitivity_reading(summary: pd.DataFrame) -> str:
 
 def write_summary(output_dir, name: str, *, summary: str, values: dict | None = None,
                   tables: list | None = None, figures: list | None = None,
-                  verdicts: list | None = None) -> Path:
+                  verdicts: list | None = None, competence: dict | None = None) -> Path:
     """Write a chapter's summary for the book's results page (book/results.py reads it).
 
     Parameters
@@ -310,10 +311,16 @@ def write_summary(output_dir, name: str, *, summary: str, values: dict | None = 
     tables : list, optional
         ``(DataFrame, caption)`` pairs.
     figures : list, optional
-        ``(figure, file name, caption)`` triples; each figure is saved as PNG.
+        ``(figure, file name, caption)`` triples; each figure is saved as PNG, and the
+        provenance caption the plot attached to it is written as ``source`` (the results
+        page prints it under the figure).
     verdicts : list, optional
         :class:`faceexp.report.verdicts.Verdict` objects of the paper's claims this chapter
         tests; the results page stacks them into its claims table.
+    competence : dict, optional
+        subject -> ``{"eer", "ci_low", "ci_high", "n"}``
+        (:func:`faceexp.study.competence.competence_numbers`): the results page keeps a
+        subject whose interval fails the competence gate out of the claims.
 
     Returns
     -------
@@ -326,12 +333,15 @@ def write_summary(output_dir, name: str, *, summary: str, values: dict | None = 
     entries = []
     for fig, file, text in figures or []:
         fig.savefig(out / file, dpi=100, bbox_inches="tight")
-        entries.append({"file": file, "caption": text})
+        entries.append({"file": file, "caption": text, "source": figure_caption(fig)})
     doc = {"summary": summary,
            "values": {k: ({kk: _plain(vv) for kk, vv in v.items()} if isinstance(v, dict)
                           else _plain(v)) for k, v in (values or {}).items()},
            "tables": [dict(_plain_table(t), caption=c) for t, c in tables or [] if t is not None],
            "figures": entries}
+    if competence:
+        doc["competence"] = {str(k): {kk: _plain(vv) for kk, vv in v.items()}
+                             for k, v in competence.items()}
     if verdicts:
         from faceexp.report.claims import as_records
 

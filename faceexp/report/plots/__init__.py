@@ -4,9 +4,10 @@ Every ``plot_*`` function takes the arrays/DataFrames that the compute modules
 return and draws with matplotlib/seaborn. Those that draw one panel take
 ``ax=None`` (a new figure when None); :func:`plot_coefficients` and
 :func:`plot_counts` return that axes, every other function returns the figure
-(the one holding ``ax`` when it was given). ``source=`` adds a caption line
-saying what data and model produced the figure, which the book prints under
-every figure.
+(the one holding ``ax`` when it was given). ``source=`` attaches a caption
+saying what data and model produced the figure; nothing is drawn into the image:
+:func:`figure_caption` / :func:`caption_markdown` return it, and in IPython the
+figure displays with it as a ``<figcaption>`` under the image (:func:`figure_html`).
 
 One module per kind of figure: :mod:`.heatmaps` (the method, heatmaps, average
 maps, PSNR, face regions), :mod:`.training`, :mod:`.verification` (EERs, fusion,
@@ -16,7 +17,8 @@ what they share.
 """
 from __future__ import annotations
 
-from faceexp.report.plots.common import METHOD_STYLE, POSE_PAIR_ORDER, overlay
+from faceexp.report.plots.common import (METHOD_STYLE, POSE_PAIR_ORDER, caption_markdown, figure_caption,
+                                         figure_html, overlay)
 from faceexp.report.plots.explainers import (plot_explainer_curves, plot_randomisation_curves,
                                              plot_sampling_study, plot_sensitivity)
 from faceexp.report.plots.heatmaps import (plot_average_heatmaps, plot_coefficients,
@@ -32,7 +34,7 @@ from faceexp.report.plots.verification import (plot_eer_per_layer, plot_fusion_c
                                                style_table_one)
 
 __all__ = [
-    "POSE_PAIR_ORDER", "METHOD_STYLE", "overlay",
+    "POSE_PAIR_ORDER", "METHOD_STYLE", "overlay", "figure_caption", "caption_markdown", "figure_html",
     # heatmaps
     "plot_method_overview", "plot_coefficients", "plot_heatmap_row", "plot_psnr_examples",
     "plot_layer_rows", "plot_region_ratios", "plot_average_heatmaps", "plot_psnr_histograms",

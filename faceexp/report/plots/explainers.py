@@ -31,7 +31,7 @@ def plot_sampling_study(summary: pd.DataFrame, *, x="stability", y="faithfulness
     ax.set(xlabel=x.replace("_", " "), ylabel=y.replace("_", " "))
     ax.legend(fontsize=7)
     if source:
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        fig.tight_layout()
         add_caption(fig, source)
     return fig
 
@@ -57,7 +57,7 @@ def plot_sensitivity(summary: pd.DataFrame, *, source=None):
                    label="seed floor")
         ax.legend(fontsize=7)
     ax.set_yticks(y, labels)
-    fig.tight_layout(rect=(0, 0.07 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 
 
@@ -105,7 +105,7 @@ def plot_explainer_curves(curves: pd.DataFrame, *, reference: str = "pair", sour
             ax.get_legend().remove()
     fig.legend(list(entries.values()), list(entries), fontsize=7, loc="upper left",
                bbox_to_anchor=(1.0, 0.98))
-    fig.tight_layout(rect=(0, 0.05 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 
 
@@ -137,6 +137,6 @@ def plot_randomisation_curves(randomisation: pd.DataFrame, *, source=None):
         ax.set(xlabel="re-initialised from the top down to", ylim=(-1.05, 1.05),
                ylabel="rank correlation with the trained map", title=name)
         ax.legend(fontsize=7)
-    fig.tight_layout(rect=(0, 0.07 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 

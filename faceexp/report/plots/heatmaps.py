@@ -43,7 +43,7 @@ def plot_method_overview(image, explanation, *, n_perturbations: int = 4, layer=
     axes[-1].set_title(f"heatmap ({explanation.layers[li]})")
     for ax in axes:
         hide_axes(ax)
-    fig.tight_layout(rect=(0, 0.05 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 
 
@@ -60,15 +60,29 @@ def plot_coefficients(explanation, *, layer=None, ax=None):
     return ax
 
 
-def plot_heatmap_row(images, heatmaps, titles=None, *, ncols=None, source=None, size=2.0):
+def plot_heatmap_row(images, heatmaps, titles=None, *, ncols=None, max_cols=5, source=None, size=2.0):
     """Heatmaps over their images in a grid.
 
     images : (N, H, W, 3); heatmaps : (N, H, W), entries may be None to show
-    the image alone.
+    the image alone. ``ncols`` panels per row (default all N in one row). A grid wider
+    than ``max_cols`` panels would be too small to see at a page's width: it is drawn
+    transposed (row k of the given grid becomes column k) when it has at most
+    ``max_cols`` rows (and more than one), else wrapped at ``max_cols`` panels per row.
     """
     n = len(heatmaps)
     ncols = ncols or n
     nrows = int(np.ceil(n / ncols))
+    order = list(range(n))
+    if ncols > max_cols:
+        if 1 < nrows <= max_cols and n == nrows * ncols:
+            order = [r * ncols + c for c in range(ncols) for r in range(nrows)]
+            nrows, ncols = ncols, nrows
+        else:
+            ncols = max_cols
+            nrows = int(np.ceil(n / ncols))
+    images = None if images is None else [images[k] for k in order]
+    heatmaps = [heatmaps[k] for k in order]
+    titles = None if titles is None else [titles[k] for k in order]
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4),
                              squeeze=False)
     for k, ax in enumerate(axes.flat):
@@ -81,7 +95,7 @@ def plot_heatmap_row(images, heatmaps, titles=None, *, ncols=None, source=None, 
         ax.imshow(as_hwc(img) if hm is None else overlay(img, hm))
         if titles is not None:
             ax.set_title(titles[k], fontsize=8)
-    fig.tight_layout(rect=(0, 0.04 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 
 
@@ -135,7 +149,7 @@ def plot_layer_rows(maps: Mapping, columns: Mapping, *, faces: Mapping | None = 
             ax.set_title(str(cols[c]), fontsize=8)
             if c == 0:
                 ax.set_ylabel(str(net), fontsize=9)
-    fig.tight_layout(rect=(0, 0.05 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 
 
@@ -156,7 +170,7 @@ def plot_region_ratios(table: pd.DataFrame, *, source=None):
     ax.set_xticks(np.arange(len(regions)), regions)
     ax.set(ylabel="mass share / area share")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout(rect=(0, 0.07 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 
 
@@ -227,7 +241,7 @@ def plot_psnr_histograms(psnr: pd.DataFrame, *, by="pose", value="psnr", bins=15
                  element="step", stat="count", common_norm=False, ax=ax)
     ax.set(xlabel="PSNR between two networks' heatmaps of the same image (dB)", ylabel="images")
     if source:
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        fig.tight_layout()
         add_caption(fig, source)
     return fig
 

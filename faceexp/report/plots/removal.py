@@ -54,7 +54,7 @@ def plot_removal_eer(results: pd.DataFrame, *, pose_pairs=("overall",), source=N
             ax.set(xlabel="heatmap threshold (pixels above it removed)", ylabel="EER (%)",
                    title=f"{net or ''} {pp}".strip())
             ax.legend(fontsize=7)
-    fig.tight_layout(rect=(0, 0.05 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 
 
@@ -88,7 +88,7 @@ def plot_removed_fraction(fractions: pd.DataFrame, *, ax=None, source=None):
     if nets != [None]:
         ax.legend(fontsize=7)
     if source:
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        fig.tight_layout()
         add_caption(fig, source)
     return fig
 
@@ -106,7 +106,7 @@ def plot_removal_examples(images: Sequence, titles: Sequence[str], *, ncols=None
             ax.set_title(titles[k], fontsize=8)
         else:
             ax.set_visible(False)
-    fig.tight_layout(rect=(0, 0.05 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 
 
@@ -128,7 +128,7 @@ def plot_deletion_curves(curves: pd.DataFrame, *, hue="order", ax=None, source=N
                  style="network" if "network" in curves else None, ax=ax, marker="o")
     ax.set(xlabel="fraction of pixels deleted", ylabel="cosine similarity to original")
     if source:
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        fig.tight_layout()
         add_caption(fig, source)
     return fig
 
@@ -155,7 +155,7 @@ def plot_pair_curves(curves: pd.DataFrame, *, source=None):
         ax.set(xlabel=f"fraction of pixels {'deleted' if mode == 'deletion' else 'restored'}",
                ylabel="cosine similarity to a genuine partner", title=mode)
         ax.legend(fontsize=7)
-    fig.tight_layout(rect=(0, 0.06 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 
 
@@ -184,6 +184,6 @@ def plot_paired_removal(paired: pd.DataFrame, *, source=None):
         ax.set(xlabel="heatmap threshold (pixels above it removed)",
                ylabel="random - significant\n(pair similarity)", title=f"against {baseline}")
         ax.legend(fontsize=7)
-    fig.tight_layout(rect=(0, 0.06 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 

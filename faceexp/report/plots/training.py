@@ -24,7 +24,7 @@ def plot_training_curves(metrics: Mapping[str, pd.DataFrame], *, source=None):
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss (vertical lines: LR steps)")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02), title="identification accuracy")
     ax_acc.legend(fontsize=7)
-    fig.tight_layout(rect=(0, 0.05 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 
 

@@ -25,7 +25,7 @@ def plot_verification(table: pd.DataFrame, *, source=None):
     ax.set_yticks(y, labels)
     ax.set(xlabel="EER (%) with 95% interval (bootstrap over identities)")
     ax.set_xlim(left=0)
-    fig.tight_layout(rect=(0, 0.08 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 
 
@@ -54,7 +54,7 @@ def plot_fusion_curves(sweep: pd.DataFrame, *, best_a=None, names=("MB2", "R50")
     ax.set(xlabel=f"a  (score = a·s_{names[0]} + (1−a)·s_{names[1]})", ylabel="EER (%)")
     ax.legend(fontsize=7, ncol=2)
     if source:
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        fig.tight_layout()
         add_caption(fig, source)
     return fig
 
@@ -67,7 +67,7 @@ def plot_fusion_sweeps(sweeps: Mapping, bests: Mapping, *, source=None):
     for ax, (key, sweep) in zip(axes[0], sweeps.items()):
         plot_fusion_curves(sweep, best_a=bests[key]["a"], names=tuple(key.split(" + ")), ax=ax)
         ax.set_title(key, fontsize=9)
-    fig.tight_layout(rect=(0, 0.06 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 
 
@@ -94,7 +94,7 @@ def plot_eer_per_layer(per_layer: pd.DataFrame, *, source=None):
                         xytext=(r["index"], 100 * r["eer"] + 0.12 * top),
                         arrowprops=dict(arrowstyle="->", color="C3", lw=1))
         ax.set(title=net, xlabel="layer", ylabel="EER (%)")
-    fig.tight_layout(rect=(0, 0.06 if source else 0, 1, 1))
+    fig.tight_layout()
     return add_caption(fig, source)
 
 
