@@ -48,8 +48,9 @@ def test_claim_b_agrees_when_the_mass_is_on_the_nose_and_differs_on_the_mouth():
     mouth = _Set({"embedding": _on("mouth", 8, rng)}, 8)
     result = SimpleNamespace(heatmaps={"nose-net": nose, "mouth-net": mouth})
     verdicts = {v.recogniser: v for v in claims.claim_b(result, _study())}
-    assert verdicts["nose-net"].outcome == "agrees" and verdicts["nose-net"].low > 0
+    assert verdicts["nose-net"].outcome == "agrees" and verdicts["nose-net"].low > 0.1
     assert verdicts["mouth-net"].outcome == "differs" and verdicts["mouth-net"].high < 0
+    assert verdicts["nose-net"].n == 8 and verdicts["mouth-net"].n == 8
     # all mass on the nose: ratio 1/area share there, the contrast is its half (two regions)
     share = regions.region_masks(CANONICAL_TEMPLATE, CANONICAL_SIZE)["nose"].mean()
     assert verdicts["nose-net"].ours == pytest.approx((1 / share) / 2 - 0, rel=1e-6)
@@ -59,14 +60,17 @@ def test_claim_d_reads_the_shift_from_forehead_to_nose_with_depth():
     rng = np.random.default_rng(1)
     moving = _Set({"conv1": _on("forehead", 6, rng), "embedding": _on("nose", 6, rng)}, 6)
     (v,) = claims.claim_d({"net": moving}, _study())
-    assert v.claim.id == "d" and v.outcome == "agrees" and v.low > 0
+    assert v.claim.id == "d" and v.outcome == "agrees" and v.low > 0.1 and v.n == 6
+    (black,) = claims.claim_d({"box": moving}, _study(has_layers=False))
+    assert black.outcome == "cannot be tested" and "black box" in black.reason
 
 
 def test_claim_a_says_why_when_the_softmax_maps_are_constant():
     gap = np.random.default_rng(2).uniform(size=(4, 10, 10))
     result = SimpleNamespace(maps={"resnet50": (gap, np.zeros((4, 10, 10)))})
     (v,) = claims.claim_a(result)
-    assert v.outcome == "cannot be tested here" and "0 of 4 images" in v.reason
+    # lack of data is never "cannot be tested": undecided, with n
+    assert v.outcome == "undecided" and "0 of 4 images" in v.reason and v.n == 0
 
 
 def test_verdict_records_are_plain_json():
@@ -76,7 +80,12 @@ def test_verdict_records_are_plain_json():
     result = SimpleNamespace(heatmaps={"n": _Set({"embedding": _on("nose", 5, rng)}, 5)})
     records = claims.as_records(claims.claim_b(result, _study()))
     text = json.dumps(records)
-    assert json.loads(text)[0]["claim"] == "b" and records[0]["outcome"] == "agrees"
+    (record,) = json.loads(text)
+    assert list(record)[:8] == ["claim", "subject", "value", "ci_low", "ci_high", "n", "verdict",
+                                "reason"]
+    assert record["claim"] == "b" and record["subject"] == "n" and record["verdict"] == "agrees"
+    assert record["n"] == 5 and record["smallest_effect"] == 0.1
+    assert record["ci_low"] <= record["value"] <= record["ci_high"]
 
 
 def test_sensitivity_summary_reads_each_choice_against_the_seed_floor():
@@ -115,6 +124,32 @@ def test_claim_e_compares_significant_with_random_removal_per_image():
                                      similarity=np.nan if image == 3 else r))
     result = SimpleNamespace(similarities=pd.DataFrame(rows))
     a, b = claims.claim_e(result)
-    assert a.ours == pytest.approx(0.3) and a.outcome == "agrees"
+    assert a.ours == pytest.approx(0.3) and a.outcome == "agrees" and a.n == 3
     assert b.ours == pytest.approx(-0.2) and b.outcome == "differs"
     assert a.recogniser == "net-a" and b.recogniser == "net-b"
+    assert a.extra["measure"] == "paired similarity" and a.claim.smallest_effect == 0.02
+    gated = claims.claim_e(result, gate={"net-b": "verification EER 30.0 %"})
+    assert gated[0].outcome == "agrees" and gated[1].outcome == "not competent"
+    assert gated[1].reason == "verification EER 30.0 %"
+
+
+def test_records_of_a_gated_subject_and_a_fusion():
+    from faceexp.report import verdicts
+
+    mine = [verdicts.verdict("c", -0.15, -0.2, -0.1, n=40, recogniser="sface + facenet-casia"),
+            verdicts.verdict("c", -0.06, -0.12, 0.0, n=40, recogniser="mobilenetv2 + resnet50"),
+            verdicts.verdict("b", 0.3, 0.2, 0.4, n=60, recogniser="resnet50")]
+    gate = {"resnet50": "verification EER 30.0 % [25.0 %, 35.0 %] over 12 test identities"}
+    fused, paper, r50 = claims.as_records(mine, gate=gate)
+    assert fused["subject"] == "sface+facenet-casia" and fused["verdict"] == "agrees"
+    assert fused["smallest_effect"] == -0.08 and "n_needed" not in fused
+    # a fusion with a gated member is left out, naming the member
+    assert paper["subject"] == "mobilenetv2+resnet50" and paper["verdict"] == "not competent"
+    assert paper["reason"].startswith("resnet50: verification EER 30.0 %")
+    assert paper["value"] is None and paper["n"] is None
+    assert r50["verdict"] == "not competent" and r50["reason"] == gate["resnet50"]
+    (undecided,) = claims.as_records(mine[1:2])
+    # half-width 0.06, distance 0.02: 40 * 9 = 360
+    assert undecided["verdict"] == "undecided" and undecided["n_needed"] == 360
+    assert undecided["half_width"] == pytest.approx(0.06)
+    assert claims.subject_name(" a +b ") == "a+b"

@@ -369,3 +369,71 @@ def test_significant_vs_random_pairs_images_and_averages_seeds_by_hand():
         (expected["ci_low"].iloc[0], expected["ci_high"].iloc[0]))
     with pytest.raises(ValueError, match="per-image table"):
         significant_vs_random(pd.DataFrame({"image": [0]}))
+
+
+# --------------------------------------------------------------------------- claim (e) as stated
+
+
+def test_threshold_for_fraction_by_hand():
+    from faceexp.evaluate.eer_rise import threshold_for_fraction
+
+    maps = np.zeros((2, 10, 10))      # float64: 0.6 is not above the threshold 0.6
+    maps[0].flat[:3] = 0.9          # image 0: 3 pixels at 0.9, 1 pixel at 0.6
+    maps[0].flat[3] = 0.6
+    maps[1].flat[:1] = 0.95         # image 1: 1 pixel at 0.95
+    # mean removed fraction: > 0.5..0.59: (4 + 1) / 200 = 2.5%; > 0.6..0.89: 4 / 200 = 2%;
+    # > 0.9..0.94: 1 / 200; 2% is met exactly from 0.60 to 0.89: the highest of them
+    t, fraction = threshold_for_fraction(maps, 0.02)
+    assert t == pytest.approx(0.89) and fraction == pytest.approx(0.02)
+    t, fraction = threshold_for_fraction(maps, 0.025)
+    assert t == pytest.approx(0.59) and fraction == pytest.approx(0.025)
+
+
+def _coded_faces(n_ids=6, per=4, noise=0.25, seed=0):
+    """Images whose top row carries the identity (a code plus noise); the rest is noise
+    that the embedding below does not read. The heatmap marks the top row."""
+    rng = np.random.default_rng(seed)
+    codes = rng.random((n_ids, 3, 1, 8))
+    images = rng.random((n_ids * per, 3, 8, 8)).astype(np.float32)
+    ids = np.repeat(np.arange(n_ids), per)
+    images[:, :, :1, :] = np.clip(codes[ids] + noise * rng.standard_normal((len(ids), 3, 1, 8)),
+                                  0, 1)
+    maps = np.zeros((len(ids), 8, 8), np.float32)
+    maps[:, 0, :] = 1.0
+    frame = pd.DataFrame({"identity": [f"p{k}" for k in ids]})
+    return images, maps, frame
+
+
+def _top_row(batch):
+    x = torch.as_tensor(batch)
+    return (x[:, :, 0, :] - 0.5).reshape(len(x), -1)
+
+
+def test_eer_rise_significant_against_random():
+    from faceexp.evaluate.eer_rise import eer_rise
+    from faceexp.verify.metrics import equal_error_rate
+    from faceexp.verify.protocol import verification_pairs
+
+    images, maps, frame = _coded_faces()
+    pairs = verification_pairs(frame, all_impostors=True)
+    table = eer_rise(_top_row, images, maps, pairs, target=0.125, random_seeds=2, n_boot=200,
+                     progress=False).set_index("method")
+    sig = table.loc["significant"]
+    assert sig["threshold"] >= 0.5 and sig["removed_fraction"] == pytest.approx(8 / 64)
+    # the clean EER by a second route: numpy cosines of the flip-averaged top rows
+    x = images[:, :, 0, :]
+    d = ((x + x[:, :, ::-1]) / 2 - 0.5).reshape(len(x), -1)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    s = np.einsum("pd,pd->p", d[pairs["i"]], d[pairs["j"]])
+    g = pairs["label"].to_numpy() == 1
+    before = equal_error_rate(s[~g], s[g]).eer
+    assert 0 < before < 0.5 and sig["eer_before"] == pytest.approx(before)
+    # the marked row removed: every face embeds alike, every score ties, EER 1/2
+    assert sig["eer_after"] == pytest.approx(0.5)
+    assert sig["rise"] == pytest.approx(0.5 / before - 1)
+    rnd = table.loc["random-pixels"]
+    assert rnd["rise"] < sig["rise"]
+    diff = table.loc["significant - random-pixels"]
+    assert diff["rise"] == pytest.approx(sig["rise"] - rnd["rise"])
+    assert diff["ci_low"] > 0 and sig["ci_low"] > 0
+    assert sig["genuine"] == g.sum() and sig["identities"] == 6

@@ -215,3 +215,29 @@ def test_gap_vs_softmax_with_only_constant_softmax_maps_counts_them(monkeypatch)
     assert list(result.psnr_mean["network"]) == ["mobilenetv2", "mobilenetv2"]
     counts = result.uninformative.loc[("resnet50", "softmax")]
     assert counts["uninformative"].sum() == 4
+
+
+def test_explain_test_images_caps_the_images_of_a_named_subject(monkeypatch):
+    from types import SimpleNamespace
+
+    from faceexp.study import explaining
+
+    seen = {}
+
+    def fake_explain(subject, frame, artifacts, *, layers, seed, progress, **options):
+        seen[subject.name] = (list(frame["path"]), seed)
+        return subject.name
+
+    monkeypatch.setattr(explaining.fcache, "explain_subject", fake_explain)
+    subjects = {n: SimpleNamespace(name=n, sweep_layers=["gap"]) for n in ("mobilenetv2", "resnet50")}
+    study = SimpleNamespace(subjects=list(subjects), subject=subjects.__getitem__, artifacts=None)
+    frame = pd.DataFrame({"identity": ["a", "a", "a", "b", "b"], "path": ["a1", "a2", "a3", "b1", "b2"]})
+    out = explaining.explain_test_images(study, frame, images_per_subject={"resnet50": 1})
+    assert out == {"mobilenetv2": "mobilenetv2", "resnet50": "resnet50"}
+    assert seen["mobilenetv2"][0] == ["a1", "a2", "a3", "b1", "b2"]
+    assert seen["resnet50"][0] == ["a1", "b1"]
+    assert seen["resnet50"][1] == explaining.SOURCE_SEED_OFFSET  # the same seed as without a cap
+    with pytest.raises(ValueError, match="vgg"):
+        explaining.explain_test_images(study, frame, images_per_subject={"vgg": 1})
+    with pytest.raises(ValueError, match=r"images_per_subject\['resnet50'\]"):
+        explaining.explain_test_images(study, frame, images_per_subject={"resnet50": 0})

@@ -58,6 +58,7 @@ _EXPORTS = {
             "FaceDataset", "preprocessed_images", "preprocessed_image"], "preprocessing"),
     **dict.fromkeys(["SkippedFileWarning", "SkipReport", "record_skip"], "skips"),
     **dict.fromkeys(["split_identities", "validation_holdout"], "splits"),
+    **dict.fromkeys(["DEGRADATION_FAMILY", "occlusion_boxes", "occlude"], "degradation"),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -16,12 +16,15 @@ _EXPORTS = {
     **dict.fromkeys(["SLIC_COMPACTNESS", "as_images", "as_maps", "fill_values", "fill_tensor",
             "as_counts", "check_choices", "check_embed", "image_rng", "label_index",
             "random_pixel_mask", "superpixel_permutation", "random_superpixel_mask", "random_masks",
-            "apply_masks", "like_input", "slic_maps", "segments_or_slic"], "masking"),
+            "apply_masks", "like_input", "slic_maps", "segments_or_slic", "IMAGE_FILLS",
+            "INPAINT_RADIUS", "inpainted", "apply_fill"], "masking"),
     **dict.fromkeys(["REGIONS", "GEOMETRY", "region_masks", "region_ratios", "region_table",
             "region_contrast"], "regions"),
     **dict.fromkeys(["METHODS", "DEFAULT_THRESHOLDS", "NO_REMOVAL", "remove_significant",
             "remove_random_pixels", "remove_random_superpixels", "removed_fraction",
             "removal_experiment", "genuine_partners", "significant_vs_random"], "removal"),
+    **dict.fromkeys(["TARGET_FRACTION", "THRESHOLD_GRID", "threshold_for_fraction", "eer_rise"],
+            "eer_rise"),
     **dict.fromkeys(["FLOOR_READINGS", "noise_floor", "relative_to_floor"], "seed_floor"),
     **dict.fromkeys(["DEFAULT_CHOICES", "sensitivity_study", "summarise_sensitivity"],
             "sensitivity"),
@@ -35,7 +38,10 @@ _EXPORTS = {
             "occlusion_window", "combine", "headline_table", "COST_SETTINGS", "cost_table",
             "comparison_cost", "cost_summary", "N_SEGMENTS", "SLIC_ZERO", "USUAL_SAMPLES",
             "USUAL_IG_STEPS", "RANDOMISATION_PASS", "BLACK_BOX", "FACENET_STAGES", "PAPER_STAGES",
-            "CAM_LAYERS", "CURVE_MODES", "WARMUP_BUDGET", "HEADLINE"], "compare"),
+            "CAM_LAYERS", "CURVE_MODES", "WARMUP_BUDGET", "HEADLINE", "DEGENERATE_SPREAD",
+            "explained_spread", "randomisation_summary", "randomisation_reading", "GATES",
+            "MIN_FACES", "PRIMARY", "PRIMARY_TEXT", "explainer_gates", "recommend",
+            "recommendation_text", "rule_text", "write_recommendation"], "compare"),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -3,10 +3,15 @@
 Each ``claim_*`` function takes what a chapter computed (the results of
 :mod:`faceexp.study`) and returns one :class:`faceexp.report.verdicts.Verdict` per
 network: our value of the claim's quantity (:data:`faceexp.report.verdicts.CLAIMS`)
-with its 95% bootstrap interval, and the verdict the rule gives. The chapters
-print :func:`faceexp.report.verdicts.verdict_paragraph` of them and store them in
-their summary; the results page stacks them into one claims table. Nothing
-here is typed by hand: a verdict follows from the numbers.
+with its 95% bootstrap interval and its ``n``, and the verdict of the four-outcome
+rule of :mod:`faceexp.report.verdicts`. The chapters print
+:func:`faceexp.report.verdicts.verdict_paragraph` of them and store them in their
+summary; :func:`as_records` makes them one JSON record per (claim, subject), the
+results page's claims table and ``claims.json``. Each function takes ``gate``
+(subject -> reason, from :func:`faceexp.report.competence.competence_gates`): a
+subject that fails the competence gate gets a "not competent" record with the
+gate's reason instead of a verdict. Nothing here is typed by hand: a verdict
+follows from the numbers.
 
 Regions come from the five landmarks of each crop (:mod:`faceexp.evaluate.regions`):
 in the canonical crop of the real recognisers they are the canonical template
@@ -14,6 +19,8 @@ itself (every crop is aligned to it); in the paper CNNs' 113x113 crop MTCNN
 finds them per image (a crop without a face is left out).
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -30,13 +37,44 @@ LESS_ATTENDED = ("eyes", "mouth")
 EARLY_REGIONS = ("forehead", "cheeks")
 
 
-def _verdict(claim: str, name: str, row, *, untestable=None) -> fver.Verdict:
+def _verdict(claim, name: str, row, *, untestable=None, missing=None, extra=None) -> fver.Verdict:
+    """A verdict from a row with ``mean``, ``ci_low``, ``ci_high`` and ``n``."""
     value = float(row["mean"]) if row is not None else np.nan
+    n = row.get("n") if row is not None else None
+    n = int(n) if n is not None and np.isfinite(n) else None
+    extra = dict(extra or {})
     if not np.isfinite(value):
-        return fver.verdict(claim, untestable=untestable or "no value could be computed",
-                            recogniser=name)
-    return fver.verdict(claim, value, float(row["ci_low"]), float(row["ci_high"]),
-                        untestable=untestable, recogniser=name)
+        return fver.verdict(claim, n=n, untestable=untestable, recogniser=name, extra=extra,
+                            missing=missing or "no value could be computed")
+    return fver.verdict(claim, value, float(row["ci_low"]), float(row["ci_high"]), n=n,
+                        untestable=untestable, recogniser=name, extra=extra)
+
+
+def _protocol(result) -> dict:
+    """``{"protocol": label}`` for a result on a protocol other than ORL's own pairs
+    (e.g. :class:`faceexp.study.degraded.DegradedProtocol`), else ``{}``."""
+    label = getattr(result, "label", None)
+    return {"protocol": str(label)} if label else {}
+
+
+def subject_name(name: str) -> str:
+    """A subject's name in the records: a fusion "a + b" becomes "a+b"."""
+    return "+".join(part.strip() for part in str(name).split("+"))
+
+
+def _gated(claim, name: str, gate) -> fver.Verdict | None:
+    """The not-competent record of ``name`` when the gate (subject -> reason) leaves it out."""
+    if not gate:
+        return None
+    for key in (name, subject_name(name)):
+        if key in gate:
+            return fver.not_competent(claim, subject_name(name), gate[key])
+    parts = subject_name(name).split("+")
+    failed = [p for p in parts if p in gate]
+    if len(parts) > 1 and failed:
+        return fver.not_competent(claim, subject_name(name), "; ".join(
+            f"{p}: {gate[p]}" for p in failed))
+    return None
 
 
 # ----------------------------------------------------------------------- regions
@@ -81,21 +119,28 @@ def heatmap_regions(heatmap_set, subject, layers=None) -> pd.DataFrame:
 # ----------------------------------------------------------------------- claims
 
 
-def claim_a(gap_softmax, *, seed=0) -> list:
+def claim_a(gap_softmax, *, seed=0, gate=None) -> list:
     """(a) GAP and softmax heatmaps of one image mark the same regions: per image, PSNR
     between its GAP and softmax heatmaps minus PSNR between its GAP heatmap and the next
-    image's softmax heatmap (dB). Constant maps (no information) are left out."""
+    image's softmax heatmap (dB). Constant maps (no information) are left out.
+
+    ``gate``: subject -> reason (:func:`faceexp.report.competence.competence_gates`);
+    those subjects get a not-competent record instead of a verdict."""
     from faceexp.evaluate.heatmaps import psnr_pairs
 
     out = []
     for name, (gap, soft) in gap_softmax.maps.items():
+        gated = _gated("a", name, gate)
+        if gated is not None:
+            out.append(gated)
+            continue
         informative = (soft.reshape(len(soft), -1).std(axis=1) > 0) & \
             (gap.reshape(len(gap), -1).std(axis=1) > 0)
         if informative.sum() < 3:
-            out.append(fver.verdict("a", untestable=(
+            out.append(fver.verdict("a", n=int(informative.sum()), recogniser=name, missing=(
                 f"{int(informative.sum())} of {len(gap)} images have informative GAP and softmax "
                 "heatmaps (the others are constant: the probability barely moves under "
-                "perturbation)"), recogniser=name))
+                "perturbation); at least 3 are needed for an interval")))
             continue
         g, s = gap[informative], soft[informative]
         same = psnr_pairs(g, s)
@@ -106,16 +151,21 @@ def claim_a(gap_softmax, *, seed=0) -> list:
     return out
 
 
-def claim_b(comparison, study, *, seed=0) -> list:
+def claim_b(comparison, study, *, seed=0, gate=None) -> list:
     """(b) Nose and inter-eye attended more than eyes and mouth: per image, mean region
-    ratio of nose and inter-eye minus that of eyes and mouth, embedding layer."""
+    ratio of nose and inter-eye minus that of eyes and mouth, embedding layer.
+    ``gate``: as :func:`claim_a`."""
     out = []
     for name, hs in comparison.heatmaps.items():
+        gated = _gated("b", name, gate)
+        if gated is not None:
+            out.append(gated)
+            continue
         subject = study.subject(name)
         ratios = heatmap_regions(hs, subject, [subject.embedding_layer])
         if len(ratios) < 3:
-            out.append(fver.verdict("b", untestable="fewer than 3 crops with landmarks",
-                                    recogniser=name))
+            out.append(fver.verdict("b", n=len(ratios), recogniser=name,
+                                    missing=f"{len(ratios)} crops with landmarks, fewer than 3"))
             continue
         contrast = freg.region_contrast(ratios, ATTENDED, LESS_ATTENDED).to_numpy()
         out.append(_verdict("b", name, mean_interval(contrast, seed=seed).iloc[0]))
@@ -134,85 +184,119 @@ def region_summary(comparison, study, *, seed=0) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def claim_c(complementarity, *, k=5, seed=0) -> list:
+def claim_c(complementarity, *, k=5, seed=0, gate=None) -> list:
     """(c) Fusion helps: relative change of the fused EER against the better network, with
-    the weight chosen on held-out identities (k-fold over identities)."""
-    out = []
+    the weight chosen on held-out identities (k-fold over identities); ``n`` counts the
+    identities of the k-fold line. Subjects are named "a+b". ``gate``: as :func:`claim_a`
+    (a fusion is left out when either of its systems is)."""
+    out, extra = [], _protocol(complementarity)
     for key, (a, b) in zip(complementarity.tables, complementarity.fused_pairs):
+        name = subject_name(key)
+        gated = _gated("c", name, gate)
+        if gated is not None:
+            out.append(gated)
+            continue
         table = complementarity.kfold.get(key)
         if table is None:
             table = kfold_fusion(complementarity.scores[a], complementarity.scores[b],
-                                      complementarity.pairs, k=k, seed=seed)
+                                 complementarity.pairs, k=k, seed=seed)
         line = table[table["line"] == "k-fold"].iloc[0]
+        n = int(line["identities"]) if "identities" in line and np.isfinite(
+            line["identities"]) else None
         better = min(line["eer_first"], line["eer_second"])
         if not better > 0:
-            out.append(fver.verdict("c", untestable=(
-                f"the better of the two alone already has EER {100 * better:.2f}% on these pairs: "
-                "no room for fusion to improve"), recogniser=key))
+            out.append(fver.verdict("c", n=n, recogniser=name, extra=extra, untestable=(
+                f"a ceiling of this protocol: the better of the two alone already has EER "
+                f"{100 * better:.2f}% on these pairs, so fusion has no error to remove (a "
+                "harder protocol can test it)")))
             continue
-        row = {"mean": line["change"], "ci_low": line["change_low"], "ci_high": line["change_high"]}
-        out.append(_verdict("c", key, row))
+        row = {"mean": line["change"], "ci_low": line["change_low"],
+               "ci_high": line["change_high"], "n": n}
+        out.append(_verdict("c", name, row, extra=extra))
     return out
 
 
-def claim_d(layer_heatmaps: dict, study, *, seed=0) -> list:
+def claim_d(layer_heatmaps: dict, study, *, seed=0, gate=None) -> list:
     """(d) Attention moves from forehead and cheeks to the nose with depth: per image, the
     contrast (forehead + cheeks minus nose + inter-eye) at the first explained layer
-    minus the same contrast at the embedding."""
+    minus the same contrast at the embedding. A subject without layers (a black box) is
+    "cannot be tested"; ``gate``: as :func:`claim_a`."""
     out = []
     for name, hs in layer_heatmaps.items():
+        gated = _gated("d", name, gate)
+        if gated is not None:
+            out.append(gated)
+            continue
         subject = study.subject(name)
-        if not subject.has_layers or len(hs.layers) < 2:
+        if not subject.has_layers:
+            out.append(fver.verdict("d", recogniser=name, untestable=(
+                "a black box: its intermediate layers cannot be read, so there is no early "
+                "layer to explain")))
+            continue
+        if len(hs.layers) < 2:
+            out.append(fver.verdict("d", recogniser=name, untestable=(
+                "only the embedding was explained: the claim compares an early layer with the "
+                "last, so explain at least one earlier layer")))
             continue
         first, last = hs.layers[0], subject.embedding_layer
         ratios = heatmap_regions(hs, subject, [first, last])
         if len(ratios) < 6:
-            out.append(fver.verdict("d", untestable="fewer than 3 crops with landmarks",
-                                    recogniser=name))
+            out.append(fver.verdict("d", n=len(ratios) // 2, recogniser=name,
+                                    missing="fewer than 3 crops with landmarks"))
             continue
         contrast = freg.region_contrast(ratios, EARLY_REGIONS, ATTENDED)
         early = contrast[ratios["layer"] == first].to_numpy()
         late = contrast[ratios["layer"] == last].to_numpy()
         diff = paired_difference(early, late, seed=seed).iloc[0]
         out.append(_verdict("d", name, {"mean": diff["difference"], "ci_low": diff["ci_low"],
-                                        "ci_high": diff["ci_high"]}))
+                                        "ci_high": diff["ci_high"], "n": diff["n"]}))
     return out
 
 
-def claim_e(removal, *, baseline: str = "random-superpixels", seed=0) -> list:
-    """(e) Removing the most significant pixels hurts more than removing random ones: per
-    image, the similarity of the probe to a clean genuine partner after removing as many
-    pixels in random superpixels (mean over the random seeds) minus after removing the
-    pixels above each threshold, averaged over the thresholds (> 0 when the heatmap's
-    pixels matter more to the pair), with a paired bootstrap interval over images.
+def claim_e(removal, *, baseline: str = "random-superpixels", seed=0, gate=None) -> list:
+    """(e), today's paired similarity test (:data:`faceexp.report.verdicts.CLAIM_E_SIMILARITY`):
+    per image, the similarity of the probe to a clean genuine partner after removing as
+    many pixels in random superpixels (mean over the random seeds) minus after removing
+    the pixels above each threshold, averaged over the thresholds (> 0 when the heatmap's
+    pixels matter more to the pair), with a bootstrap interval over images; the verdict
+    weighs it against the claim's smallest cosine difference. Records carry ``measure``
+    "paired similarity" (the paper's own measure, the relative EER rise, is
+    ``CLAIMS["e"]``).
 
     ``removal`` is :func:`faceexp.study.removal_analysis`'s result (its
-    ``similarities``)."""
+    ``similarities``). ``gate``: as :func:`claim_a`."""
     from faceexp.evaluate.removal import NO_REMOVAL
 
+    claim = fver.CLAIM_E_SIMILARITY
+    measure = {"measure": "paired similarity"}
     sims = getattr(removal, "similarities", None)
-    out = []
     if sims is None:
-        return [fver.verdict("e", untestable="no per-image genuine-pair similarities "
-                                               "(run faceexp.study.removal_analysis)")]
+        return [fver.verdict(claim, extra=measure, missing=(
+            "no per-image genuine-pair similarities (run faceexp.study.removal_analysis)"))]
+    out = []
     for name, part in sims.groupby("network", sort=False):
+        gated = _gated(claim, name, gate)
+        if gated is not None:
+            out.append(gated)
+            continue
         part = part[part["method"] != NO_REMOVAL]
         sig = part[part["method"] == "significant"].pivot_table(
             index="image", columns="threshold", values="similarity")
         rnd = part[part["method"] == baseline].pivot_table(
             index="image", columns="threshold", values="similarity", aggfunc="mean")
         if sig.empty or rnd.empty:
-            out.append(fver.verdict("e", untestable=f"no {baseline} baseline", recogniser=name))
-            continue
+            raise ValueError(f"removal.similarities of {name} has no 'significant' or "
+                             f"{baseline!r} rows; run removal_analysis with that baseline")
         rnd = rnd.reindex(index=sig.index, columns=sig.columns)
         per_image = (rnd - sig).mean(axis=1).dropna()      # images with a genuine partner
         if per_image.empty:
-            out.append(fver.verdict("e", untestable="no explained image has a genuine partner "
-                                                    "among the explained images",
-                                    recogniser=name))
+            out.append(fver.verdict(claim, n=0, recogniser=name, extra=measure, missing=(
+                "no explained image has a genuine partner among the explained images")))
             continue
-        ci = mean_interval(per_image.to_numpy(), seed=seed).iloc[0]
-        out.append(_verdict("e", name, ci))
+        row = mean_interval(per_image.to_numpy(), seed=seed).iloc[0]
+        n = int(row["n"])
+        out.append(fver.verdict(claim, float(row["mean"]), float(row["ci_low"]),
+                                float(row["ci_high"]), n=n, recogniser=name, extra=measure))
     return out
 
 
@@ -221,14 +305,113 @@ def paragraphs(verdicts) -> str:
     return "\n\n".join(fver.verdict_paragraph(v) for v in verdicts)
 
 
-def as_records(verdicts) -> list:
-    """Verdicts as JSON-ready dicts for a chapter's summary (the results page's claims table)."""
-    from dataclasses import asdict
+#: The keys every record of :func:`as_records` has.
+RECORD_KEYS = ("claim", "subject", "value", "ci_low", "ci_high", "n", "verdict", "reason")
 
+
+def _plain(x):
+    if isinstance(x, (float, np.floating)):
+        return float(x) if np.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+#: The measure of :func:`claim_e_rise` in its records.
+RISE_MEASURE = "relative EER rise"
+
+
+def claim_e_rise(rise: pd.DataFrame, *, gate=None) -> list:
+    """(e) as the paper states it: the relative EER rise, (EER after - EER before) / EER
+    before, when the pixels above the threshold that removes about 2% of them are blacked
+    out, with its interval over identities; one verdict per subject and protocol, read
+    against the claim's smallest effect (+35%).
+
+    Parameters
+    ----------
+    rise : pandas.DataFrame
+        :func:`faceexp.study.removal.eer_rise_analysis`'s table: ``network``, ``protocol``,
+        ``method``, ``rise``, ``ci_low``, ``ci_high``, ``identities``, ``threshold``,
+        ``removed_fraction``, ``eer_before``, ``eer_after``; the rows whose ``method`` is
+        "significant" are judged.
+    gate : mapping, optional
+        As :func:`claim_a`.
+
+    Returns
+    -------
+    list of Verdict
+        With ``extra`` ``measure`` (:data:`RISE_MEASURE`), ``protocol`` and the numbers
+        behind the rise. A rise over a clean EER of 0 (a ceiling) is undefined: its
+        verdict is "undecided" with that reason.
+    """
+    required = {"network", "protocol", "method", "rise", "ci_low", "ci_high", "identities"}
+    missing = sorted(required - set(rise.columns))
+    if missing:
+        raise ValueError(f"rise lacks the columns {missing}: pass "
+                         f"faceexp.study.removal.eer_rise_analysis's table")
+    out = []
+    for r in rise[rise["method"] == "significant"].itertuples():
+        gated = _gated("e", r.network, gate)
+        if gated is not None:
+            out.append(gated)
+            continue
+        extra = {"measure": RISE_MEASURE, "protocol": r.protocol}
+        for key in ("threshold", "removed_fraction", "eer_before", "eer_after"):
+            if hasattr(r, key):
+                extra[key] = float(getattr(r, key))
+        n = int(r.identities) if np.isfinite(r.identities) else None
+        if not np.isfinite(r.rise):
+            out.append(fver.verdict("e", n=n, recogniser=r.network, extra=extra, missing=(
+                "the EER before removal is 0 on these pairs (a ceiling): a relative rise "
+                "is undefined")))
+            continue
+        out.append(fver.verdict("e", float(r.rise), float(r.ci_low), float(r.ci_high), n=n,
+                                recogniser=r.network, extra=extra))
+    return out
+
+
+def as_records(verdicts, *, gate=None) -> list:
+    """Verdicts as JSON-ready dicts, one per (claim, subject): the results page's claims table
+    and ``claims.json``.
+
+    Parameters
+    ----------
+    verdicts : sequence of Verdict
+    gate : mapping, optional
+        subject -> reason (:func:`faceexp.report.competence.competence_gates`): those
+        subjects' records become not-competent records with that reason (no numbers).
+
+    Returns
+    -------
+    list of dict
+        Keys :data:`RECORD_KEYS`: ``claim`` ("a" .. "e"), ``subject`` (a fusion as
+        "a+b"), ``value``, ``ci_low``, ``ci_high`` (None when absent), ``n``,
+        ``verdict`` (one of :data:`faceexp.report.verdicts.OUTCOMES`, or
+        :data:`faceexp.report.verdicts.NOT_COMPETENT`), ``reason``; then
+        ``smallest_effect`` (signed: on the paper's side), ``statement``, ``level``,
+        ``n_unit``, ``half_width`` and ``n_needed`` (undecided only), and the
+        verdict's extra keys (e.g. ``measure``).
+    """
     records = []
     for v in verdicts:
-        d = asdict(v)
-        d["claim"] = v.claim.id if hasattr(v.claim, "id") else d.get("claim")
-        records.append({k: (None if isinstance(x, float) and not np.isfinite(x) else x)
-                        for k, x in d.items() if not isinstance(x, dict)})
+        if not isinstance(v, fver.Verdict):
+            raise ValueError(f"verdicts must hold Verdict objects (from claim_a .. claim_e), "
+                             f"got {type(v).__name__}")
+        subject = subject_name(v.recogniser) if v.recogniser is not None else None
+        if subject is not None:
+            gated = _gated(v.claim, subject, gate)
+            if gated is not None:
+                v = replace(gated, extra=dict(v.extra))
+        c = v.claim
+        record = {"claim": c.id, "subject": subject, "value": v.ours, "ci_low": v.low,
+                  "ci_high": v.high, "n": v.n, "verdict": v.outcome, "reason": v.reason,
+                  "smallest_effect": c.direction * c.smallest_effect, "statement": c.statement,
+                  "level": v.level, "n_unit": c.n_unit}
+        if v.outcome == fver.OUTCOMES[2]:
+            record["half_width"] = v.half_width
+            record["n_needed"] = v.n_needed
+        for key, value in v.extra.items():
+            if key not in ("smallest_effect", "direction"):
+                record.setdefault(key, value)
+        records.append({k: _plain(x) for k, x in record.items()})
     return records

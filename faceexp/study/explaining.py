@@ -148,20 +148,35 @@ def sweep_layers(arch: str) -> list:
 
 
 def explain_test_images(study: Study, frame: pd.DataFrame, *, names=None, seed=0, progress=True,
-                        **options) -> dict:
+                        images_per_subject: dict | None = None, **options) -> dict:
     """Explain the test images once for chapters 4, 6 and 7, with every subject of the
     study (or ``names``): its sweep layers (block ends, embedding last) from one pass.
+
+    ``images_per_subject`` (subject -> k) explains only the first ``k`` images of each
+    identity of ``frame`` with that subject (e.g. an expensive network that cannot
+    recognise faces, shown but not judged); the others explain all of ``frame``.
 
     Returns ``{name: HeatmapSet}``; a recogniser leaves out photos it finds no face in.
     """
     names = study.subjects if names is None else list(names)
+    caps = dict(images_per_subject or {})
+    unknown = sorted(set(caps) - set(study.subjects))
+    if unknown:
+        raise ValueError(f"images_per_subject names {unknown}, which are not subjects of this "
+                         f"study ({study.subjects})")
+    for name, k in caps.items():
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"images_per_subject[{name!r}] must be an int >= 1, got {k!r}")
     out = {}
     for name in names:
+        subset = frame
+        if name in caps:
+            subset = frame[frame.groupby("identity").cumcount() < caps[name]].reset_index(drop=True)
         # every network draws its own perturbations (seeds SOURCE_SEED_OFFSET apart), so
         # that agreement between two networks' heatmaps is not built in by shared samples
         subject = study.subject(name)
         k = study.subjects.index(name)
-        out[name] = fcache.explain_subject(subject, frame, study.artifacts,
+        out[name] = fcache.explain_subject(subject, subset, study.artifacts,
                                            layers=subject.sweep_layers,
                                            seed=seed + k * SOURCE_SEED_OFFSET,
                                            progress=progress, **options)

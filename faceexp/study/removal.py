@@ -136,3 +136,51 @@ def removal_analysis(study: Study, heatmaps: dict, *, thresholds=fremoval.DEFAUL
                            pair_curves=pair_curves,
                            pair_auc=None if pair_curves is None else curve_auc_table(
                                pair_curves, seed=seed))
+
+
+def eer_rise_analysis(study: Study, heatmaps: dict, *, degraded=None, target=0.02,
+                      random_seeds=3, seed=0, n_boot=1000, batch_size=None,
+                      progress=True) -> pd.DataFrame:
+    """Claim (e) as the paper states it, per subject of ``heatmaps`` (its embedding layer):
+    the relative EER rise when the pixels above the threshold that removes about
+    ``target`` of them are removed from every image, against as many random pixels and
+    random superpixels (:func:`faceexp.evaluate.eer_rise.eer_rise`, intervals over
+    resampled identities).
+
+    Measured on ORL's own pairs among the explained images (every genuine and impostor
+    pair) and, with ``degraded`` (a :class:`faceexp.study.degraded.DegradedProtocol`), on
+    its harder protocol: the same images as gallery and probes
+    (:func:`faceexp.verify.degraded.gallery_probe_pairs`), each probe degraded as there
+    (same family, strength and seed) before the pixels are removed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``network``, ``protocol`` ("ORL pairs" or the degraded protocol's label) and the
+        columns of :func:`faceexp.evaluate.eer_rise.eer_rise`.
+    """
+    from faceexp.data.degradation import degrade
+    from faceexp.evaluate.eer_rise import eer_rise
+    from faceexp.verify import degraded as fdeg
+
+    rows = []
+    for name, hs in heatmaps.items():
+        subject = study.subject(name)
+        layer = subject.embedding_layer
+        embed = subject.embedder([layer])
+        maps = hs.embedding
+        protocols = [("ORL pairs", hs.images, fprot.verification_pairs(hs.frame, all_impostors=True))]
+        if degraded is not None:
+            probe = fdeg.gallery_probe_roles(hs.frame) == "probe"
+            images = hs.images.copy()
+            images[probe] = degrade(hs.images[probe], [str(p) for p in hs.frame["path"][probe]],
+                                    degraded.strength, family=degraded.family, seed=degraded.seed)
+            protocols.append((degraded.label, images, fdeg.gallery_probe_pairs(hs.frame)))
+        for label, images, pairs in protocols:
+            table = eer_rise(embed, images.transpose(0, 3, 1, 2), maps, pairs, target=target,
+                             segments=hs.segments, random_seeds=random_seeds, seed=seed,
+                             layer=layer, batch_size=batch_size, n_boot=n_boot,
+                             progress=progress)
+            rows.append(table.assign(network=name, protocol=label))
+    out = pd.concat(rows, ignore_index=True)
+    return out[["network", "protocol"] + [c for c in out.columns if c not in ("network", "protocol")]]

@@ -9,6 +9,11 @@ from faceexp.core.exports import lazy_exports
 _EXPORTS = {
     **dict.fromkeys(["CACHE_VERSION", "compute_embeddings", "frame_fingerprint"], "embeddings"),
     **dict.fromkeys(["DEFAULT_WEIGHTS", "fuse_scores", "fusion_sweep", "best_fusion"], "fusion"),
+    **dict.fromkeys(["PROTOCOL_LABEL", "EER_RANGE", "EER_TARGET", "MIN_GENUINE_PER_POSE",
+            "gallery_probe_roles", "gallery_probe_pairs", "pair_cosines", "choose_strength",
+            "fusion_gain"], "degraded"),
+    **dict.fromkeys(["IdentificationHead", "fit_identification_head", "head_accuracy",
+            "HeadEmbed"], "identification_head"),
     **dict.fromkeys(["KFOLD_WEIGHTS", "bootstrap_eer", "eer_interval", "kfold_fusion"],
             "intervals"),
     **dict.fromkeys(["layer_sweep_scores", "plan_layer_groups"], "layer_sweep"),

@@ -43,7 +43,10 @@ call), :mod:`~faceexp.evaluate.compare.measures` (the metrics and the genuine pa
 :mod:`~faceexp.evaluate.compare.comparison` (:func:`compare_explainers` and
 :func:`summarise`), :mod:`~faceexp.evaluate.compare.cost` and
 :mod:`~faceexp.evaluate.compare.summary` (the recommendation, tables, caption and heatmap
-grid). The comparison on the subjects of a study is
+grid), :mod:`~faceexp.evaluate.compare.recommendation_rule` (chapter 10's rule: one primary
+measure, gates, a paired interval over faces, two halves) and
+:mod:`~faceexp.evaluate.compare.randomisation` (the spread of the explained similarity
+under the randomised network, and when the check is degenerate). The comparison on the subjects of a study is
 :func:`faceexp.study.explainers.compare_subjects`.
 """
 from __future__ import annotations
@@ -63,6 +66,11 @@ from faceexp.evaluate.compare.cost import (
 from faceexp.evaluate.compare.summary import (
     HEADLINE, RANDOMISATION_PASS, combine, comparison_caption, headline_table, heatmap_grid,
     recommendation)
+from faceexp.evaluate.compare.randomisation import (
+    DEGENERATE_SPREAD, explained_spread, randomisation_reading, randomisation_summary)
+from faceexp.evaluate.compare.recommendation_rule import (
+    GATES, MIN_FACES, PRIMARY, PRIMARY_TEXT, explainer_gates, recommend, recommendation_text,
+    rule_text, write_recommendation)
 
 __all__ = [
     "EXPLAINERS", "DEFAULT_EXPLAINERS", "ExplainerSpec", "FaceModel", "Attribution",
@@ -76,4 +84,9 @@ __all__ = [
     "N_SEGMENTS", "SLIC_ZERO", "USUAL_SAMPLES", "USUAL_IG_STEPS", "RANDOMISATION_PASS",
     "BLACK_BOX", "FACENET_STAGES", "PAPER_STAGES", "CAM_LAYERS", "CURVE_MODES", "WARMUP_BUDGET",
     "HEADLINE",
+    # chapter 10's rule and the randomisation check's spread
+    "DEGENERATE_SPREAD", "explained_spread", "randomisation_summary",
+    "randomisation_reading", "GATES", "MIN_FACES",
+    "PRIMARY", "PRIMARY_TEXT", "explainer_gates", "recommend", "recommendation_text",
+    "rule_text", "write_recommendation",
 ]

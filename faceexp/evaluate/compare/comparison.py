@@ -20,6 +20,7 @@ from faceexp.evaluate.compare.explainers import (
     BLACK_BOX, DEFAULT_EXPLAINERS, EXPLAINERS, N_SEGMENTS, SLIC_ZERO, explainer_spec, run_explainer)
 from faceexp.evaluate.compare.measures import (
     CURVE_MODES, baseline_map, curve_auc, rank_correlation, similarity_curves, t_interval)
+from faceexp.evaluate.compare.randomisation import DEGENERATE_SPREAD, explained_spread
 
 
 # --------------------------------------------------------------------------- the comparison
@@ -37,7 +38,9 @@ class Comparison:
     per_face : DataFrame
         One row per (explainer, face): ``seconds``, ``forwards``, the normalised
         AUCs ``<mode>_auc_<reference>`` and ``<mode>_baseline_<reference>``,
-        ``seed_rank_corr``, ``randomisation_rank_corr``; a black box's
+        ``seed_rank_corr``, ``randomisation_rank_corr`` (with
+        ``randomisation_spread`` and ``randomisation_degenerate`` of the deepest
+        randomisation, see ``randomisation``); a black box's
         gradient explainers have one row with ``note`` "n/a (black box)".
     curves : DataFrame
         ``explainer``, ``kind``, ``map`` ("explainer" or the random "baseline"
@@ -45,7 +48,13 @@ class Comparison:
         ``n_pixels``, ``similarity``.
     randomisation : DataFrame
         ``explainer``, ``image``, ``stages`` (randomised from the top),
-        ``stage`` (the lowest one randomised), ``rank_corr``.
+        ``stage`` (the lowest one randomised), ``rank_corr``, ``spread`` (the
+        standard deviation of the explained similarity over random superpixel
+        perturbations under the randomised model,
+        :func:`~faceexp.evaluate.compare.randomisation.explained_spread`),
+        ``trained_spread`` (the same on the trained model) and ``degenerate``
+        (``spread`` below :data:`~faceexp.evaluate.compare.randomisation.DEGENERATE_SPREAD`:
+        the rank correlation then says nothing about the explainer).
     heatmaps : dict
         explainer -> (N, H, W) maps of the first seed.
     faces, partners : ndarray (N, H, W, 3)
@@ -231,11 +240,18 @@ def compare_explainers(recogniser: Any, faces: Any, partners: Any = None, *,
     curves = pd.concat(explainer_curves, ignore_index=True).drop(columns="source") \
         if explainer_curves else pd.DataFrame()
 
-    # model randomisation, cascading from the top
+    # model randomisation, cascading from the top, with the spread of the explained
+    # similarity under each randomised model (randomisation.explained_spread)
     randomisation = []
+    trained_spread = {k: explained_spread(model.embed, faces[k], explained(k), segments[k],
+                                          fill=fill, seed=[seeds[0], k])["spread"]
+                      for k in range(randomisation_faces)} if points else {}
     for depth in points:
         randomised = randomise_stages(model, depth, seed=seeds[0])
         stage = model.stage_labels[depth - 1]
+        spread = {k: explained_spread(randomised.embed, faces[k], explained(k), segments[k],
+                                      fill=fill, seed=[seeds[0], k])["spread"]
+                  for k in range(randomisation_faces)}
         for e in runnable:
             for k in range(randomisation_faces):
                 other = run_explainer(e, randomised, faces[k], explained(k), seed=seeds[0],
@@ -243,14 +259,19 @@ def compare_explainers(recogniser: Any, faces: Any, partners: Any = None, *,
                 randomisation.append({"explainer": e, "image": k, "stages": depth,
                                       "stage": stage,
                                       "rank_corr": rank_correlation(heatmaps[e][k],
-                                                                    other.heatmap)})
+                                                                    other.heatmap),
+                                      "spread": spread[k], "trained_spread": trained_spread[k],
+                                      "degenerate": spread[k] < DEGENERATE_SPREAD})
         del randomised
-    randomisation = pd.DataFrame(randomisation, columns=["explainer", "image", "stages",
-                                                         "stage", "rank_corr"])
+    randomisation = pd.DataFrame(randomisation, columns=[
+        "explainer", "image", "stages", "stage", "rank_corr", "spread", "trained_spread",
+        "degenerate"])
     if points:
         deepest = randomisation[randomisation["stages"] == points[-1]]
         for record in deepest.itertuples():
             rows[record.explainer, record.image]["randomisation_rank_corr"] = record.rank_corr
+            rows[record.explainer, record.image]["randomisation_spread"] = record.spread
+            rows[record.explainer, record.image]["randomisation_degenerate"] = record.degenerate
         for row in rows.values():
             row["randomised"] = f"{points[-1]}/{len(model.stages)}"
 
@@ -276,7 +297,7 @@ def compare_explainers(recogniser: Any, faces: Any, partners: Any = None, *,
 
 #: Measures of :func:`summarise`: (column in the table, column in per_face).
 _MEASURES = ("deletion_auc", "insertion_auc", "deletion_baseline", "insertion_baseline",
-             "randomisation_rank_corr", "seed_rank_corr", "seconds")
+             "randomisation_rank_corr", "randomisation_spread", "seed_rank_corr", "seconds")
 
 
 def summarise(per_face: pd.DataFrame, *, reference: str = "pair",
@@ -291,7 +312,9 @@ def summarise(per_face: pd.DataFrame, *, reference: str = "pair",
     :func:`t_interval`). ``forwards`` is the mean per explanation,
     ``faces`` the faces explained, ``note`` "n/a (black box)" where the
     explainer cannot run, ``randomised`` how many of the stages the
-    ``randomisation_rank_corr`` had re-initialised ("k/M").
+    ``randomisation_rank_corr`` had re-initialised ("k/M"), ``randomisation_spread``
+    the explained similarity's spread under that randomised model and
+    ``randomisation_degenerate`` True when it was degenerate on every face checked.
     """
     if reference not in ("pair", "self"):
         raise ValueError(f"reference must be 'pair' or 'self', got {reference!r}")
@@ -327,6 +350,9 @@ def summarise(per_face: pd.DataFrame, *, reference: str = "pair",
         row["faces"] = int(part["deletion_auc"].notna().sum())
         randomised = part["randomised"].dropna() if "randomised" in part else []
         row["randomised"] = str(randomised.iloc[0]) if len(randomised) else ""
+        degenerate = part["randomisation_degenerate"].dropna() \
+            if "randomisation_degenerate" in part else []
+        row["randomisation_degenerate"] = bool(len(degenerate) and degenerate.astype(bool).all())
         row["note"] = str(note.iloc[0]) if len(note) else ""
         rows.append(row)
     table = pd.DataFrame(rows)

@@ -1,4 +1,7 @@
-"""Comparisons read back: the recommendation, tables, caption and heatmap grid."""
+"""Comparisons read back: the deletion-and-insertion paragraph, tables, caption and heatmap grid.
+
+Chapter 10's stated recommendation rule is :mod:`faceexp.evaluate.compare.recommendation_rule`.
+"""
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
@@ -158,8 +161,8 @@ def recommendation(table: pd.DataFrame, *, tolerance: float = 0.01) -> str:
 
 #: The headline columns of :func:`headline_table` (and of the benchmark).
 HEADLINE = ("recogniser", "explainer", "deletion_auc", "deletion_baseline", "insertion_auc",
-            "insertion_baseline", "randomisation_rank_corr", "seed_rank_corr", "seconds",
-            "forwards", "faces", "note")
+            "insertion_baseline", "randomisation_rank_corr", "randomisation_spread",
+            "randomisation_degenerate", "seed_rank_corr", "seconds", "forwards", "faces", "note")
 
 
 def _as_list(comparisons: Any) -> list:
@@ -181,9 +184,17 @@ def combine(comparisons: Any, what: str) -> pd.DataFrame:
 
 
 def headline_table(comparisons: Any, *, digits: int = 3) -> pd.DataFrame:
-    """The :data:`HEADLINE` columns of the comparisons' tables, rounded."""
+    """The :data:`HEADLINE` columns of the comparisons' tables, rounded (the randomisation
+    spread, a small number, to ``digits`` significant figures)."""
     table = combine(comparisons, "table")
-    return table[list(HEADLINE)].round(digits)
+    for column in ("randomisation_spread", "randomisation_degenerate"):
+        if column not in table:
+            table[column] = np.nan if column == "randomisation_spread" else False
+    spread = [float(f"{v:.{digits}g}") if np.isfinite(v) else v
+              for v in table["randomisation_spread"].to_numpy(dtype=float)]
+    table = table[list(HEADLINE)].round(digits)
+    table["randomisation_spread"] = spread
+    return table
 
 
 def comparison_caption(comparisons: Any, extra: str = "") -> str:
