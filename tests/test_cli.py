@@ -158,3 +158,25 @@ def test_warnings_are_one_line_each(tmp_path, capsys, face):
     assert all(line.startswith("faceexp explain: ") for line in lines), lines
     with pytest.warns(Warning, match="under-determined"):     # Python's own, under --debug
         assert main(["--debug", *options]) == 0
+
+
+def test_samples_auto_reaches_the_explainer_and_bad_values_are_one_line(tmp_path, capsys, face):
+    import argparse
+
+    from faceexp.cli import common
+
+    parser = argparse.ArgumentParser()
+    common.add_explainer_arguments(parser)
+    args = parser.parse_args(["--samples", "auto", "--tolerance", "0.2", "--max-samples", "600"])
+    common.check_explainer_arguments(args)
+    options = common.explainer_options(args)
+    assert (options["n_samples"], options["tolerance"], options["max_samples"]) == ("auto", 0.2, 600)
+    assert "tolerance" not in common.explainer_options(parser.parse_args(["--samples", "300"]))
+    out = str(tmp_path / "x.npz")
+    for extra, message in ((["--samples", "auto", "--tolerance", "1.5"], "--tolerance must lie"),
+                           (["--samples", "auto", "--max-samples", "1"], "--max-samples must be an int >= 3")):
+        assert main(["explain", str(face), "--model", "mobilenetv2", "--quiet", "--out", out, *extra]) == 2
+        assert message in _one_line_error(capsys, "explain")
+    with pytest.raises(SystemExit):
+        main(["explain", str(face), "--model", "mobilenetv2", "--samples", "fast", "--out", out])
+    assert "must be a whole number or 'auto'" in capsys.readouterr().err

@@ -6,6 +6,8 @@ the same way by ``pose``, ``verify`` and ``explain-set`` (:func:`dataset_images`
 """
 from __future__ import annotations
 
+import argparse
+
 from pathlib import Path
 
 
@@ -147,8 +149,15 @@ def add_network_arguments(parser) -> None:
 
 def add_explainer_arguments(parser) -> None:
     """The explainer's options: --samples, --segments, --p-off, --sampling, --kernel, ..."""
-    parser.add_argument("--samples", type=int, default=1000,
-                        help="perturbed samples (default 1000)")
+    parser.add_argument("--samples", type=samples_value, default=1000,
+                        help="perturbed samples (default 1000), or 'auto': draw in rounds and "
+                             "stop when the map has converged (--tolerance), at most "
+                             "--max-samples")
+    parser.add_argument("--tolerance", type=float, default=0.1,
+                        help="with --samples auto: stop when the estimated rank agreement with "
+                             "the infinite-sample map reaches 1 - tolerance (default 0.1)")
+    parser.add_argument("--max-samples", type=int, default=1000,
+                        help="with --samples auto: the most samples drawn (default 1000)")
     parser.add_argument("--segments", type=int, default=75, help="SLIC superpixels (default 75)")
     parser.add_argument("--p-off", type=float, default=0.6,
                         help="probability of blacking out a superpixel (default 0.6)")
@@ -160,6 +169,17 @@ def add_explainer_arguments(parser) -> None:
                         help="perturbed images per forward pass (default: the fastest measured "
                              "for the model and device, faceexp.models.default_batch_size)")
     parser.add_argument("--seed", type=int, default=0)
+
+
+def samples_value(text: str):
+    """--samples: a whole number, or "auto" (stop when converged)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number or 'auto', got {text!r}") from None
 
 
 def layer_list(text: str) -> list[str]:
@@ -180,13 +200,20 @@ def check_explainer_arguments(args) -> None:
     from faceexp.core import checks
     from faceexp.core.limits import check_memory, explanation_memory
 
-    checks.positive_int(args.samples, "--samples", 2)
+    if args.samples == "auto":
+        checks.positive_int(args.max_samples, "--max-samples", 3)
+        if not 0 < args.tolerance < 1:
+            raise ValueError(f"--tolerance must lie strictly between 0 and 1 (1 - the target "
+                             f"rank agreement, e.g. 0.1), got {args.tolerance}")
+    else:
+        checks.positive_int(args.samples, "--samples", 2)
     checks.positive_int(args.segments, "--segments", 2)
+    largest = args.max_samples if args.samples == "auto" else args.samples
     if args.batch_size is not None:
         checks.positive_int(args.batch_size, "--batch-size")
     n_layers = len(layer_list(args.layers)) if getattr(args, "layers", None) else 1
-    check_memory(explanation_memory(args.samples, args.segments, n_layers),
-                 f"--samples {args.samples} (with --segments {args.segments})",
+    check_memory(explanation_memory(largest, args.segments, n_layers),
+                 f"--samples {largest} (with --segments {args.segments})",
                  lower="--samples or --segments")
     if args.batch_size is not None:
         # The perturbed batch and its padded copy, float32.
@@ -197,9 +224,12 @@ def check_explainer_arguments(args) -> None:
 
 def explainer_options(args) -> dict:
     """Keyword options of :class:`faceexp.explain.explainer.Explainer` from the arguments."""
-    return dict(n_samples=args.samples, n_segments=args.segments, p_off=args.p_off,
-                sampling=args.sampling, kernel=args.kernel, sigma=args.sigma,
-                batch_size=args.batch_size)
+    options = dict(n_samples=args.samples, n_segments=args.segments, p_off=args.p_off,
+                   sampling=args.sampling, kernel=args.kernel, sigma=args.sigma,
+                   batch_size=args.batch_size)
+    if args.samples == "auto":
+        options.update(tolerance=args.tolerance, max_samples=args.max_samples)
+    return options
 
 
 def load_network_embedder(args, command: str, device=None):

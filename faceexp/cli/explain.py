@@ -182,7 +182,12 @@ def run(args) -> int:
     out = explanation.save(out, **extra)
     fits = ", ".join(f"{layer} R2={r2:.2f}" for layer, r2 in zip(explanation.layers,
                                                                  explanation.r2))
-    print(f"{out}: {len(explanation.layers)} heatmap(s) from {args.samples} samples, "
+    used = explanation.samples_used or args.samples
+    stability = explanation.stability
+    drawn = (f"{used} samples (auto: estimated agreement "
+             f"{', '.join(f'{a:.2f}' for a in stability)})" if args.samples == "auto"
+             and stability is not None else f"{used} samples")
+    print(f"{out}: {len(explanation.layers)} heatmap(s) from {drawn}, "
           f"{int(explanation.segments.max()) + 1} superpixels ({fits})"
           + (f"; png {args.png}" if args.png else ""))
     return 0

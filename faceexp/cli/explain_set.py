@@ -66,7 +66,8 @@ OPTION_OF = {"model": "--model", "weights_sha256": "weights (--checkpoint)",
              "n_segments": "--segments", "p_off": "--p-off", "sampling": "--sampling",
              "kernel": "--kernel", "kernel_width": "kernel width (--kernel)",
              "sigma": "--sigma", "batch_size": "--batch-size", "device": "--device",
-             "seed": "--seed", "faceexp_version": "faceexp version",
+             "seed": "--seed", "tolerance": "--tolerance", "max_samples": "--max-samples",
+             "round_samples": "round samples (--samples auto)", "faceexp_version": "faceexp version",
              "read": "image reading (--model)"}
 
 
