@@ -53,6 +53,29 @@ def _is_external(url: str) -> bool:
     return url.startswith("//") or urlparse(url).scheme not in ("", "file", "data")
 
 
+def unrun_problems(*, notebook_dir: Path = NOTEBOOK_DIR, executed_root: Path = EXECUTED_DIR) -> list[str]:
+    """Executed chapters whose generated text names an explainer they did not run (their
+    recorded ``explainers`` parameter), one line each (:func:`book.prose.unrun_explainers`)."""
+    import nbformat
+
+    from book.layout import RECORD
+    from book.prose import unrun_explainers
+    from faceexp.evaluate.compare.explainers import EXPLAINERS
+
+    problems = []
+    for source in notebook_paths(notebook_dir):
+        for executed in sorted(Path(executed_root).glob(f"*/{source.name}")):
+            nb = nbformat.read(str(executed), as_version=4)
+            ran = nb.metadata.get(RECORD, {}).get("parameters", {}).get("explainers")
+            if not ran:
+                continue
+            names = unrun_explainers(nb, list(EXPLAINERS) + ["corrrise"], ran)
+            if names:
+                problems.append(f"{display_path(executed)}: its generated text names {names}, "
+                                f"which this run did not include (explainers={ran})")
+    return problems
+
+
 def audit_book(html: Path | None = None, *, notebook_dir: Path = NOTEBOOK_DIR) -> list[str]:
     """What is wrong with a built book (empty list: nothing).
 
@@ -88,6 +111,7 @@ def audit_book(html: Path | None = None, *, notebook_dir: Path = NOTEBOOK_DIR) -
                 or (not _is_external(u) and (page.parent / unquote(u.split("?")[0])).resolve().is_file())]
         if not good:
             problems.append(f"{stem}: the chapter embeds no figure (images: {images})")
+    problems += unrun_problems(notebook_dir=notebook_dir)
     fonts = html / "_static" / "mathjax" / "es5" / "output" / "chtml" / "fonts" / "woff-v2"
     if not any(fonts.glob("*.woff")):
         problems.append(f"no MathJax fonts in {fonts}")

@@ -136,3 +136,35 @@ def notebook_stale_numbers(path: Path) -> list[tuple[int, str, str]]:
     nb = nbformat.read(str(path), as_version=4)
     return [(k, number, sentence) for k, cell in enumerate(nb.cells) if cell.cell_type == "markdown"
             for number, sentence in stale_numbers(cell.source)]
+
+
+def _output_text(nb) -> str:
+    # what the code cells printed or displayed: the text a reader sees as generated
+    parts = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                parts.append(str(output.get("text", "")))
+            for kind in ("text/markdown", "text/html", "text/plain"):
+                value = output.get("data", {}).get(kind)
+                if value:
+                    parts.append(value if isinstance(value, str) else "".join(value))
+    return "\n".join(parts)
+
+
+def unrun_explainers(nb, known, ran) -> list[str]:
+    """Explainers (names of ``known``) that ``nb``'s generated output names although the run
+    did not include them (``ran``): text that speaks of a method the chapter never ran.
+
+    A name counts only as a whole name (``lime`` is not found inside
+    ``faceexp-lime-paper``); Markdown cells, which describe methods, are not read.
+    """
+    text = _output_text(nb)
+    ran = set(ran)
+    found = []
+    for name in sorted(set(known) - ran):
+        if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
+            found.append(name)
+    return found

@@ -62,3 +62,18 @@ def test_the_allowlist_by_example():
     assert stale_numbers("```{table} The paper's Table I\n| a |\n|---|\n| 3.69 |\n```") == []
     assert stale_numbers("Ours:\n\n| a |\n|---|\n| 3.69 |") == [("3.69", "| a | |---| | 3.69 |")]
     assert stale_numbers("The paper's Table I:\n\n| a |\n|---|\n| 3.69 |") == []
+
+
+def test_generated_text_that_names_an_explainer_not_run_is_found():
+    from nbformat.v4 import new_output
+
+    from book.prose import unrun_explainers
+
+    nb = new_notebook(cells=[
+        new_markdown_cell("Methods: lime, captum-ig and captum-lime are described here."),
+        new_code_cell("x", outputs=[new_output("display_data", data={
+            "text/markdown": "faceexp-lime-paper leads lime; captum-occlusion is third."})])])
+    known = ["faceexp-lime-paper", "lime", "captum-occlusion", "captum-ig", "captum-lime"]
+    assert unrun_explainers(nb, known, ["faceexp-lime-paper", "lime", "captum-occlusion"]) == []
+    assert unrun_explainers(nb, known, ["faceexp-lime-paper", "captum-occlusion"]) == ["lime"]
+    assert unrun_explainers(nb, known, ["lime", "captum-occlusion"]) == ["faceexp-lime-paper"]
