@@ -409,3 +409,24 @@ def test_readings_follow_the_table():
     sentence = fills_reading({"r": result})
     assert "black vs inpaint: tau -1.00" in sentence
     assert "ranks 1 with the black fill and inpaint 2" in sentence and "does favour it" in sentence
+
+
+def test_recommendation_check_reads_chapter_10_against_the_known_answers():
+    import pandas as pd
+
+    from faceexp.study.known_answers import recommendation_check
+
+    rows = []
+    for explainer, delta, low in (("faceexp-lime-paper", 0.19, 0.18), ("captum-occlusion", 0.23, 0.17),
+                                  ("corrrise", 0.05, -0.01)):
+        rows.append({"recogniser": "facenet-casia", "explainer": explainer, "task": "patch",
+                     "map": "dissimilarity", "delta": delta, "delta_low": low, "delta_high": delta + 0.05})
+    table = pd.DataFrame(rows)
+    agree = recommendation_check(table, {"facenet-casia": {"explainer": "captum-occlusion"}})
+    assert "captum-occlusion's (delta 0.23 [0.17, 0.28]): they agree" in agree
+    disagree = recommendation_check(table, {"facenet-casia": {"explainer": "faceexp-lime-paper"}})
+    assert disagree.endswith("they disagree.")
+    none = recommendation_check(table, {"facenet-casia": {"explainer": None, "runner_up": "lime"}})
+    assert "no clear winner" in none and "captum-occlusion's" in none
+    assert "not in this chapter's benchmark" in recommendation_check(table, {"sface": {"explainer": "lime"}})
+    assert "run it first" in recommendation_check(table, None)

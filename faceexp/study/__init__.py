@@ -24,7 +24,7 @@ _EXPORTS = {
     **dict.fromkeys(["source_hash", "make_key", "cached_table"], "cache"),
     **dict.fromkeys(["competence_table", "competence_numbers"], "competence"),
     **dict.fromkeys(["known_answers_subjects", "known_answers_table", "known_answers_reading",
-            "fills_reading", "example_maps"], "known_answers"),
+            "fills_reading", "example_maps", "recommendation_check"], "known_answers"),
     **dict.fromkeys(["compare_subjects"], "explainers"),
     **dict.fromkeys(["explain_study", "mirror_looks", "GapSoftmax", "SOURCE_SEED_OFFSET",
             "gap_vs_softmax_analysis", "psnr_means", "NetworkComparison", "sweep_layers",

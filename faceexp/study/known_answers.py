@@ -17,7 +17,7 @@ import pandas as pd
 from faceexp.evaluate.known_answers.benchmark import KnownAnswers, run_known_answers
 
 __all__ = ["known_answers_subjects", "known_answers_table", "known_answers_reading",
-           "fills_reading", "example_maps"]
+           "fills_reading", "example_maps", "recommendation_check"]
 
 
 def known_answers_subjects(study: Any, names: Sequence[str], *, explainers: Sequence[str],
@@ -135,6 +135,45 @@ def fills_reading(results: dict[str, KnownAnswers], *, black_favoured: str = "fa
                          f"{'does' if better else 'does not'} favour it.")
         lines.append(sentence)
     return "\n\n".join(lines) if lines else "The fills were not run."
+
+
+def recommendation_check(table: pd.DataFrame, recommendation: dict | None, *,
+                         task: str = "patch") -> str:
+    """How the known answers bear on chapter 10's recommendation: per recogniser, chapter
+    10's recommended explainer (``recommendation``: its ``recommendation.json``, recogniser
+    -> ``{"explainer", "runner_up", ...}``) beside the explainer whose dissimilarity map
+    moves most to the swapped pixels beyond its control on ``task`` (the largest ``delta``
+    whose interval lies above 0), and whether they agree. Chapter 10's rule ranks by the
+    insertion gain; this is the check with a known answer that it can pass or fail.
+    """
+    if not recommendation:
+        return ("Chapter 10 wrote no recommendation for this profile (run it first): nothing "
+                "to check against the known answers.")
+    part = table[(table["map"] == "dissimilarity") & (table["task"] == task)]
+    lines = []
+    for recogniser, record in recommendation.items():
+        mine = part[part["recogniser"] == recogniser]
+        if mine.empty:
+            lines.append(f"**{recogniser}**: not in this chapter's benchmark.")
+            continue
+        found = mine[mine["delta_low"] > 0].sort_values("delta", ascending=False)
+        best = found.iloc[0] if len(found) else None
+        chosen = record.get("explainer")
+        said = (f"chapter 10 recommends {chosen}" if chosen else
+                f"chapter 10 finds no clear winner between {record.get('runner_up') or 'its top two'}"
+                f" and the best")
+        if best is None:
+            lines.append(f"**{recogniser}**: {said}; no explainer's dissimilarity map beats its "
+                         f"control on the {task} swap here, so the known answers neither confirm "
+                         f"nor contradict it.")
+            continue
+        verdict = ("they agree" if chosen == best["explainer"] else
+                   ("chapter 10's choice was not scored here" if chosen not in set(mine["explainer"])
+                    else "they disagree"))
+        lines.append(f"**{recogniser}**: {said}; on the {task} swap the dissimilarity map that "
+                     f"moves most to the swapped pixels is {best['explainer']}'s (delta "
+                     f"{_interval(best, 'delta')}): {verdict}.")
+    return "\n\n".join(lines)
 
 
 def example_maps(result: KnownAnswers, task: str, *, explainers: Sequence[str] | None = None,
