@@ -3,6 +3,8 @@ deletion / insertion curves.
 """
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +91,13 @@ def removal_analysis(study: Study, heatmaps: dict, *, thresholds=fremoval.DEFAUL
         images = hs.images.transpose(0, 3, 1, 2)
         maps = hs.embedding
         pairs = fprot.verification_pairs_by_pose(hs.frame, all_impostors=all_impostors)
+        if pairs.empty or not (pairs["label"] == 1).any() or not (pairs["label"] == 0).any():
+            # e.g. a subject explained on one image per person (images_per_subject): its
+            # heatmaps still count for the other analyses, an EER needs both kinds of pair
+            warnings.warn(f"{name}: its {len(hs.frame)} explained images give no genuine or no "
+                          f"impostor pair, so it is left out of the removal analysis (explain "
+                          f"at least two images per person with it)", stacklevel=2)
+            continue
         for k, s in enumerate(range(seed, seed + max(int(random_seeds), 1))):
             methods = fremoval.METHODS if k == 0 else ("random-pixels", "random-superpixels")
             res, sim = fremoval.removal_experiment(
@@ -177,10 +186,18 @@ def eer_rise_analysis(study: Study, heatmaps: dict, *, degraded=None, target=0.0
                                     degraded.strength, family=degraded.family, seed=degraded.seed)
             protocols.append((degraded.label, images, fdeg.gallery_probe_pairs(hs.frame)))
         for label, images, pairs in protocols:
+            if pairs.empty or not (pairs["label"] == 1).any() or not (pairs["label"] == 0).any():
+                warnings.warn(f"{name}: no genuine or no impostor pair among its "
+                              f"{len(hs.frame)} explained images on {label}: left out of the "
+                              f"EER rise", stacklevel=2)
+                continue
             table = eer_rise(embed, images.transpose(0, 3, 1, 2), maps, pairs, target=target,
                              segments=hs.segments, random_seeds=random_seeds, seed=seed,
                              layer=layer, batch_size=batch_size, n_boot=n_boot,
                              progress=progress)
             rows.append(table.assign(network=name, protocol=label))
+    if not rows:
+        raise ValueError("no subject's explained images give genuine and impostor pairs: "
+                         "explain at least two images per person")
     out = pd.concat(rows, ignore_index=True)
     return out[["network", "protocol"] + [c for c in out.columns if c not in ("network", "protocol")]]
