@@ -179,7 +179,11 @@ def eer_rise_analysis(study: Study, heatmaps: dict, *, degraded=None, target=0.0
         embed = subject.embedder([layer])
         maps = hs.embedding
         protocols = [("ORL pairs", hs.images, fprot.verification_pairs(hs.frame, all_impostors=True))]
-        if degraded is not None:
+        if degraded is not None and hs.frame.groupby("identity").size().max() < 2:
+            warnings.warn(f"{name}: no person has two of its explained images (a gallery image "
+                          f"and a probe): left out of the EER rise on {degraded.label}",
+                          stacklevel=2)
+        elif degraded is not None:
             probe = fdeg.gallery_probe_roles(hs.frame) == "probe"
             images = hs.images.copy()
             images[probe] = degrade(hs.images[probe], [str(p) for p in hs.frame["path"][probe]],
