@@ -437,3 +437,28 @@ def test_eer_rise_significant_against_random():
     assert diff["rise"] == pytest.approx(sig["rise"] - rnd["rise"])
     assert diff["ci_low"] > 0 and sig["ci_low"] > 0
     assert sig["genuine"] == g.sum() and sig["identities"] == 6
+
+
+def test_eer_rise_leaves_out_a_subject_without_pairs_and_says_so():
+    import warnings
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    from faceexp.study.removal import eer_rise_analysis
+
+    frame = pd.DataFrame({"identity": ["a", "b", "c"], "path": ["a1", "b1", "c1"]})
+    hs = SimpleNamespace(frame=frame, images=np.zeros((3, 8, 8, 3), np.float32),
+                         embedding=np.zeros((3, 8, 8)), segments=np.zeros((3, 8, 8), int))
+    subject = SimpleNamespace(embedding_layer="gap", embedder=lambda layers: None)
+    study = SimpleNamespace(subject=lambda name: subject)
+    degraded = SimpleNamespace(label="degraded (ours)", strength=0.5, family="downscale", seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="no subject's explained images give genuine"):
+            eer_rise_analysis(study, {"resnet50": hs}, degraded=degraded)
+    said = " ".join(str(w.message) for w in caught)
+    assert "resnet50: no person has two of its explained images" in said
+    assert "resnet50: no genuine or no impostor pair among its 3 explained images on ORL pairs" in said
