@@ -153,3 +153,25 @@ def test_records_of_a_gated_subject_and_a_fusion():
     assert undecided["verdict"] == "undecided" and undecided["n_needed"] == 360
     assert undecided["half_width"] == pytest.approx(0.06)
     assert claims.subject_name(" a +b ") == "a+b"
+
+
+def test_claim_e_rise_reads_the_paper_size_and_calls_a_zero_eer_a_ceiling():
+    import numpy as np
+    import pandas as pd
+
+    from faceexp.report import claims
+
+    rise = pd.DataFrame([
+        {"network": "sface", "protocol": "ORL pairs", "method": "significant", "rise": np.nan,
+         "ci_low": np.nan, "ci_high": np.nan, "identities": 12},
+        {"network": "sface", "protocol": "degraded", "method": "significant", "rise": 0.5,
+         "ci_low": 0.4, "ci_high": 0.6, "identities": 12},
+        {"network": "sface", "protocol": "degraded", "method": "random-pixels", "rise": 0.1,
+         "ci_low": 0.0, "ci_high": 0.2, "identities": 12},
+        {"network": "facenet-casia", "protocol": "degraded", "method": "significant", "rise": 0.2,
+         "ci_low": 0.1, "ci_high": 0.3, "identities": 12}])
+    out = claims.claim_e_rise(rise)
+    assert [v.outcome for v in out] == ["cannot be tested", "agrees", "differs"]  # +40% > 35% > +30%
+    assert "ceiling" in out[0].reason and out[1].extra["protocol"] == "degraded"
+    records = claims.as_records(out)
+    assert [r["measure"] for r in records] == [claims.RISE_MEASURE] * 3

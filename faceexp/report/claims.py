@@ -341,8 +341,8 @@ def claim_e_rise(rise: pd.DataFrame, *, gate=None) -> list:
     -------
     list of Verdict
         With ``extra`` ``measure`` (:data:`RISE_MEASURE`), ``protocol`` and the numbers
-        behind the rise. A rise over a clean EER of 0 (a ceiling) is undefined: its
-        verdict is "undecided" with that reason.
+        behind the rise. A rise over a clean EER of 0 (a ceiling of the protocol, as for
+        claim (c)) is undefined: its verdict is "cannot be tested" with that reason.
     """
     required = {"network", "protocol", "method", "rise", "ci_low", "ci_high", "identities"}
     missing = sorted(required - set(rise.columns))
@@ -361,9 +361,9 @@ def claim_e_rise(rise: pd.DataFrame, *, gate=None) -> list:
                 extra[key] = float(getattr(r, key))
         n = int(r.identities) if np.isfinite(r.identities) else None
         if not np.isfinite(r.rise):
-            out.append(fver.verdict("e", n=n, recogniser=r.network, extra=extra, missing=(
-                "the EER before removal is 0 on these pairs (a ceiling): a relative rise "
-                "is undefined")))
+            out.append(fver.verdict("e", n=n, recogniser=r.network, extra=extra, untestable=(
+                "a ceiling of this protocol: the EER before removal is 0 on these pairs, so a "
+                "relative rise is undefined (a harder protocol can test it)")))
             continue
         out.append(fver.verdict("e", float(r.rise), float(r.ci_low), float(r.ci_high), n=n,
                                 recogniser=r.network, extra=extra))
