@@ -92,3 +92,28 @@ def test_a_float_column_shares_the_decimals_of_its_largest_value():
     table = format_table(frame, percent=["eer"], labels={"eer": "EER"})
     # 3 significant digits of 0.107 -> 3 decimals; of 201.4 -> 0; of 0.42 (%) -> 3
     assert table.frame.values.tolist() == [["0.107", "71", "0.000%"], ["0.036", "201", "0.420%"]]
+
+
+def test_chapter_tables_go_through_format_table_in_percent():
+    # report.percent_table / interval_table are format_table with the book's percent columns:
+    # three significant digits of each value, its bounds at its decimals: the fractions
+    # 0.0018 [0.0000, 0.0034] read "0.180% [0.000, 0.340]" (worked by hand).
+    from faceexp.report.text import interval_table, percent_table
+
+    raw = pd.DataFrame({"EER": [0.0018, 0.125], "EER low": [0.0, 0.1], "EER high": [0.0034, 0.15],
+                        "EER before": [0.02, 0.5], "pairs": [40, 12]},
+                       index=pd.Index(["sface", "facenet-casia"], name="subject"))
+    table = percent_table(raw, fractions=["EER before"])
+    assert list(table.frame.columns) == ["subject", "EER [95% interval]", "EER before", "pairs"]
+    assert table.frame["EER [95% interval]"].tolist() == ["0.180% [0.000, 0.340]", "12.5% [10.0, 15.0]"]
+    assert table.frame["EER before"].tolist() == ["2.0%", "50.0%"]
+    assert table.frame["pairs"].tolist() == ["40", "12"]
+    with pytest.raises(ValueError, match="fractions names \\['eer'\\]"):
+        percent_table(raw, fractions=["eer"])
+
+    rows = pd.DataFrame({"system": ["sface"], "group": ["overall"], "eer": [0.0037], "ci_low": [0.0],
+                         "ci_high": [0.0083], "genuine": [40], "impostor": [1000], "identities": [12]})
+    eer = interval_table(rows)
+    assert list(eer.frame.columns) == ["subject", "pose pair", "EER [95% interval]", "genuine",
+                                       "impostor", "identities"]
+    assert eer.frame.iloc[0].tolist() == ["sface", "overall", "0.370% [0.000, 0.830]", "40", "1000", "12"]

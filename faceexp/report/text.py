@@ -21,6 +21,7 @@ from faceexp.core.version import __version__
 from faceexp.models.initial_weights import init_weights_text
 from faceexp import study as fs
 from faceexp.report.plots.common import figure_caption
+from faceexp.report.tables import FormattedTable, format_table
 
 
 def progress() -> bool:
@@ -147,35 +148,40 @@ def verification_table(table: pd.DataFrame) -> pd.DataFrame:
     return out.set_index(["recogniser", "frame"])
 
 
-def interval_table(intervals: pd.DataFrame) -> pd.DataFrame:
+def interval_table(intervals: pd.DataFrame) -> FormattedTable:
     """:func:`faceexp.verify.intervals.eer_interval`'s rows for a page: one row per network and
-    pose pair, "EER % [low, high]" and the pair counts."""
-    out = intervals.copy()
-    out["EER (%) [95% interval]"] = [
-        "n/a" if not np.isfinite(e) else f"{100 * e:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]"
-        for e, lo, hi in zip(out["eer"], out["ci_low"], out["ci_high"])]
-    keys = [c for c in ("system", "group") if c in out]
-    return out.set_index(keys)[["EER (%) [95% interval]", "genuine", "impostor", "identities"]]
+    pose pair, "EER [95% interval]" in percent and the pair counts (through
+    :func:`~faceexp.report.tables.format_table`)."""
+    keys = [c for c in ("system", "group") if c in intervals]
+    keep = keys + [c for c in ("eer", "ci_low", "ci_high", "genuine", "impostor", "identities")
+                   if c in intervals]
+    return format_table(intervals[keep].reset_index(drop=True),
+                        intervals={"EER [95% interval]": ("eer", "ci_low", "ci_high")},
+                        percent=("eer", "ci_low", "ci_high"),
+                        labels={"system": "subject", "group": "pose pair"})
 
 
-def percent_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Columns ``X``, ``X low``, ``X high`` (fractions) as one column "X (%) [95% interval]"."""
-    out = pd.DataFrame(index=table.index)
+def percent_table(table: pd.DataFrame, *, fractions=()) -> FormattedTable:
+    """Columns ``X``, ``X low``, ``X high`` (fractions) as one column "X [95% interval]" in
+    percent, through :func:`~faceexp.report.tables.format_table`; ``fractions``: other
+    columns holding fractions, printed in percent too. Other columns as format_table prints
+    them; the index is kept when it means something."""
+    intervals, percent = {}, set(fractions)
     for column in table.columns:
-        if column.endswith((" low", " high")):
-            continue
         if f"{column} low" in table and f"{column} high" in table:
-            out[f"{column} (%) [95% interval]"] = [
-                "n/a" if not np.isfinite(v) else f"{100 * v:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]"
-                for v, lo, hi in zip(table[column], table[f"{column} low"], table[f"{column} high"])]
-        else:
-            out[column] = table[column]
-    return out
+            intervals[f"{column} [95% interval]"] = (column, f"{column} low", f"{column} high")
+            percent |= {column, f"{column} low", f"{column} high"}
+    missing = sorted(set(fractions) - set(table.columns))
+    if missing:
+        raise ValueError(f"fractions names {missing}, which are not columns of the table "
+                         f"({list(table.columns)})")
+    return format_table(table, intervals=intervals, percent=sorted(percent, key=str))
 
 
-def layer_eer_table(per_layer: pd.DataFrame, *, block_ends_only: bool = True) -> pd.DataFrame:
+def layer_eer_table(per_layer: pd.DataFrame, *, block_ends_only: bool = True) -> FormattedTable:
     """:attr:`faceexp.study.LayerAnalysis.per_layer` as a readable table: network, layer,
-    "EER (%) [95% interval]", genuine and impostor pair counts (block ends only by default)."""
+    "EER [95% interval]" in percent, genuine and impostor pair counts (block ends only by
+    default)."""
     rows = per_layer[per_layer["block_end"]] if block_ends_only else per_layer
     table = rows.rename(columns={"ci_low": "EER low", "ci_high": "EER high", "eer": "EER"})
     keep = [c for c in ("network", "layer", "EER", "EER low", "EER high", "genuine", "impostor")
@@ -351,7 +357,10 @@ def write_summary(output_dir, name: str, *, summary: str, values: dict | None = 
     return path
 
 
-def _plain_table(table: pd.DataFrame) -> dict:
+def _plain_table(table) -> dict:
+    # a FormattedTable is stored as the reader sees it (its strings)
+    if isinstance(table, FormattedTable):
+        table = table.frame
     d = table.to_dict(orient="split")
     d["data"] = [[_plain(x) for x in row] for row in d["data"]]
     d["index"] = [str(i) for i in d["index"]]
