@@ -16,7 +16,7 @@ import torch
 from faceexp.core import checks
 from faceexp.evaluate.faithfulness import DEFAULT_STEPS, deletion_order, removal_steps, deletion_auc
 from faceexp.explain.lime_steps import paint
-from faceexp.evaluate.masking import apply_masks, as_images, as_maps, fill_tensor
+from faceexp.evaluate.masking import IMAGE_FILLS, apply_fill, as_images, as_maps, fill_tensor
 from faceexp.core.similarity import cosine_rows
 from faceexp.evaluate.compare.model import one_layer
 
@@ -91,7 +91,8 @@ def similarity_curves(embed: Callable, images: Any, heatmaps: Any, references: d
         "pair": ...}``).
     mode : {"deletion", "insertion"}
     steps : fractions in [0, 1] (or an int number of steps), as ``deletion_curves``
-    fill : "black", "mean", a number or 3 numbers in [0, 1]
+    fill : "black", "mean", a number or 3 numbers in [0, 1], "blur" or "inpaint"
+        What the changed pixels take (:func:`faceexp.evaluate.masking.apply_fill`).
     batch_size : int
 
     Returns
@@ -119,7 +120,8 @@ def similarity_curves(embed: Callable, images: Any, heatmaps: Any, references: d
             raise ValueError(f"references[{name!r}] must be ({n}, D), got {value.shape}")
         refs[name] = value
     batch_size = checks.positive_int(batch_size, "batch_size")
-    fill_t = fill_tensor(fill, tensor)
+    if not (isinstance(fill, str) and fill in IMAGE_FILLS):
+        fill_tensor(fill, tensor)   # a bad constant fill fails here, before any forward
     counts = np.floor(fractions * height * width + 0.5).astype(np.int64)
     jobs = [(k, s) for k in range(n) for s in range(len(fractions))]
     orders = [deletion_order(maps[k], None, "most-relevant-first", 0, k) for k in range(n)]
@@ -132,9 +134,10 @@ def similarity_curves(embed: Callable, images: Any, heatmaps: Any, references: d
         if mode == "insertion":
             masks = ~masks
         index = torch.tensor([k for k, _ in chunk])
-        batch = apply_masks(tensor[index], masks.reshape(-1, height, width), fill_t)
+        batch = apply_fill(tensor[index], masks.reshape(-1, height, width), fill)
         (value,) = one_layer(embed(batch), len(chunk), "embed")
-        embedded[start:start + len(chunk)] = value.detach().cpu().double().numpy()
+        embedded[start:start + len(chunk)] = value.detach().cpu().double().numpy() \
+            if isinstance(value, torch.Tensor) else np.asarray(value, dtype=np.float64)
     rows = []
     for name, ref in refs.items():
         sims = cosine_rows(embedded, ref[[k for k, _ in jobs]])

@@ -13,16 +13,11 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 import torch
 
-from faceexp.core import checks
-from faceexp.core.similarity import cosine_rows
-from faceexp.evaluate.compare.measures import CURVE_MODES, curve_auc
-from faceexp.evaluate.compare.model import one_layer
-from faceexp.evaluate.faithfulness import DEFAULT_STEPS, deletion_order, removal_steps
-from faceexp.evaluate.masking import apply_fill, as_images, as_maps
+from faceexp.evaluate.compare.measures import CURVE_MODES, curve_auc, similarity_curves
+from faceexp.evaluate.faithfulness import DEFAULT_STEPS
 
 __all__ = ["FILLS", "fill_curves", "fill_aucs", "fill_ranking", "fill_agreement"]
 
@@ -58,40 +53,12 @@ def fill_curves(embed: Callable, images: Any, heatmaps: Any, references: Any, *,
     DataFrame
         Columns ``image``, ``mode``, ``fill``, ``fraction``, ``n_pixels``, ``similarity``.
     """
-    if mode not in CURVE_MODES:
-        raise ValueError(f"mode must be one of {CURVE_MODES}, got {mode!r}")
-    if not callable(embed):
-        raise ValueError("embed must be a callable mapping (N, 3, H, W) batches to embeddings")
-    tensor = as_images(images)
-    n, _, height, width = tensor.shape
-    maps = as_maps(heatmaps, (n, height, width), "heatmaps")
-    references = np.asarray(references.detach().cpu() if isinstance(references, torch.Tensor)
-                            else references, dtype=np.float64)
-    if references.ndim != 2 or references.shape[0] != n:
-        raise ValueError(f"references must be ({n}, D), one reference per image, got "
-                         f"{references.shape}")
-    batch_size = checks.positive_int(batch_size, "batch_size")
-    fractions = removal_steps(steps)
-    counts = np.floor(fractions * height * width + 0.5).astype(np.int64)
-    jobs = [(k, s) for k in range(n) for s in range(len(fractions))]
-    orders = [deletion_order(maps[k], None, "most-relevant-first", 0, k) for k in range(n)]
-    embedded = np.empty((len(jobs), references.shape[1]))
-    for start in range(0, len(jobs), batch_size):
-        chunk = jobs[start:start + batch_size]
-        masks = np.zeros((len(chunk), height * width), dtype=bool)
-        for row, (k, s) in enumerate(chunk):
-            masks[row, orders[k][:counts[s]]] = True
-        if mode == "insertion":
-            masks = ~masks
-        index = torch.tensor([k for k, _ in chunk])
-        batch = apply_fill(tensor[index], masks.reshape(-1, height, width), fill)
-        (value,) = one_layer(embed(batch), len(chunk), "embed")
-        embedded[start:start + len(chunk)] = value.detach().cpu().double().numpy() \
-            if isinstance(value, torch.Tensor) else np.asarray(value, dtype=np.float64)
-    sims = cosine_rows(embedded, references[[k for k, _ in jobs]])
-    return pd.DataFrame([{"image": k, "mode": mode, "fill": str(fill),
-                          "fraction": float(fractions[s]), "n_pixels": int(counts[s]),
-                          "similarity": float(sim)} for (k, s), sim in zip(jobs, sims)])
+    references = (references.detach().cpu() if isinstance(references, torch.Tensor)
+                  else references)
+    curves = similarity_curves(embed, images, heatmaps, {"pair": references}, mode=mode,
+                               steps=steps, fill=fill, batch_size=batch_size)
+    return curves.drop(columns="reference").assign(fill=str(fill))[
+        ["image", "mode", "fill", "fraction", "n_pixels", "similarity"]]
 
 
 def fill_aucs(embed: Callable, images: Any, maps: dict, references: Any, *,
