@@ -107,8 +107,31 @@ def test_auto_rule_stops_earlier_for_less_noise():
     low, high = used[0.5], used[3.0]
     assert low[0] < high[0]
     assert low[1]["converged"] and low[1]["agreement"][0] >= 0.95
-    # every check before the last was below the target
-    assert all(a < 0.95 for _, a in low[1]["history"][:-1])
+    # it stopped at the first two checks in a row at the target (DEFAULT_CONFIRM = 2)
+    at = [a >= 0.95 for _, a in low[1]["history"]]
+    assert at[-2:] == [True, True] and low[1]["confirm"] == 2
+    assert not any(a and b for a, b in zip(at[:-2], at[1:-1]))
+
+
+def test_auto_rule_waits_for_a_second_check_at_the_target():
+    # The same noisy linear stream and split seed under confirm=1 and confirm=2: the
+    # estimates are the same check by check, confirm=1 stops at the first one at the target,
+    # confirm=2 goes on to the first two in a row (at least one round later).
+    z, y, w = _linear(1000, 3.0, 7)
+    runs = {}
+    for confirm in (1, 2):
+        n, _, _, _, record = sample_until_agreement(
+            _linear_batches(1000, 3.0), z, w, tolerance=0.05, round_samples=100, ridge=0.0,
+            seed=0, confirm=confirm)
+        runs[confirm] = (n, [a for _, a in record["history"]])
+    n1, h1 = runs[1]
+    n2, h2 = runs[2]
+    assert h1[-1] >= 0.95 and all(a < 0.95 for a in h1[:-1])      # first crossing
+    assert n2 >= n1 + 100 and h2[:len(h1)] == h1                     # same estimates, later stop
+    assert h2[-1] >= 0.95 and h2[-2] >= 0.95
+    with pytest.raises(ValueError, match="confirm"):
+        sample_until_agreement(_linear_batches(300, 3.0), z[:300], w[:300], tolerance=0.05,
+                               round_samples=100, ridge=0.0, seed=0, confirm=0)
 
 
 # ------------------------------------------------------------ the explainer
