@@ -53,6 +53,10 @@ def _is_external(url: str) -> bool:
     return url.startswith("//") or urlparse(url).scheme not in ("", "file", "data")
 
 
+#: Chapter -> the chapters whose results its generated text quotes (with their explainers).
+QUOTES = {"11_known_answers": ("10_which_explainer",)}
+
+
 def unrun_problems(*, notebook_dir: Path = NOTEBOOK_DIR, executed_root: Path = EXECUTED_DIR) -> list[str]:
     """Executed chapters whose generated text names an explainer they did not run (their
     recorded ``explainers`` parameter), one line each (:func:`book.prose.unrun_explainers`)."""
@@ -62,13 +66,21 @@ def unrun_problems(*, notebook_dir: Path = NOTEBOOK_DIR, executed_root: Path = E
     from book.prose import unrun_explainers
     from faceexp.evaluate.compare.explainers import EXPLAINERS
 
+    def explainers_of(executed):
+        nb = nbformat.read(str(executed), as_version=4)
+        return nb, nb.metadata.get(RECORD, {}).get("parameters", {}).get("explainers")
+
     problems = []
     for source in notebook_paths(notebook_dir):
         for executed in sorted(Path(executed_root).glob(f"*/{source.name}")):
-            nb = nbformat.read(str(executed), as_version=4)
-            ran = nb.metadata.get(RECORD, {}).get("parameters", {}).get("explainers")
+            nb, ran = explainers_of(executed)
             if not ran:
                 continue
+            # a chapter may name what the chapters it quotes ran (11 reads 10's recommendation)
+            for quoted in QUOTES.get(source.stem, ()):
+                other = executed.parent / f"{quoted}.ipynb"
+                if other.is_file():
+                    ran = list(ran) + list(explainers_of(other)[1] or [])
             names = unrun_explainers(nb, list(EXPLAINERS) + ["corrrise"], ran)
             if names:
                 problems.append(f"{display_path(executed)}: its generated text names {names}, "

@@ -77,3 +77,33 @@ def test_generated_text_that_names_an_explainer_not_run_is_found():
     assert unrun_explainers(nb, known, ["faceexp-lime-paper", "lime", "captum-occlusion"]) == []
     assert unrun_explainers(nb, known, ["faceexp-lime-paper", "captum-occlusion"]) == ["lime"]
     assert unrun_explainers(nb, known, ["lime", "captum-occlusion"]) == ["faceexp-lime-paper"]
+
+
+def test_a_chapter_may_name_what_the_chapter_it_quotes_ran(tmp_path):
+    # Chapter 11 quotes chapter 10's recommendation: an explainer chapter 10 ran may appear in
+    # 11's text; one neither ran is still found.
+    import nbformat
+    from nbformat.v4 import new_output
+
+    from book.browser import unrun_problems
+    from book.layout import RECORD
+
+    sources, executed = tmp_path / "notebooks", tmp_path / "executed" / "demo"
+    sources.mkdir()
+    executed.mkdir(parents=True)
+
+    def write(stem, text, ran):
+        nbformat.write(new_notebook(), str(sources / f"{stem}.ipynb"))
+        nb = new_notebook(cells=[new_code_cell("x", outputs=[new_output(
+            "display_data", data={"text/markdown": text})])])
+        nb.metadata[RECORD] = {"parameters": {"explainers": ran}}
+        nbformat.write(nb, str(executed / f"{stem}.ipynb"))
+
+    write("10_which_explainer", "faceexp-lime-p0.2 leads captum-occlusion.",
+          ["faceexp-lime-p0.2", "captum-occlusion"])
+    write("11_known_answers", "chapter 10 finds no clear winner between faceexp-lime-p0.2 and "
+          "captum-occlusion; corrrise moves most.", ["corrrise", "captum-occlusion"])
+    assert unrun_problems(notebook_dir=sources, executed_root=tmp_path / "executed") == []
+    write("11_known_answers", "lime moves most.", ["corrrise"])
+    (problem,) = unrun_problems(notebook_dir=sources, executed_root=tmp_path / "executed")
+    assert "['lime']" in problem

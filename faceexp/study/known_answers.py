@@ -160,8 +160,8 @@ def recommendation_check(table: pd.DataFrame, recommendation: dict | None, *,
         best = found.iloc[0] if len(found) else None
         chosen = record.get("explainer")
         said = (f"chapter 10 recommends {chosen}" if chosen else
-                f"chapter 10 finds no clear winner between {record.get('runner_up') or 'its top two'}"
-                f" and the best")
+                f"chapter 10 finds no clear winner between {record.get('best') or 'its best'} and "
+                f"{record.get('runner_up') or 'its runner-up'}")
         if best is None:
             lines.append(f"**{recogniser}**: {said}; no explainer's dissimilarity map beats its "
                          f"control on the {task} swap here, so the known answers neither confirm "
