@@ -98,3 +98,15 @@ def test_a_subject_the_competence_gate_left_out_is_said_so_and_extras_can_be_kep
     old = {"claim": "a", "recogniser": "mb2", "ours": 1.0, "low": 0.0, "high": 2.0, "outcome": "agrees"}
     assert set(claim_records([old], keep_extra=True)[0]) == {"claim", "subject", "value", "ci_low", "ci_high",
                                                               "n", "verdict", "reason"}
+
+
+def test_a_subject_that_failed_the_competence_gate_is_named_once():
+    gate = "verification EER 19.8% [11.7, 28.2] over 12 test identities; the gate asks below 10%"
+    records = RECORDS[:1] + [
+        {"claim": c, "subject": "mobilenetv2", "value": None, "ci_low": None, "ci_high": None,
+         "n": None, "verdict": "not competent", "reason": gate + "."} for c in ("b", "a", "d")]
+    text = findings_markdown(records, units={"a": "dB"})
+    assert text.count(gate) == 1
+    assert ("**What it could not decide, and why.** Every claim tested was decided.\n\n"
+            "**Left out of the claims.** mobilenetv2 is not judged on claims (a), (b), (d), having "
+            "failed the competence check: " + gate + ".\n") in text

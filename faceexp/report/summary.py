@@ -172,12 +172,14 @@ def findings_markdown(records, *, units: dict | None = None, chapters: dict | No
     -------
     str
         "**What the book found.**" (agrees/differs), "**What it could not decide, and
-        why.**" (undecided/cannot be tested) and one paragraph per chapter.
+        why.**" (undecided/cannot be tested), "**Left out of the claims.**" (one sentence
+        per subject that failed the competence gate) and one paragraph per chapter.
     """
     units = units or {}
     rows = claim_records(records, keep_extra=True)
     decided = [r for r in rows if r["verdict"] in ("agrees", "differs")]
-    open_ = [r for r in rows if r["verdict"] not in ("agrees", "differs")]
+    open_ = [r for r in rows if r["verdict"] not in ("agrees", "differs", "not competent")]
+    left_out = [r for r in rows if r["verdict"] == "not competent"]
     parts = []
     if rows:
         counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
@@ -188,6 +190,8 @@ def findings_markdown(records, *, units: dict | None = None, chapters: dict | No
         parts.append("**What it could not decide, and why.** "
                      + (" ".join(verdict_sentence(r, unit=_unit(units, r), digits=digits)
                                  for r in open_) or "Every claim tested was decided."))
+        if left_out:
+            parts.append("**Left out of the claims.** " + not_competent_sentences(left_out))
     else:
         parts.append("**What the book found.** No chapter has recorded a verdict yet.")
     for title, values in (chapters or {}).items():
@@ -195,6 +199,25 @@ def findings_markdown(records, *, units: dict | None = None, chapters: dict | No
         if sentences:
             parts.append(f"**{title}.** " + " ".join(sentences))
     return "\n\n".join(parts) + "\n"
+
+
+def not_competent_sentences(records) -> str:
+    """One sentence per subject that failed the competence gate, naming its claims once
+    (instead of repeating the gate's reason under every claim), e.g. ``mobilenetv2 is not
+    judged on claims (a), (b): <reason>.``"""
+    by_subject: dict = {}
+    for record in records:
+        r = normalise_record(record)
+        entry = by_subject.setdefault(r["subject"], {"claims": [], "reason": r["reason"]})
+        if r["claim"] not in entry["claims"]:
+            entry["claims"].append(r["claim"])
+    sentences = []
+    for subject, entry in by_subject.items():
+        claims = ", ".join(f"({c})" for c in sorted(entry["claims"]))
+        reason = entry["reason"].strip().rstrip(".") or "no reason given"
+        sentences.append(f"{subject} is not judged on claim{'s' if len(entry['claims']) > 1 else ''} "
+                         f"{claims}, having failed the competence check: {reason}.")
+    return " ".join(sentences)
 
 
 def split_sentence(splits) -> str:
