@@ -233,7 +233,7 @@ EXPLAINERS = {spec.name: spec for spec in (
                   f"the paper: 75 superpixels, p_off=0.6, faceexp's defaults, {_SAMPLES}",
                   _SETS_SAMPLES),
     ExplainerSpec("faceexp-lime-p0.2", _faceexp_lime(p_off=0.2), "region", False, True,
-                  "faceexp", f"chapter 8's most faithful setting: p_off=0.2, {_SAMPLES}",
+                  "faceexp", f"a low drop rate, p_off=0.2 (chapter 8 compares drop rates), {_SAMPLES}",
                   _SETS_SAMPLES),
     ExplainerSpec("faceexp-lime-matlab", _faceexp_lime(sampling="matlab"), "region", False,
                   True, "faceexp", f"the MATLAB LIME's sampling, {_SAMPLES}", _SETS_SAMPLES),
@@ -267,12 +267,15 @@ DEFAULT_EXPLAINERS = ("faceexp-lime-paper", "faceexp-lime-p0.2", "lime", "captum
 
 def explainer_table(names: Sequence[str] | None = None) -> pd.DataFrame:
     """The registry as a table: ``explainer``, ``library``, ``kind``, ``gradients``
-    (needs a torch module), ``stochastic``, ``usual`` (its usual settings) and
+    ("yes": needs a torch module), ``stochastic`` ("yes"/"no"), ``usual`` (its usual settings) and
     ``budget_sets`` (what a budget of images per explanation sets)."""
     names = list(EXPLAINERS) if names is None else [explainer_spec(n).name for n in names]
+    def yes(flag):
+        return "yes" if flag else "no"
+
     return pd.DataFrame([{"explainer": n, "library": EXPLAINERS[n].library,
-                          "kind": EXPLAINERS[n].kind, "gradients": EXPLAINERS[n].gradients,
-                          "stochastic": EXPLAINERS[n].stochastic, "usual": EXPLAINERS[n].usual,
+                          "kind": EXPLAINERS[n].kind, "gradients": yes(EXPLAINERS[n].gradients),
+                          "stochastic": yes(EXPLAINERS[n].stochastic), "usual": EXPLAINERS[n].usual,
                           "budget_sets": EXPLAINERS[n].budget_sets}
                          for n in names])
 
