@@ -62,10 +62,10 @@ def test_findings_markdown_found_then_undecided_then_chapters():
                                                     "weights": "ImageNet"}})
     assert text == (
         "**What the book found.** Of 4 verdicts (claim and subject): 1 agrees, 1 differs, 1 undecided, "
-        "1 cannot be tested. Claim (a) for sface agrees with the paper: 1.2 [0.4, 2.0] dB, n = 24 (95% interval). "
-        "Claim (c) for sface differs from the paper: 0.18% [0.00, 0.34], n = 12 (95% interval).\n\n"
-        "**What it could not decide, and why.** Claim (b) for resnet50 is undecided at -0.10 [-0.30, 0.10], "
-        "n = 8 (95% interval): the interval contains 0. Claim (e) for sface cannot be tested: "
+        "1 cannot be tested.\n\n- Claim (a) for sface agrees with the paper: 1.2 [0.4, 2.0] dB, n = 24 (95% interval).\n"
+        "- Claim (c) for sface differs from the paper: 0.18% [0.00, 0.34], n = 12 (95% interval).\n\n"
+        "**What it could not decide, and why.**\n\n- Claim (b) for resnet50 is undecided at -0.10 [-0.30, 0.10], "
+        "n = 8 (95% interval): the interval contains 0.\n- Claim (e) for sface cannot be tested: "
         "ORL has no profile faces.\n\n"
         "**Training.** EER of sface: 0.42% [0.00, 0.47], n = 225. weights: ImageNet.\n")
     assert findings_markdown([]) == "**What the book found.** No chapter has recorded a verdict yet.\n"

@@ -184,12 +184,12 @@ def findings_markdown(records, *, units: dict | None = None, chapters: dict | No
     if rows:
         counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
         tally = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v])
-        found = " ".join(verdict_sentence(r, unit=_unit(units, r), digits=digits) for r in decided)
-        parts.append(f"**What the book found.** Of {len(rows)} verdicts (claim and subject): {tally}. "
-                     + (found or "No claim was decided on this profile's data."))
-        parts.append("**What it could not decide, and why.** "
-                     + (" ".join(verdict_sentence(r, unit=_unit(units, r), digits=digits)
-                                 for r in open_) or "Every claim tested was decided."))
+        found = _bullets(verdict_sentence(r, unit=_unit(units, r), digits=digits) for r in decided)
+        parts.append(f"**What the book found.** Of {len(rows)} verdicts (claim and subject): {tally}."
+                     + (found or " No claim was decided on this profile's data."))
+        parts.append("**What it could not decide, and why.**"
+                     + (_bullets(verdict_sentence(r, unit=_unit(units, r), digits=digits)
+                                 for r in open_) or " Every claim tested was decided."))
         if left_out:
             parts.append("**Left out of the claims.** " + not_competent_sentences(left_out))
     else:
@@ -199,6 +199,12 @@ def findings_markdown(records, *, units: dict | None = None, chapters: dict | No
         if sentences:
             parts.append(f"**{title}.** " + " ".join(sentences))
     return "\n\n".join(parts) + "\n"
+
+
+def _bullets(sentences) -> str:
+    # One Markdown list item per sentence, after the paragraph's lead-in ("" for none).
+    items = [f"- {x}" for x in sentences]
+    return ("\n\n" + "\n".join(items)) if items else ""
 
 
 def not_competent_sentences(records) -> str:
