@@ -14,7 +14,6 @@ from itertools import combinations
 from typing import Any, Callable
 
 import pandas as pd
-import torch
 
 from faceexp.evaluate.compare.measures import CURVE_MODES, curve_auc, similarity_curves
 from faceexp.evaluate.faithfulness import DEFAULT_STEPS
@@ -53,8 +52,6 @@ def fill_curves(embed: Callable, images: Any, heatmaps: Any, references: Any, *,
     DataFrame
         Columns ``image``, ``mode``, ``fill``, ``fraction``, ``n_pixels``, ``similarity``.
     """
-    references = (references.detach().cpu() if isinstance(references, torch.Tensor)
-                  else references)
     curves = similarity_curves(embed, images, heatmaps, {"pair": references}, mode=mode,
                                steps=steps, fill=fill, batch_size=batch_size)
     return curves.drop(columns="reference").assign(fill=str(fill))[
